@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from hashcore.errors import WorkError
@@ -234,6 +234,8 @@ class Work:
 
     ``target`` is what a backend reports against; the engine sets it to the easier of
     the share and block targets so that a block-solving nonce is never dropped.
+    ``version_mask`` is the BIP 310 mask the pool granted (0: no rolling); a backend that
+    rolls version bits itself (an ASIC) stays inside it and reports the versions it used.
     ``midstate`` (the SHA-256 state after the first 64 bytes) is computed once here.
     """
 
@@ -242,6 +244,7 @@ class Work:
     share_target: int | None = None
     block_target: int | None = None
     origin: WorkOrigin | None = None
+    version_mask: int = 0
     midstate: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -268,6 +271,21 @@ class Work:
     def header(self, nonce: int) -> bytes:
         """The full 80-byte header for ``nonce``."""
         return header_with_nonce(self.header76, nonce)
+
+    def with_version(self, version: int) -> Work:
+        """This work with another header version (bits outside ``version_mask`` kept).
+
+        Raises WorkError when ``version`` changes bits the pool did not grant.
+        """
+        if (version ^ self.version) & ~self.version_mask & 0xFFFFFFFF:
+            raise WorkError(
+                f"version {version:08x} changes bits outside the granted mask {self.version_mask:08x}"
+            )
+        origin = self.origin
+        if origin is not None:
+            origin = replace(origin, version_bits=version & self.version_mask)
+        header76 = struct.pack("<I", version) + self.header76[4:]
+        return replace(self, header76=header76, origin=origin)
 
 
 @dataclass(frozen=True, slots=True)

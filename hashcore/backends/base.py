@@ -36,10 +36,14 @@ class ScanResult:
     Attributes:
         nonces: candidate nonces (may include false positives; never misses one).
         hashes_done: nonces actually hashed, counted from the start of the range.
+        versions: for backends that roll version bits themselves (ASICs), the header
+            version each nonce was found with, parallel to ``nonces``; None means every
+            nonce belongs to the work's own version.
     """
 
     nonces: list[int]
     hashes_done: int
+    versions: list[int] | None = None
 
 
 @runtime_checkable

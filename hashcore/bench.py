@@ -1,0 +1,172 @@
+"""Backend benchmarks, shared by ``hashcore bench`` and the suites in ``bench/``.
+
+Every figure is measured in the same run as its baselines: the reference backend's
+rate (one thread) and hashlib's SHA-256 compression rate over a large buffer (one
+core), so a report reads as ratios that survive a noisy machine. Energy comes from the
+meter given (RAPL, NVML, ASIC board, or an estimate labelled as such).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hashcore.telemetry.base import EnergyMeter, NullMeter
+from hashcore.work import DIFF1_TARGET, NONCE_SPACE, Work
+from hashcore.workers import MAX_RESULTS, ChunkSizer, Scanner, open_scanners
+
+#: The fixed work unit: mainnet block 99960's header (nonce excluded), reported at
+#: difficulty 1 so that results are as rare as real shares.
+BENCH_HEADER76 = bytes.fromhex(
+    "01000000e78b20013e6e9a21b6366ead5d866b2f9dc00664508b90f24da8000000000000"
+    "f94b61259c7e9af3455b277275800d0d6a58b929eedf9e0153a6ef2278a5d53408d11a4d4c86041b"
+)
+BENCH_WORK = Work.from_header(BENCH_HEADER76, DIFF1_TARGET)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchReport:
+    """One backend's benchmark, with its baselines and energy.
+
+    Attributes:
+        backend / threads / path: what ran (``path``: the C code path, when there is one).
+        seconds / hashes / hashrate_hs / per_thread_hs: what it did.
+        baseline_hashrate_hs: the reference backend, one thread, in the same run.
+        hashlib_compressions_s: hashlib SHA-256 compressions per second on one core.
+        ratio_per_thread: ``per_thread_hs / hashlib_compressions_s``.
+        joules / watts / j_per_hash / j_per_th / energy_source / energy_exact: energy over
+            the measured interval (``energy_exact`` False: an estimate or no meter).
+    """
+
+    backend: str
+    threads: int
+    path: str | None
+    seconds: float
+    hashes: int
+    hashrate_hs: float
+    per_thread_hs: float
+    baseline_hashrate_hs: float | None
+    hashlib_compressions_s: float
+    ratio_per_thread: float
+    joules: float
+    watts: float
+    j_per_hash: float | None
+    j_per_th: float | None
+    energy_source: str
+    energy_exact: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hashlib_compressions_per_second(seconds: float = 0.5) -> float:
+    """SHA-256 compressions per second of hashlib (OpenSSL) on one core, big buffer."""
+    buffer = bytes(1 << 22)
+    blocks = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        hashlib.sha256(buffer).digest()
+        blocks += len(buffer) // 64
+    return blocks / elapsed
+
+
+def measure(scanners: list[Scanner], seconds: float, work: Work = BENCH_WORK) -> tuple[int, float]:
+    """Scan with every scanner in its own thread for ``seconds``; (hashes, elapsed)."""
+    span = NONCE_SPACE // len(scanners)
+    totals = [0] * len(scanners)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(scanners) + 1)
+    deadline = 0.0
+
+    def run(index: int, scanner: Scanner) -> None:
+        sizer = ChunkSizer(0.1)
+        start, end = index * span, (index + 1) * span
+        nonce = start
+        barrier.wait()
+        try:
+            while time.perf_counter() < deadline:
+                count = min(sizer.count, end - nonce)
+                if count <= 0:
+                    nonce, count = start, min(sizer.count, span)
+                began = time.perf_counter()
+                result = scanner.scan(work, nonce, count, MAX_RESULTS)
+                sizer.update(result.hashes_done, time.perf_counter() - began)
+                totals[index] += result.hashes_done
+                nonce += result.hashes_done
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, s), daemon=True) for i, s in enumerate(scanners)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    deadline = started + seconds
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return sum(totals), elapsed
+
+
+def _warm_up(scanners: list[Scanner]) -> None:
+    """One small scan each, so a first call's compile or load time is not measured."""
+    for scanner in scanners:
+        scanner.scan(BENCH_WORK, 0, 1024, MAX_RESULTS)
+
+
+def bench(
+    backend: str = "c",
+    seconds: float = 5.0,
+    threads: int = 1,
+    *,
+    options: dict[str, Any] | None = None,
+    baseline: bool = True,
+    meter: EnergyMeter | None = None,
+) -> BenchReport:
+    """Benchmark one backend on the fixed work unit; see :class:`BenchReport`."""
+    meter = meter or NullMeter()
+    scanners = open_scanners(backend, threads, options)  # BackendUnavailable before any timing
+    try:
+        compressions = hashlib_compressions_per_second()
+        baseline_rate = None
+        if baseline:
+            reference = open_scanners("reference", 1)
+            try:
+                hashes, elapsed = measure(reference, min(1.0, max(seconds / 4, 0.3)))
+                baseline_rate = hashes / elapsed
+            finally:
+                reference[0].close()
+        _warm_up(scanners)
+        before = meter.sample()
+        hashes, elapsed = measure(scanners, seconds)
+        after = meter.sample()
+        path = getattr(scanners[0], "path", None)
+    finally:
+        for scanner in scanners:
+            scanner.close()
+    rate = hashes / elapsed
+    joules = max(after.joules - before.joules, 0.0)
+    j_per_hash = joules / hashes if hashes and after.source != "none" else None
+    return BenchReport(
+        backend=backend,
+        threads=threads,
+        path=path,
+        seconds=elapsed,
+        hashes=hashes,
+        hashrate_hs=rate,
+        per_thread_hs=rate / threads,
+        baseline_hashrate_hs=baseline_rate,
+        hashlib_compressions_s=compressions,
+        ratio_per_thread=rate / threads / compressions,
+        joules=joules,
+        watts=joules / elapsed if elapsed else 0.0,
+        j_per_hash=j_per_hash,
+        j_per_th=j_per_hash * 1e12 if j_per_hash is not None else None,
+        energy_source=after.source,
+        energy_exact=after.exact,
+    )

@@ -1,0 +1,339 @@
+"""The ``hashcore`` command: a thin layer over the public API. The only module that prints."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.live import Live
+
+from hashcore.backends import base as registry
+from hashcore.bench import bench
+from hashcore.engine import Miner, MinerStats
+from hashcore.errors import ConfigError, HashcoreError
+from hashcore.liveview import bench_table, format_energy, format_rate, miner_line, miner_table
+from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
+
+#: How long `hashcore mine --embedded` runs unless told otherwise (--forever runs on).
+EMBEDDED_DEFAULT_SECONDS = 60.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one clear line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _hex32(text: str) -> int:
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not hex") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 32-bit value")
+    return value
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("backend options")
+    group.add_argument("--c-path", choices=["auto", "avx512", "avx2", "shani", "scalar"], default=None,
+                       help="C backend code path (default: the fastest this CPU has)")
+    group.add_argument("--asic-port", default=None, help="ASIC serial port, or 'emulator'")
+    group.add_argument("--asic-chip", choices=["bm1366", "bm1397"], default=None, help="ASIC chip model")
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    if args.c_path:
+        options.setdefault("c", {})["path"] = args.c_path
+    if args.asic_port:
+        options.setdefault("asic", {})["port"] = args.asic_port
+    if args.asic_chip:
+        options.setdefault("asic", {})["chip"] = args.asic_chip
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hashcore", description="A Stratum V1 SHA-256d miner core with interchangeable backends.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    mine = commands.add_parser("mine", help="mine against pools (or the embedded pool)")
+    mine.add_argument("--pool", action="append", default=[], metavar="URL",
+                      help="stratum+tcp:// or stratum+ssl:// pool; repeat for failover, in priority order")
+    mine.add_argument("--user", default=None, help="worker name")
+    mine.add_argument("--password", default="x")
+    mine.add_argument("--backend", default="auto", help="backend name(s), comma-separated (default: fastest)")
+    mine.add_argument("--threads", type=_positive_int, default=None, help="worker threads per backend")
+    mine.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                      help=f"stop after this long (--embedded: {EMBEDDED_DEFAULT_SECONDS:.0f} s unless --forever)")
+    mine.add_argument("--forever", action="store_true", help="with --embedded: run until interrupted")
+    mine.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    mine.add_argument("--embedded", action="store_true", help="start the embedded pool and mine against it")
+    mine.add_argument("--difficulty", type=_positive_float, default=0.001,
+                      help="--embedded: the starting share difficulty (vardiff adjusts it)")
+    mine.add_argument("--tls-insecure", action="store_true", help="do not verify pool TLS certificates")
+    mine.add_argument("--tls-ca", default=None, metavar="FILE", help="CA bundle for pool certificates")
+    mine.add_argument("--suggest-difficulty", type=_positive_float, default=None)
+    mine.add_argument("--no-version-rolling", action="store_true", help="do not ask for BIP 310 version rolling")
+    _add_backend_options(mine)
+
+    pool = commands.add_parser("pool", help="run the embedded Stratum pool")
+    pool.add_argument("--host", default="127.0.0.1")
+    pool.add_argument("--port", type=_port, default=3333)
+    pool.add_argument("--difficulty", type=_positive_float, default=1.0, help="starting share difficulty")
+    pool.add_argument("--job-interval", type=_positive_float, default=30.0, metavar="SECONDS")
+    pool.add_argument("--nbits", type=_hex32, default=MAINNET_NBITS, help="block target (hex; 207fffff = regtest)")
+    pool.add_argument("--share-seconds", type=_positive_float, default=5.0, help="vardiff: wanted seconds per share")
+    pool.add_argument("--no-vardiff", action="store_true", help="keep the difficulty fixed")
+    pool.add_argument("--tls-cert", default=None, metavar="FILE", help="serve stratum+ssl with this certificate")
+    pool.add_argument("--tls-key", default=None, metavar="FILE")
+
+    commands.add_parser("devices", help="list backends, available or not, and why").add_argument(
+        "--json", action="store_true"
+    )
+
+    bench_cmd = commands.add_parser("bench", help="benchmark a backend on a fixed work unit")
+    bench_cmd.add_argument("--backend", default="auto")
+    bench_cmd.add_argument("--threads", type=_positive_int, default=1)
+    bench_cmd.add_argument("--seconds", type=_positive_float, default=5.0)
+    bench_cmd.add_argument("--json", action="store_true")
+    _add_backend_options(bench_cmd)
+    return parser
+
+
+# --- mine --------------------------------------------------------------------------------
+
+
+async def _mine(args: argparse.Namespace, console: Console) -> int:
+    backends = [name.strip() for name in args.backend.split(",") if name.strip()]
+    if not backends:
+        raise ConfigError("--backend needs at least one name")
+    pool: EmbeddedPool | None = None
+    urls = list(args.pool)
+    duration = args.duration
+    if args.embedded:
+        pool = EmbeddedPool(
+            difficulty=args.difficulty,
+            job_interval=30.0,
+            vardiff=VardiffPolicy(target_seconds=2.0, retarget_seconds=6.0),
+        )
+        await pool.start()
+        urls.insert(0, pool.url)
+        if duration is None and not args.forever:
+            duration = EMBEDDED_DEFAULT_SECONDS
+    elif not urls:
+        raise ConfigError("give --pool URL (repeat for failover), or --embedded to mine against the embedded pool")
+    user = args.user or ("hashcore" if args.embedded else None)
+    if not user:
+        raise ConfigError("--user is needed to mine against a pool")
+    miner = Miner(
+        urls,
+        user,
+        args.password,
+        backends=backends,
+        threads=args.threads,
+        backend_options=_backend_options(args),
+        tls_verify=not args.tls_insecure,
+        tls_ca=args.tls_ca,
+        suggest_difficulty=args.suggest_difficulty,
+        version_rolling=not args.no_version_rolling,
+        fail_fast=True,
+    )
+    try:
+        await miner.start()
+        stats = await _watch(miner, duration, console)
+    finally:
+        await miner.stop()
+        if pool is not None:
+            await pool.stop()
+    _print_mine_summary(stats, args.json, console)
+    return 0
+
+
+async def _watch(miner: Miner, duration: float | None, console: Console) -> MinerStats:
+    """Run the miner, showing the live view, until done or interrupted."""
+    run = asyncio.create_task(miner.run(duration))
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, interrupted.set)
+    stop_wait = asyncio.create_task(interrupted.wait())
+    live = Live(miner_table(miner.stats()), console=console, refresh_per_second=2, transient=False) \
+        if console.is_terminal else None
+    try:
+        if live is not None:
+            live.start()
+        ticks = 0
+        while not run.done() and not interrupted.is_set():
+            await asyncio.wait({run, stop_wait}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            ticks += 1
+            stats = miner.stats()
+            if live is not None:
+                live.update(miner_table(stats))
+            elif ticks % 5 == 0:
+                console.print(miner_line(stats), highlight=False)
+    finally:
+        if live is not None:
+            live.stop()
+        stop_wait.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    if run.done():
+        run.result()  # raises PoolError when no pool could be reached
+    else:
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+    return miner.stats()
+
+
+def _print_mine_summary(stats: MinerStats, as_json: bool, console: Console) -> None:
+    if as_json:
+        print(json.dumps(stats.to_json()))
+        return
+    console.print(miner_table(stats))
+    console.print(
+        f"mined {stats.hashes:,} hashes in {stats.seconds:.1f} s ({format_rate(stats.hashrate_hs)}); "
+        f"accepted {stats.accepted}, rejected {stats.rejected}, stale {stats.stale}; "
+        f"{format_energy(stats.energy)}",
+        highlight=False,
+    )
+
+
+# --- pool, devices, bench ----------------------------------------------------------------
+
+
+async def _pool(args: argparse.Namespace, console: Console) -> int:
+    context = None
+    if args.tls_cert:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load --tls-cert/--tls-key: {exc}") from exc
+    pool = EmbeddedPool(
+        args.host,
+        args.port,
+        difficulty=args.difficulty,
+        job_interval=args.job_interval,
+        nbits=args.nbits,
+        vardiff=None if args.no_vardiff else VardiffPolicy(target_seconds=args.share_seconds),
+        ssl_context=context,
+    )
+    await pool.start()
+    console.print(f"embedded pool on {pool.url} (difficulty {args.difficulty:g}); Ctrl-C stops it", highlight=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 10.0)
+            stats = pool.stats
+            console.print(
+                f"accepted {stats.accepted}  rejected {stats.rejected_total} {dict(stats.rejected)}  "
+                f"blocks {stats.blocks}",
+                highlight=False,
+            )
+    finally:
+        await pool.stop()
+    return 0
+
+
+def _devices(args: argparse.Namespace, console: Console) -> int:
+    infos = registry.probe_all()
+    if args.json:
+        print(json.dumps([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra} for i in infos]))
+        return 0
+    for info in infos:
+        mark = "[green]available[/]" if info.available else "[red]unavailable[/]"
+        console.print(f"{info.name:10} {mark}  {info.detail}")
+    return 0
+
+
+def _bench(args: argparse.Namespace, console: Console) -> int:
+    name = registry.fastest_available() if args.backend == "auto" else args.backend
+    options = _backend_options(args).get(name, {})
+    if not args.json:
+        console.print(f"benchmarking {name} with {args.threads} thread(s) for {args.seconds:g} s...", highlight=False)
+    report = bench(name, args.seconds, args.threads, options=options).to_json()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        console.print(bench_table([report]))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # With --json, stdout carries only the JSON line: the live view goes to stderr.
+    console = Console(stderr=bool(getattr(args, "json", False)))
+    try:
+        if args.command == "mine":
+            return asyncio.run(_mine(args, console))
+        if args.command == "pool":
+            return asyncio.run(_pool(args, console))
+        if args.command == "devices":
+            return _devices(args, console)
+        if args.command == "bench":
+            return _bench(args, console)
+    except HashcoreError as exc:
+        print(f"hashcore: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,495 @@
+"""The Miner: jobs -> work -> backends -> verified shares -> submit, with accounting.
+
+Threads and the event loop
+--------------------------
+The asyncio loop owns the pool connection (:class:`StratumClient`), every counter and
+every decision about shares. Worker threads only scan: each takes a nonce range from
+the shared :class:`WorkSource`, scans it with its backend and hands the result back to
+the loop with ``call_soon_threadsafe``. On the loop each result is re-hashed with
+hashlib (:func:`verify_nonce`) before anything is sent; false positives, stale jobs and
+duplicates are counted and dropped there.
+
+Block candidates: a Work reports against the easier of the share and block targets.
+A nonce that meets the block target is submitted even below the share difficulty, but
+at most one per job (on regtest nearly every nonce does); it is counted as a block
+candidate, not as a share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hashcore.backends.base import fastest_available
+from hashcore.errors import ConfigError, HashcoreError, PoolError, WorkError
+from hashcore.stratum import events as ev
+from hashcore.stratum.client import ClientOptions, Connected, Disconnected, Link, StratumClient
+from hashcore.telemetry.base import EnergyMeter, EnergySample, NullMeter
+from hashcore.work import NONCE_SPACE, difficulty_to_target, verify_nonce
+from hashcore.workers import MAX_RESULTS, ChunkSizer, Scanner, default_threads, open_scanners
+from hashcore.worksource import Template, WorkSource, WorkUnit
+
+log = logging.getLogger("hashcore.engine")
+
+#: The window of the "recent" hashrate shown live (cgminer's "5s" figure).
+RECENT_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class PoolCounters:
+    """Shares by outcome for one pool."""
+
+    url: str
+    accepted: int = 0
+    rejected: int = 0
+    stale: int = 0
+    unanswered: int = 0
+    difficulty_accepted: float = 0.0
+    connected: bool = False
+    difficulty: float | None = None
+    last_share_time: float | None = None
+    last_reject_reason: str | None = None
+
+
+@dataclass(slots=True)
+class BackendCounters:
+    """Hashes and results for one backend."""
+
+    name: str
+    threads: int
+    hashes: int = 0
+    results: int = 0
+    false_positives: int = 0
+    errors: int = 0
+    path: str | None = None
+    _recent: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
+
+    def add(self, hashes: int, now: float) -> None:
+        self.hashes += hashes
+        self._recent.append((now, hashes))
+        while self._recent and self._recent[0][0] < now - RECENT_SECONDS:
+            self._recent.popleft()
+
+    def recent_hashrate(self, now: float) -> float:
+        recent = [h for t, h in self._recent if t >= now - RECENT_SECONDS]
+        return sum(recent) / RECENT_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class MinerStats:
+    """A snapshot of the miner's counters (see :meth:`Miner.stats`)."""
+
+    seconds: float
+    hashes: int
+    hashrate_hs: float
+    recent_hashrate_hs: float
+    accepted: int
+    rejected: int
+    stale: int
+    discarded: int
+    duplicates: int
+    block_candidates: int
+    blocks_accepted: int
+    pools: list[dict[str, Any]]
+    backends: dict[str, dict[str, Any]]
+    energy: dict[str, Any]
+    active_pool: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``hashcore mine --json`` summary object."""
+        return {
+            "hashes": self.hashes,
+            "seconds": round(self.seconds, 3),
+            "hashrate_hs": self.hashrate_hs,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "stale": self.stale,
+            "discarded": self.discarded,
+            "duplicates": self.duplicates,
+            "blocks": {"candidates": self.block_candidates, "accepted": self.blocks_accepted},
+            "pools": self.pools,
+            "backends": self.backends,
+            **self.energy,
+        }
+
+
+@dataclass(slots=True)
+class _Session:
+    """What one pool connection told us so far."""
+
+    extranonce1: bytes | None = None
+    extranonce2_size: int = 0
+    difficulty: float = 1.0
+    version_mask: int = 0
+
+
+class Miner:
+    """Mines against Stratum pools with one or more backends.
+
+    ``async with Miner(pools=["stratum+tcp://host:3333"], user="me", backends=["c"]) as m:
+    await m.run(duration=60)``; ``m.stats()`` gives the counters at any time.
+
+    Args:
+        pools: pool URLs in priority order (failover goes down the list).
+        user / password: worker credentials.
+        backends: backend names; ``None`` or ``["auto"]`` picks the fastest available.
+        threads: worker threads per backend (default: one per core for CPU backends).
+        backend_options: per-backend factory options, e.g. ``{"c": {"path": "shani"}}``.
+        nonce_span: nonces per header before rolling to the next one.
+        scan_seconds: the target duration of one scan (how fast clean jobs take effect).
+        meter: the energy meter whose joules are charged to this run.
+        client: extra :class:`ClientOptions` fields (timeouts, TLS, failover...).
+    """
+
+    def __init__(
+        self,
+        pools: Sequence[str],
+        user: str,
+        password: str = "x",
+        backends: Sequence[str] | None = None,
+        threads: int | None = None,
+        *,
+        backend_options: dict[str, dict[str, Any]] | None = None,
+        nonce_span: int = NONCE_SPACE,
+        scan_seconds: float = 0.25,
+        meter: EnergyMeter | None = None,
+        **client: Any,
+    ) -> None:
+        if not user:
+            raise ConfigError("a worker name (--user) is needed")
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}")
+        names = list(backends or ["auto"])
+        self.backend_names = [fastest_available() if n == "auto" else n for n in names]
+        if len(set(self.backend_names)) != len(self.backend_names):
+            raise ConfigError(f"backend listed twice: {', '.join(names)}")
+        self.threads = threads
+        self.backend_options = backend_options or {}
+        self.scan_seconds = scan_seconds
+        self.meter: EnergyMeter = meter or NullMeter()
+        try:
+            options = ClientOptions(user=user, password=password, **client)
+        except TypeError as exc:
+            raise ConfigError(f"unknown pool client option: {exc}") from None
+        self.client = StratumClient(list(pools), options, self._on_pool_event)
+        self.source = WorkSource(nonce_span=nonce_span)
+        self.pools = [PoolCounters(url) for url in pools]
+        self.counters: dict[str, BackendCounters] = {}
+        self.discarded = 0
+        self.duplicates = 0
+        self.block_candidates = 0
+        self.blocks_accepted = 0
+        self._sessions: dict[Link, _Session] = {}
+        self._submitted: OrderedDict[Hashable, set[tuple[Any, ...]]] = OrderedDict()
+        self._scanners: dict[str, list[Scanner]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._duty: dict[str, float] = {}
+        self._client_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_at = 0.0
+        self._energy_start: EnergySample | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open every backend (BackendUnavailable here, not mid-mining), then mine."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            for name in self.backend_names:
+                count = self.threads or default_threads(name)
+                options = self.backend_options.get(name, {})
+                self._scanners[name] = await asyncio.to_thread(open_scanners, name, count, options)
+                path = getattr(self._scanners[name][0], "path", None)
+                self.counters[name] = BackendCounters(name, count, path=path)
+                self._duty[name] = 1.0
+        except BaseException:
+            self._close_scanners()
+            raise
+        self._started_at = time.monotonic()
+        self._energy_start = self.meter.sample()
+        for name, scanners in self._scanners.items():
+            for index, scanner in enumerate(scanners):
+                thread = threading.Thread(
+                    target=self._worker, args=(name, scanner), name=f"hashcore-{name}-{index}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        self._client_task = asyncio.create_task(self.client.run())
+
+    async def run(self, duration: float | None = None) -> None:
+        """Mine for ``duration`` seconds (forever when None). Raises PoolError when the
+        client gives up (``fail_fast`` and no pool reachable)."""
+        if self._client_task is None:
+            await self.start()
+        assert self._client_task is not None
+        waiting: set[asyncio.Future[Any]] = {self._client_task}
+        timer = asyncio.ensure_future(asyncio.sleep(duration)) if duration is not None else None
+        if timer is not None:
+            waiting.add(timer)
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if self._client_task.done() and not self._client_task.cancelled():
+            exc = self._client_task.exception()
+            if exc is not None:
+                raise exc
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self.source.stop()
+        if self._client_task is not None:
+            self._client_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HashcoreError):
+                await self._client_task
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.to_thread(self._join_workers)
+        self._close_scanners()
+        self.meter.close()
+
+    async def __aenter__(self) -> Miner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _join_workers(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _close_scanners(self) -> None:
+        for scanners in self._scanners.values():
+            for scanner in scanners:
+                with contextlib.suppress(Exception):
+                    scanner.close()
+
+    # --- control (throttling) ----------------------------------------------------------
+
+    def set_duty(self, backend: str, duty: float) -> None:
+        """Run ``backend`` only this fraction of the time (0 pauses it, 1 is full speed)."""
+        if backend not in self._duty:
+            raise ConfigError(f"backend {backend!r} is not running")
+        self._duty[backend] = min(max(duty, 0.0), 1.0)
+
+    # --- worker threads ----------------------------------------------------------------
+
+    def _worker(self, name: str, scanner: Scanner) -> None:
+        sizer = ChunkSizer(self.scan_seconds)
+        loop = self._loop
+        assert loop is not None
+        while not self._stop.is_set():
+            duty = self._duty[name]
+            if duty <= 0.0:
+                self._stop.wait(self.scan_seconds)
+                continue
+            unit = self.source.take(sizer.count)
+            if unit is None:
+                continue
+            started = time.perf_counter()
+            try:
+                result = scanner.scan(unit.work, unit.nonce_start, unit.count, MAX_RESULTS)
+            except Exception as exc:
+                log.error("backend %s failed: %s; this worker stops", name, exc)
+                loop.call_soon_threadsafe(self._on_worker_error, name)
+                return
+            elapsed = time.perf_counter() - started
+            sizer.update(result.hashes_done, elapsed)
+            try:
+                loop.call_soon_threadsafe(self._on_scan, name, unit, result)
+            except RuntimeError:
+                return  # the loop is closed: the miner is shutting down
+            if duty < 1.0:
+                self._stop.wait(elapsed * (1.0 - duty) / duty)
+
+    def _on_worker_error(self, name: str) -> None:
+        self.counters[name].errors += 1
+
+    # --- results (event loop) ----------------------------------------------------------
+
+    def _on_scan(self, name: str, unit: WorkUnit, result: Any) -> None:
+        counters = self.counters[name]
+        counters.add(result.hashes_done, time.monotonic())
+        for i, nonce in enumerate(result.nonces):
+            work = unit.work
+            if result.versions is not None:
+                try:
+                    work = work.with_version(result.versions[i])
+                except (WorkError, IndexError) as exc:
+                    counters.errors += 1
+                    log.warning("backend %s returned a bad version: %s", name, exc)
+                    continue
+            try:
+                share = verify_nonce(work, nonce)
+            except WorkError as exc:
+                counters.errors += 1
+                log.warning("backend %s returned a bad nonce: %s", name, exc)
+                continue
+            counters.results += 1
+            if not share.meets_target:
+                counters.false_positives += 1
+                continue
+            self._consider(unit, share)
+
+    def _consider(self, unit: WorkUnit, share: Any) -> None:
+        template = self.source.template(unit.key)
+        if template is None:
+            self.discarded += 1  # its job was cleaned or its connection is gone
+            return
+        origin = share.work.origin
+        seen = self._submitted.setdefault(unit.key, set())
+        while len(self._submitted) > 32:
+            self._submitted.popitem(last=False)
+        identity = (origin.extranonce2, origin.ntime, origin.version_bits, share.nonce)
+        if identity in seen:
+            self.duplicates += 1
+            return
+        if share.meets_block_target and self.source.mark_block_candidate(unit.key):
+            kind = "block"
+            self.block_candidates += 1
+            log.warning("block candidate found: %s", share.hash[::-1].hex())
+        elif share.meets_share_target:
+            kind = "share"
+        else:
+            return  # a block-target nonce after this job's one candidate: not a share
+        seen.add(identity)
+        link = template.session
+        assert isinstance(link, Link)
+        task = asyncio.create_task(self._submit(link, share, kind))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _submit(self, link: Link, share: Any, kind: str) -> None:
+        pool = self.pools[link.index]
+        try:
+            result = await self.client.submit(link, share.work.origin, share.nonce)
+        except PoolError as exc:
+            pool.unanswered += 1
+            log.warning("%s: %s not confirmed: %s", link.url, kind, exc)
+            return
+        if kind == "block":
+            if result.accepted:
+                self.blocks_accepted += 1
+            log.warning("%s: block candidate %s", link.url, "accepted" if result.accepted else result.reason)
+            return
+        if result.accepted:
+            pool.accepted += 1
+            pool.difficulty_accepted += pool.difficulty or 0.0
+            pool.last_share_time = time.time()
+        elif result.stale:
+            pool.stale += 1
+        else:
+            pool.rejected += 1
+            pool.last_reject_reason = result.reason
+            log.warning("%s: share rejected: %s", link.url, result.reason)
+
+    # --- pool events (event loop) ------------------------------------------------------
+
+    def _on_pool_event(self, link: Link, event: object) -> None:
+        pool = self.pools[link.index]
+        session = self._sessions.setdefault(link, _Session())
+        if isinstance(event, Connected):
+            pool.connected = True
+        elif isinstance(event, Disconnected):
+            pool.connected = False
+            self.source.drop_session(link)
+            self._sessions.pop(link, None)
+        elif isinstance(event, (ev.Configured, ev.SetVersionMask)):
+            session.version_mask = event.version_mask
+        elif isinstance(event, (ev.Subscribed, ev.SetExtranonce)):
+            session.extranonce1, session.extranonce2_size = event.extranonce1, event.extranonce2_size
+        elif isinstance(event, ev.SetDifficulty):
+            session.difficulty = event.difficulty
+            pool.difficulty = event.difficulty
+            self.source.set_share_target(link, difficulty_to_target(event.difficulty))
+        elif isinstance(event, ev.NewJob):
+            if session.extranonce1 is None:
+                log.warning("%s: job %s before subscription; ignored", link.url, event.job.job_id)
+                return
+            pool.difficulty = session.difficulty
+            self.source.add(
+                Template(
+                    event.job,
+                    link,
+                    session.extranonce1,
+                    session.extranonce2_size,
+                    difficulty_to_target(session.difficulty),
+                    session.version_mask,
+                )
+            )
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def stats(self) -> MinerStats:
+        now = time.monotonic()
+        seconds = max(now - self._started_at, 1e-9) if self._started_at else 0.0
+        hashes = sum(c.hashes for c in self.counters.values())
+        energy = self._energy(hashes)
+        backends = {
+            name: {
+                "hashes": c.hashes,
+                "hashrate_hs": c.hashes / seconds if seconds else 0.0,
+                "recent_hashrate_hs": c.recent_hashrate(now),
+                "threads": c.threads,
+                "path": c.path,
+                "false_positives": c.false_positives,
+                "errors": c.errors,
+                "duty": self._duty.get(name, 1.0),
+            }
+            for name, c in self.counters.items()
+        }
+        pools = [
+            {
+                "url": p.url,
+                "accepted": p.accepted,
+                "rejected": p.rejected,
+                "stale": p.stale,
+                "unanswered": p.unanswered,
+                "connected": p.connected,
+                "difficulty": p.difficulty,
+            }
+            for p in self.pools
+        ]
+        link = self.client.link
+        return MinerStats(
+            seconds=seconds,
+            hashes=hashes,
+            hashrate_hs=hashes / seconds if seconds else 0.0,
+            recent_hashrate_hs=sum(c.recent_hashrate(now) for c in self.counters.values()),
+            accepted=sum(p.accepted for p in self.pools),
+            rejected=sum(p.rejected for p in self.pools),
+            stale=sum(p.stale for p in self.pools),
+            discarded=self.discarded,
+            duplicates=self.duplicates,
+            block_candidates=self.block_candidates,
+            blocks_accepted=self.blocks_accepted,
+            pools=pools,
+            backends=backends,
+            energy=energy,
+            active_pool=link.url if link else None,
+        )
+
+    def _energy(self, hashes: int) -> dict[str, Any]:
+        sample = self.meter.sample()
+        start = self._energy_start or sample
+        joules = max(sample.joules - start.joules, 0.0)
+        j_per_hash = joules / hashes if hashes and sample.source != "none" else None
+        return {
+            "joules": joules,
+            "watts": sample.watts,
+            "j_per_hash": j_per_hash,
+            "j_per_th": j_per_hash * 1e12 if j_per_hash is not None else None,
+            "energy_source": sample.source,
+            "energy_exact": sample.exact,
+        }

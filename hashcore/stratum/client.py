@@ -1,0 +1,409 @@
+"""The Stratum V1 transport: sockets, TLS, timeouts, reconnects and pool failover.
+
+:class:`StratumClient` keeps one connection to the best reachable pool of a priority
+list. It feeds the bytes to a :class:`~hashcore.stratum.protocol.ClientConnection` and
+passes its events on to a handler, tagged with a :class:`Link` that says which pool and
+which connection they came from (a share found on an old connection must never be sent
+on a new one). It decides nothing about the protocol itself.
+
+* Connect timeout, TCP keepalive, and a watchdog: no bytes from the pool for
+  ``idle_timeout`` seconds means the connection is dead; reconnect.
+* Reconnect with exponential backoff and jitter, per pool.
+* Failover: pools are tried in priority order; while on a backup, the better pools are
+  probed every ``failback_interval`` seconds and the client returns to the first one
+  that answers.
+* ``client.reconnect`` is followed (to the same host only, unless allowed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from hashcore.errors import ConfigError, PoolError
+from hashcore.stratum import events as ev
+from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE
+from hashcore.stratum.protocol import ClientConnection, LocalProtocolError
+from hashcore.work import DEFAULT_VERSION_MASK, WorkOrigin
+
+log = logging.getLogger("hashcore.stratum")
+
+_SCHEMES = {"stratum+tcp": False, "stratum": False, "tcp": False, "stratum+ssl": True, "stratum+tls": True, "ssl": True}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A pool address parsed from a ``stratum+tcp://`` or ``stratum+ssl://`` URL."""
+
+    url: str
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_pool_url(url: str) -> Endpoint:
+    """Parse a pool URL; raises ConfigError naming what is wrong."""
+    parts = urlsplit(url if "://" in url else f"stratum+tcp://{url}")
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(f"pool URL {url!r}: scheme must be stratum+tcp:// or stratum+ssl://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"pool URL {url!r}: bad port") from None
+    if not parts.hostname or port is None:
+        raise ConfigError(f"pool URL {url!r}: needs host:port")
+    return Endpoint(url, parts.hostname, port, _SCHEMES[parts.scheme])
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How the client connects and behaves.
+
+    Attributes:
+        user / password: the worker credentials sent with ``mining.authorize``.
+        version_rolling: ask for BIP 310 version rolling with ``mining.configure``.
+        version_mask: the mask to ask for.
+        extranonce_subscribe: send ``mining.extranonce.subscribe``.
+        suggest_difficulty: send ``mining.suggest_difficulty`` with this value.
+        connect_timeout: seconds to open the TCP (and TLS) connection.
+        idle_timeout: the watchdog: seconds without any byte from the pool.
+        submit_timeout: seconds to wait for the pool's answer to a share.
+        backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter).
+        failback_interval: seconds between probes of better pools while on a backup.
+        tls_verify: verify pool certificates (on unless told otherwise).
+        tls_ca: a CA bundle file to verify against, instead of the system's.
+        allow_redirect: follow ``client.reconnect`` to another host.
+        fail_fast: make :meth:`StratumClient.run` raise PoolError when every pool
+            failed once and none was ever reached (the CLI's "unreachable pool").
+        max_line: the longest line accepted from a pool.
+    """
+
+    user: str
+    password: str = "x"
+    version_rolling: bool = True
+    version_mask: int = DEFAULT_VERSION_MASK
+    extranonce_subscribe: bool = True
+    suggest_difficulty: float | None = None
+    connect_timeout: float = 10.0
+    idle_timeout: float = 180.0
+    submit_timeout: float = 30.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    failback_interval: float = 30.0
+    tls_verify: bool = True
+    tls_ca: str | None = None
+    allow_redirect: bool = False
+    fail_fast: bool = False
+    max_line: int = DEFAULT_MAX_LINE
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Which pool (by priority index) and which connection to it an event came from."""
+
+    index: int
+    url: str
+    session: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The transport connected to a pool (protocol events follow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection ended; every share in flight on it is unanswered."""
+
+    reason: str
+
+
+Handler = Callable[[Link, "ev.Event | Connected | Disconnected"], None]
+
+
+@dataclass(slots=True)
+class PoolStatus:
+    """What the client knows about one pool of the list."""
+
+    url: str
+    connected: bool = False
+    connects: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    retry_at: float = 0.0
+    ever_connected: bool = False
+
+
+@dataclass(slots=True)
+class _Active:
+    link: Link
+    protocol: ClientConnection
+    writer: asyncio.StreamWriter
+    waiters: dict[int, asyncio.Future[ev.ShareResult]] = field(default_factory=dict)
+    authorized: bool = False
+
+
+class _Redirect(Exception):
+    def __init__(self, endpoint: Endpoint, wait: float) -> None:
+        super().__init__(f"pool asked to reconnect to {endpoint.host}:{endpoint.port}")
+        self.endpoint, self.wait = endpoint, wait
+
+
+class _Failback(Exception):
+    def __init__(self, index: int) -> None:
+        super().__init__(f"a better pool (#{index}) is back")
+        self.index = index
+
+
+class StratumClient:
+    """Keeps one Stratum V1 connection to the best reachable pool of ``urls``."""
+
+    def __init__(self, urls: list[str], options: ClientOptions, handler: Handler) -> None:
+        if not urls:
+            raise ConfigError("at least one pool URL is needed")
+        self.endpoints = [parse_pool_url(url) for url in urls]
+        self.options = options
+        self.handler = handler
+        self.status = [PoolStatus(e.url) for e in self.endpoints]
+        self._active: _Active | None = None
+        self._session_counter = 0
+        self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
+        self._redirects: dict[int, Endpoint] = {}
+        self._rng = random.Random()
+
+    # --- public ------------------------------------------------------------------------
+
+    @property
+    def link(self) -> Link | None:
+        """The connection shares may be submitted on now (authorized), or None."""
+        active = self._active
+        return active.link if active is not None and active.authorized else None
+
+    async def run(self) -> None:
+        """Connect, serve, fail over and reconnect until cancelled."""
+        while True:
+            index = self._next_pool()
+            if index is None:
+                self._check_fail_fast()
+                wait = max(0.05, min(s.retry_at for s in self.status) - time.monotonic())
+                await asyncio.sleep(wait)
+                continue
+            status = self.status[index]
+            try:
+                await self._serve(index)
+                status.failures = 0
+            except _Redirect as redirect:
+                self._redirects[index] = redirect.endpoint
+                status.retry_at = time.monotonic() + redirect.wait
+                log.info("%s: %s in %.0f s", status.url, redirect, redirect.wait)
+            except _Failback as failback:
+                log.info("%s: leaving backup: %s", status.url, failback)
+                self.status[failback.index].retry_at = 0.0
+            except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
+                status.failures += 1
+                status.last_error = _describe(exc)
+                delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (status.failures - 1))
+                delay *= self._rng.uniform(0.5, 1.5)
+                status.retry_at = time.monotonic() + delay
+                # Before a first connection the CLI's fail-fast error says it all; after it, warn.
+                level = logging.WARNING if status.ever_connected else logging.INFO
+                log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, delay)
+                self._check_fail_fast()
+
+    async def submit(self, link: Link, origin: WorkOrigin, nonce: int) -> ev.ShareResult:
+        """Send a share on ``link``'s connection and wait for the pool's answer.
+
+        Raises PoolError when that connection is gone (the share is then stale: its
+        job belongs to a connection that no longer exists) or the pool does not answer.
+        """
+        active = self._active
+        if active is None or active.link != link or not active.authorized:
+            raise PoolError("the connection this share was found on is gone")
+        try:
+            request_id, data = active.protocol.submit(self.options.user, origin, nonce)
+        except LocalProtocolError as exc:
+            raise PoolError(str(exc)) from exc
+        waiter: asyncio.Future[ev.ShareResult] = asyncio.get_running_loop().create_future()
+        active.waiters[request_id] = waiter
+        active.writer.write(data)
+        try:
+            return await asyncio.wait_for(waiter, self.options.submit_timeout)
+        except TimeoutError:
+            raise PoolError(f"no answer to share within {self.options.submit_timeout:.0f} s") from None
+        finally:
+            active.waiters.pop(request_id, None)
+
+    # --- pool choice -------------------------------------------------------------------
+
+    def _next_pool(self) -> int | None:
+        now = time.monotonic()
+        for index, status in enumerate(self.status):
+            if status.retry_at <= now:
+                return index
+        return None
+
+    def _check_fail_fast(self) -> None:
+        if not self.options.fail_fast:
+            return
+        if all(s.failures and not s.ever_connected for s in self.status):
+            reasons = "; ".join(f"{s.url}: {s.last_error}" for s in self.status)
+            raise PoolError(f"no pool could be reached ({reasons})")
+
+    # --- one connection ----------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.options.tls_ca)
+        if not self.options.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _open(self, endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        context = self._ssl_context() if endpoint.tls else None
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(endpoint.host, endpoint.port, ssl=context, limit=self.options.max_line),
+            self.options.connect_timeout,
+        )
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
+                if hasattr(socket, name):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        return reader, writer
+
+    async def _serve(self, index: int) -> None:
+        endpoint = self._redirects.pop(index, self.endpoints[index])
+        status = self.status[index]
+        reader, writer = await self._open(endpoint)
+        self._session_counter += 1
+        link = Link(index, status.url, self._session_counter)
+        protocol = ClientConnection(max_line=self.options.max_line)
+        active = _Active(link, protocol, writer)
+        self._active = active
+        status.connected, status.ever_connected = True, True
+        status.connects += 1
+        log.info("connected to %s", endpoint.url)
+        self.handler(link, Connected())
+        failback = asyncio.create_task(self._watch_better_pools(index)) if index > 0 else None
+        reason = "closed"
+        try:
+            if self.options.version_rolling:
+                writer.write(protocol.configure(self.options.version_mask))
+            resume = self._resume.get(index)
+            writer.write(protocol.subscribe(resume[0] if resume else None))
+            writer.write(protocol.authorize(self.options.user, self.options.password))
+            await writer.drain()
+            await self._read_loop(reader, active, failback)
+        except (_Redirect, _Failback) as exc:
+            reason = str(exc)
+            raise
+        except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
+            reason = _describe(exc)
+            raise
+        finally:
+            if failback is not None:
+                failback.cancel()
+            self._active = None
+            status.connected = False
+            for waiter in active.waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(PoolError(f"connection lost before the pool answered ({reason})"))
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self.handler(link, Disconnected(reason))
+
+    async def _read_loop(
+        self, reader: asyncio.StreamReader, active: _Active, failback: asyncio.Task[int] | None
+    ) -> None:
+        protocol, writer = active.protocol, active.writer
+        while True:
+            read = asyncio.ensure_future(reader.read(65536))
+            waiting: set[asyncio.Future[object]] = {read}  # type: ignore[arg-type]
+            if failback is not None:
+                waiting.add(failback)  # type: ignore[arg-type]
+            done, _ = await asyncio.wait(waiting, timeout=self.options.idle_timeout, return_when="FIRST_COMPLETED")
+            if failback is not None and failback in done:
+                read.cancel()
+                raise _Failback(failback.result())
+            if read not in done:
+                read.cancel()
+                raise PoolError(f"watchdog: nothing from the pool for {self.options.idle_timeout:.0f} s")
+            data = read.result()
+            if not data:
+                raise PoolError("the pool closed the connection")
+            protocol.receive_data(data)
+            while (event := protocol.next_event()) is not None:
+                self._on_event(active, event)
+            reply = protocol.data_to_send()
+            if reply:
+                writer.write(reply)
+            await writer.drain()
+
+    def _on_event(self, active: _Active, event: ev.Event) -> None:
+        index = active.link.index
+        if isinstance(event, ev.ShareResult):
+            waiter = active.waiters.get(event.request_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            return
+        if isinstance(event, ev.Subscribed):
+            if event.session_id:
+                self._resume[index] = (event.session_id, event.extranonce1)
+            if self.options.extranonce_subscribe:
+                active.writer.write(active.protocol.extranonce_subscribe())
+            if self.options.suggest_difficulty:
+                active.writer.write(active.protocol.suggest_difficulty(self.options.suggest_difficulty))
+        elif isinstance(event, ev.Authorized):
+            if not event.accepted:
+                raise PoolError(f"worker {event.user!r} not authorized: {event.reason}")
+            active.authorized = True
+        elif isinstance(event, ev.ProtocolError):
+            log.warning("%s: %s", active.link.url, event.message)
+            if event.fatal:
+                raise PoolError(event.message)
+        elif isinstance(event, ev.Reconnect):
+            self._follow_reconnect(active, event)
+        elif isinstance(event, ev.ShowMessage):
+            log.info("%s says: %s", active.link.url, event.text)
+        self.handler(active.link, event)
+
+    def _follow_reconnect(self, active: _Active, event: ev.Reconnect) -> None:
+        current = self.endpoints[active.link.index]
+        host = event.host or current.host
+        if host != current.host and not self.options.allow_redirect:
+            log.warning("%s: ignoring client.reconnect to another host %s", current.url, host)
+            return
+        target = Endpoint(current.url, host, event.port or current.port, current.tls)
+        raise _Redirect(target, event.wait)
+
+    async def _watch_better_pools(self, current: int) -> int:
+        """Probe the pools ranked above ``current``; return the first that answers."""
+        while True:
+            await asyncio.sleep(self.options.failback_interval)
+            for index in range(current):
+                try:
+                    _, writer = await self._open(self.endpoints[index])
+                except (OSError, TimeoutError, ssl.SSLError):
+                    continue
+                writer.close()
+                return index
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({exc.verify_message}); use --tls-ca FILE or --tls-insecure"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

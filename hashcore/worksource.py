@@ -1,0 +1,197 @@
+"""From pool jobs to nonce ranges: extranonce2, version and ntime rolling, and staleness.
+
+A :class:`Template` is one job made ready for one pool connection (extranonces,
+targets, version mask). The :class:`WorkSource` turns the newest template into a stream
+of :class:`~hashcore.work.Work` headers (each a fresh extranonce2 and/or rolled version
+bits, never reused within a job) and hands out nonce ranges of them to worker threads.
+It is shared by those threads, hence the lock; it does no hashing and no I/O.
+
+Rolling order: version bits first (BIP 310, cheap: the merkle root is kept), then
+extranonce2, then ntime (only if the extranonce2 space of a job ran out).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from hashcore.work import NONCE_SPACE, Job, Work, WorkOrigin
+
+
+@dataclass(slots=True)
+class Template:
+    """A job made ready for one connection.
+
+    Attributes:
+        job: the job.
+        session: the connection it came on (shares are only ever sent back there).
+        extranonce1 / extranonce2_size: from the pool's subscribe or set_extranonce.
+        share_target: the pool's share target when the job arrived (updated on
+            set_difficulty for the work built afterwards).
+        version_mask: the BIP 310 mask granted (0: none).
+        block_candidate_sent: a block-target nonce was already submitted for this job;
+            later work reports against the share target only (DESIGN.md).
+    """
+
+    job: Job
+    session: Hashable
+    extranonce1: bytes
+    extranonce2_size: int
+    share_target: int
+    version_mask: int = 0
+    block_candidate_sent: bool = False
+    _extranonce2: int = 0
+    _version_step: int = 0
+    _ntime_offset: int = 0
+    _merkle: bytes | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> tuple[Hashable, str]:
+        return (self.session, self.job.job_id)
+
+    @property
+    def block_target(self) -> int:
+        return self.job.block_target
+
+    def next_work(self) -> Work:
+        """The next header of this job that no earlier call has produced."""
+        job = self.job
+        rollable = 1 << bin(self.version_mask).count("1")
+        if self._merkle is None or self._version_step >= rollable:
+            if self._merkle is not None:
+                self._extranonce2 += 1
+                self._version_step = 0
+            if self._extranonce2 >= 1 << (8 * self.extranonce2_size):
+                self._extranonce2 = 0
+                self._ntime_offset += 1
+            extranonce2 = self._extranonce2.to_bytes(self.extranonce2_size, "big")
+            self._merkle = job.merkle_root(self.extranonce1, extranonce2)
+        extranonce2 = self._extranonce2.to_bytes(self.extranonce2_size, "big")
+        bits = _deposit(self._version_step, self.version_mask)
+        self._version_step += 1
+        version = (job.version & ~self.version_mask) | bits
+        ntime = job.ntime + self._ntime_offset
+        block_target = self.block_target
+        target = self.share_target if self.block_candidate_sent else max(self.share_target, block_target)
+        origin = WorkOrigin(job.job_id, extranonce2, ntime, bits if self.version_mask else None)
+        return Work(
+            job.header76(self._merkle, ntime=ntime, version=version),
+            target,
+            share_target=self.share_target,
+            block_target=block_target,
+            origin=origin,
+            version_mask=self.version_mask,
+        )
+
+
+def _deposit(value: int, mask: int) -> int:
+    """Spread the low bits of ``value`` over the set bits of ``mask`` (like PDEP)."""
+    out, bit = 0, 0
+    for position in range(32):
+        if mask >> position & 1:
+            if value >> bit & 1:
+                out |= 1 << position
+            bit += 1
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class WorkUnit:
+    """A nonce range of one Work, with the template key it came from."""
+
+    work: Work
+    nonce_start: int
+    count: int
+    key: tuple[Hashable, str]
+
+
+class WorkSource:
+    """Thread-safe supply of nonce ranges from the newest template.
+
+    Args:
+        nonce_span: nonces scanned per header before moving to the next header (2**32 is
+            the whole nonce space; smaller spans spread work over more headers).
+        keep_jobs: how many non-clean jobs stay valid for late results.
+    """
+
+    def __init__(self, nonce_span: int = NONCE_SPACE, keep_jobs: int = 8) -> None:
+        if not 1 <= nonce_span <= NONCE_SPACE:
+            raise ValueError("nonce_span must be between 1 and 2**32")
+        self.nonce_span = nonce_span
+        self.keep_jobs = keep_jobs
+        self._lock = threading.Condition()
+        self._templates: dict[tuple[Hashable, str], Template] = {}
+        self._current: Template | None = None
+        self._work: Work | None = None
+        self._cursor = 0
+        self._stopped = False
+
+    # --- updates from the engine (event loop thread) ------------------------------------
+
+    def add(self, template: Template) -> None:
+        """A new job; clean jobs (or another connection's) make every earlier one stale."""
+        with self._lock:
+            if template.job.clean_jobs or (self._current is not None and self._current.session != template.session):
+                self._templates.clear()
+            self._templates[template.key] = template
+            while len(self._templates) > self.keep_jobs:
+                self._templates.pop(next(iter(self._templates)))
+            self._current = template
+            self._work = None
+            self._lock.notify_all()
+
+    def set_share_target(self, session: Hashable, target: int) -> None:
+        """A new difficulty: work built from now on (the next header) uses it."""
+        with self._lock:
+            for template in self._templates.values():
+                if template.session == session:
+                    template.share_target = target
+            self._work = None
+
+    def drop_session(self, session: Hashable) -> None:
+        """A connection ended: its jobs are stale; workers wait for new work."""
+        with self._lock:
+            for key in [k for k, t in self._templates.items() if t.session == session]:
+                del self._templates[key]
+            if self._current is not None and self._current.session == session:
+                self._current, self._work = None, None
+
+    def mark_block_candidate(self, key: tuple[Hashable, str]) -> bool:
+        """Record the job's block candidate; False when one was already sent."""
+        with self._lock:
+            template = self._templates.get(key)
+            if template is None or template.block_candidate_sent:
+                return False
+            template.block_candidate_sent = True
+            if template is self._current:
+                self._work = None
+            return True
+
+    def template(self, key: tuple[Hashable, str]) -> Template | None:
+        """The live template for a result's key, or None when its job is stale."""
+        with self._lock:
+            return self._templates.get(key)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+
+    # --- for worker threads ------------------------------------------------------------
+
+    def take(self, count: int, timeout: float = 0.5) -> WorkUnit | None:
+        """Up to ``count`` nonces of the current header; None when there is no work."""
+        with self._lock:
+            if self._current is None and not self._stopped:
+                self._lock.wait(timeout)
+            template = self._current
+            if template is None or self._stopped:
+                return None
+            if self._work is None or self._cursor >= self.nonce_span:
+                self._work = template.next_work()
+                self._cursor = 0
+            start = self._cursor
+            count = max(1, min(count, self.nonce_span - start))
+            self._cursor += count
+            return WorkUnit(self._work, start, count, template.key)

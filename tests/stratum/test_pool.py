@@ -1,0 +1,204 @@
+"""The embedded pool's session logic, fed bytes with no sockets: it never trusts the miner."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hashcore.stratum.pool import EXTRANONCE2_SIZE, REGTEST_NBITS, EmbeddedPool, JobMaker, PoolSession, VardiffPolicy
+from hashcore.stratum.protocol import job_from_notify
+from hashcore.work import DIFF1_TARGET, Work, difficulty_to_target, nbits_to_target, rolled_version, verify_nonce
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def request(session: PoolSession, request_id: int, method: str, params: list[Any]) -> list[dict[str, Any]]:
+    data = session.receive_data(json.dumps({"id": request_id, "method": method, "params": params}).encode() + b"\n")
+    return [json.loads(x) for x in data.splitlines()]
+
+
+def reply_to(messages: list[dict[str, Any]], request_id: int) -> dict[str, Any]:
+    return next(m for m in messages if m.get("id") == request_id and "method" not in m)
+
+
+def notifies(messages: list[dict[str, Any]]) -> list[list[Any]]:
+    return [m["params"] for m in messages if m.get("method") == "mining.notify"]
+
+
+@pytest.fixture
+def pool() -> EmbeddedPool:
+    vardiff = VardiffPolicy(target_seconds=1.0, retarget_seconds=10.0, min_difficulty=1e-9)
+    pool = EmbeddedPool(difficulty=1e-6, vardiff=vardiff, seed=b"test")
+    pool.new_job(clean=True, broadcast=False)
+    return pool
+
+
+def ready(pool: EmbeddedPool, clock: Clock | None = None, mask: bool = True) -> tuple[PoolSession, list[Any]]:
+    session = PoolSession(pool, bytes.fromhex("0a0b0c0d"), "s1", clock or Clock())
+    if mask:
+        configured = request(session, 1, "mining.configure",
+                             [["version-rolling"], {"version-rolling.mask": "1fffe000"}])
+        assert reply_to(configured, 1)["result"] == {"version-rolling": True, "version-rolling.mask": "1fffe000"}
+    subscribed = request(session, 2, "mining.subscribe", ["test"])
+    result = reply_to(subscribed, 2)["result"]
+    assert result[1:] == ["0a0b0c0d", EXTRANONCE2_SIZE]
+    authorized = request(session, 3, "mining.authorize", ["alice", "x"])
+    assert reply_to(authorized, 3)["result"] is True
+    assert any(m.get("method") == "mining.set_difficulty" for m in authorized)
+    return session, notifies(authorized)[-1]
+
+
+def find_share(session: PoolSession, params: list[Any], target: int, version_bits: int | None = None,
+               extranonce2: bytes = b"\x00\x00\x00\x01") -> tuple[int, int]:
+    """Mine a nonce for the job as a miner would; (nonce, hash value)."""
+    job = job_from_notify(params)
+    root = job.merkle_root(session.extranonce1, extranonce2)
+    version = rolled_version(job.version, 0x1FFFE000, version_bits) if version_bits is not None else job.version
+    work = Work(job.header76(root, version=version), target)
+    for nonce in range(1 << 24):
+        share = verify_nonce(work, nonce)
+        if share.value <= target:
+            return nonce, share.value
+    raise AssertionError("no share found")
+
+
+def submit(session: PoolSession, request_id: int, params: list[Any], nonce: int, *, user: str = "alice",
+           extranonce2: str = "00000001", ntime: str | None = None, version_bits: str | None = None) -> dict:
+    fields = [user, params[0], extranonce2, ntime or params[7], f"{nonce:08x}"]
+    if version_bits is not None:
+        fields.append(version_bits)
+    return reply_to(request(session, request_id, "mining.submit", fields), request_id)
+
+
+def test_a_valid_share_is_accepted_and_recorded(pool):
+    session, params = ready(pool)
+    nonce, _ = find_share(session, params, difficulty_to_target(1e-6))
+    assert submit(session, 10, params, nonce) == {"id": 10, "result": True, "error": None}
+    assert pool.stats.accepted == 1
+    job_id, header, _digest, user = pool.stats.shares[-1]
+    assert (job_id, user) == (params[0], "alice") and len(header) == 80
+
+
+def test_a_version_rolled_share_is_accepted(pool):
+    session, params = ready(pool)
+    nonce, _ = find_share(session, params, difficulty_to_target(1e-6), version_bits=0x6000)
+    assert submit(session, 10, params, nonce, version_bits="00006000")["result"] is True
+    assert pool.stats.shares[-1][1][:4] == (0x20006000).to_bytes(4, "little")
+
+
+def test_duplicates_low_difficulty_stale_and_bad_fields_get_their_codes(pool):
+    session, params = ready(pool)
+    nonce, _ = find_share(session, params, difficulty_to_target(1e-6))
+    assert submit(session, 10, params, nonce)["result"] is True
+    assert submit(session, 11, params, nonce)["error"][0] == 22  # duplicate
+    # A nonce that misses the share target.
+    miss = next(n for n in range(1000) if verify_nonce(_work(session, params), n).value > difficulty_to_target(1e-6))
+    assert submit(session, 12, params, miss)["error"][0] == 23
+    assert submit(session, 13, [*params[:1], *params[1:]], nonce, user="bob")["error"][0] == 24
+    assert submit(session, 14, ["nosuchjob", *params[1:]], nonce)["error"][0] == 21
+    assert submit(session, 15, params, nonce, extranonce2="0001")["error"][0] == 20
+    assert submit(session, 16, params, nonce, ntime="00000001")["error"][0] == 20  # before the job's ntime
+    assert submit(session, 17, params, nonce, version_bits="00000001")["error"][0] == 20  # outside the mask
+    assert submit(session, 18, params, nonce, extranonce2="zzzzzzzz")["error"][0] == 20
+    assert reply_to(request(session, 19, "mining.submit", ["alice"]), 19)["error"][0] == 20
+    # A new block makes the old job stale.
+    pool.new_job(clean=True, broadcast=False)
+    assert submit(session, 20, params, nonce, extranonce2="00000002")["error"][0] == 21
+    assert pool.stats.accepted == 1
+    assert pool.stats.rejected == {22: 1, 23: 1, 24: 1, 21: 2, 20: 5}
+
+
+def _work(session: PoolSession, params: list[Any]) -> Work:
+    job = job_from_notify(params)
+    return Work(job.header76(job.merkle_root(session.extranonce1, bytes.fromhex("00000001"))), DIFF1_TARGET)
+
+
+def test_submit_before_subscribe_or_authorize(pool):
+    session = PoolSession(pool, bytes(4), "s", Clock())
+    params = ["alice", "1", "00000000", "00000000", "00000000"]
+    assert reply_to(request(session, 1, "mining.submit", params), 1)["error"][0] == 25
+    assert reply_to(request(session, 2, "mining.authorize", ["alice", "x"]), 2)["error"][0] == 25
+    request(session, 3, "mining.subscribe", [])
+    assert reply_to(request(session, 4, "mining.submit", params), 4)["error"][0] == 24
+
+
+def test_accounts_are_checked(pool):
+    pool.accounts = {"alice": "secret"}
+    session = PoolSession(pool, bytes(4), "s", Clock())
+    request(session, 1, "mining.subscribe", [])
+    assert reply_to(request(session, 2, "mining.authorize", ["alice", "wrong"]), 2)["error"][0] == 24
+    assert reply_to(request(session, 3, "mining.authorize", ["alice", "secret"]), 3)["result"] is True
+
+
+def test_unknown_methods_and_garbage_do_not_break_the_session(pool):
+    session, _ = ready(pool)
+    assert reply_to(request(session, 9, "mining.bogus", []), 9)["error"][0] == 20
+    assert session.receive_data(b"not json\n[1]\n") == b""
+    assert reply_to(request(session, 10, "mining.extranonce.subscribe", []), 10)["result"] is True
+
+
+def test_a_block_below_share_difficulty_is_accepted_as_a_block():
+    pool = EmbeddedPool(difficulty=1e9, nbits=REGTEST_NBITS, vardiff=None, seed=b"regtest")
+    pool.new_job(clean=True, broadcast=False)
+    session, params = ready(pool)
+    nonce, value = find_share(session, params, nbits_to_target(REGTEST_NBITS))
+    assert value > difficulty_to_target(1e9)
+    assert submit(session, 10, params, nonce)["result"] is True
+    assert pool.stats.blocks == 1
+
+
+def test_vardiff_steps_up_when_shares_come_too_fast_and_down_when_none_come(pool):
+    clock = Clock()
+    session, params = ready(pool, clock)
+    start = session.difficulty
+    target = difficulty_to_target(start)
+    for en2 in range(1, 40):
+        nonce, _ = find_share(session, params, target, extranonce2=en2.to_bytes(4, "big"))
+        reply = submit(session, 100 + en2, params, nonce, extranonce2=f"{en2:08x}")
+        assert reply["result"] is True
+    clock.now += 10.0  # 39 shares in 10 s against a target of one per second
+    messages = request(session, 500, "mining.extranonce.subscribe", [])
+    assert messages == [{"id": 500, "result": True, "error": None}]
+    nonce, _ = find_share(session, params, target, extranonce2=(99).to_bytes(4, "big"))
+    out = request(session, 501, "mining.submit", ["alice", params[0], "00000063", params[7], f"{nonce:08x}"])
+    difficulty = [m["params"][0] for m in out if m.get("method") == "mining.set_difficulty"]
+    assert difficulty and difficulty[0] == pytest.approx(start * 4)  # capped at max_step
+    assert notifies(out) and notifies(out)[0][8] is False  # new job, old work stays valid
+    # A share of the older job still counts at the difficulty it was sent with.
+    nonce, _ = find_share(session, params, target, extranonce2=(100).to_bytes(4, "big"))
+    assert submit(session, 502, params, nonce, extranonce2="00000064")["result"] is True
+    # Silence for a whole window: step down.
+    clock.now += 30.0
+    assert session.retarget()
+    out = session.notify(pool.refresh_job())
+    lowered = [json.loads(x)["params"][0] for x in out.splitlines() if b"set_difficulty" in x]
+    assert lowered == [pytest.approx(start)]
+
+
+def test_resumed_session_keeps_its_extranonce1(pool):
+    pool._resumable["old-session"] = bytes.fromhex("deadbeef")
+    session = PoolSession(pool, bytes(4), "new", Clock())
+    result = reply_to(request(session, 1, "mining.subscribe", ["miner", "old-session"]), 1)["result"]
+    assert result[1] == "deadbeef"
+
+
+def test_job_maker_builds_real_shaped_coinbases():
+    maker = JobMaker(seed=b"x")
+    job = maker.next_job(clean=True, now=1_700_000_000)
+    coinbase = job.coinbase(bytes(4), bytes(4))
+    assert coinbase[:4] == (1).to_bytes(4, "little")
+    script_len = coinbase[41]
+    assert coinbase[42 + script_len : 46 + script_len] == b"\xff\xff\xff\xff"  # sequence after scriptSig
+    assert coinbase[42] == 3 and int.from_bytes(coinbase[43:46], "little") == maker.height  # BIP 34
+    assert job.block_target == nbits_to_target(job.nbits)
+    assert len(job.merkle_branch) >= 2
+    later = maker.next_job(clean=False)
+    assert later.prev_hash == job.prev_hash and later.job_id != job.job_id

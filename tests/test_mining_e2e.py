@@ -1,0 +1,247 @@
+"""The miner against real pools over real TCP on loopback: no socket is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hashcore.engine import Miner
+from hashcore.errors import PoolError
+from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool
+from hashcore.work import difficulty_to_target, nbits_to_target
+
+FAST = {"backoff_base": 0.05, "backoff_max": 0.3, "connect_timeout": 2.0, "failback_interval": 0.3}
+DIFFICULTY = 1e-4  # about 430,000 hashes a share: a few shares a second with hashlib
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def miner_for(urls: list[str], **kwargs: Any) -> Miner:
+    settings = {"backends": ["reference"], "threads": 1, **FAST, **kwargs}
+    return Miner(urls, "alice", "x", **settings)
+
+
+def assert_pool_shares_are_real(pool: EmbeddedPool) -> None:
+    """Re-check every share the pool accepted, independently of both sides' code."""
+    for _job_id, header, digest, _user in pool.stats.shares:
+        assert hashlib.sha256(hashlib.sha256(header).digest()).digest() == digest
+        assert int.from_bytes(digest, "little") <= difficulty_to_target(DIFFICULTY)
+
+
+async def test_subscribe_authorize_mine_and_shares_accepted_and_reverified():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 3, what="3 accepted shares")
+            stats = miner.stats()
+        assert stats.rejected == 0 and stats.stale == 0
+        assert pool.stats.accepted == stats.accepted
+        assert stats.hashes > 0 and stats.backends["reference"]["hashes"] == stats.hashes
+        assert_pool_shares_are_real(pool)
+
+
+async def test_version_rolled_shares_are_accepted():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        # Small spans per header make the engine roll version bits within seconds.
+        async with miner_for([pool.url], nonce_span=1 << 14) as miner:
+            await wait_until(
+                lambda: any(header[:4] != b"\x00\x00\x00\x20" for _, header, _, _ in pool.stats.shares),
+                what="a version-rolled share",
+            )
+            assert miner.stats().rejected == 0
+        for _, header, _, _ in pool.stats.shares:
+            version = int.from_bytes(header[:4], "little")
+            assert version & ~0x1FFFE000 == 0x20000000  # only granted bits rolled
+        assert_pool_shares_are_real(pool)
+
+
+async def test_without_version_rolling_no_rolled_share_is_sent():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0, version_mask=0) as pool:
+        async with miner_for([pool.url], nonce_span=1 << 14) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 3, what="3 accepted shares")
+        assert all(header[:4] == b"\x00\x00\x00\x20" for _, header, _, _ in pool.stats.shares)
+
+
+async def test_after_clean_jobs_no_share_of_an_old_job_is_sent():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        miner = miner_for([pool.url])
+        cleaned: list[str] = []  # job ids made stale by a clean notify the miner processed
+        violations: list[str] = []
+        original_add = miner.source.add
+        original_submit = miner.client.submit
+
+        def add(template: Any) -> None:
+            if template.job.clean_jobs:
+                cleaned.extend(k[1] for k in miner.source._templates)
+            original_add(template)
+
+        async def submit(link: Any, origin: Any, nonce: int) -> Any:
+            if origin.job_id in cleaned:
+                violations.append(origin.job_id)
+            return await original_submit(link, origin, nonce)
+
+        miner.source.add = add  # type: ignore[method-assign]
+        miner.client.submit = submit  # type: ignore[method-assign]
+        async with miner:
+            for _ in range(8):
+                await asyncio.sleep(0.4)
+                pool.new_job(clean=True)
+            await wait_until(lambda: miner.stats().accepted >= 2, what="shares after the clean jobs")
+        assert len(cleaned) >= 7
+        assert violations == []
+        assert pool.stats.rejected.get(21, 0) <= 1  # at most a share already on the wire
+
+
+async def test_pool_killed_and_restarted_miner_reconnects_and_goes_on():
+    port = free_port()
+    pool = EmbeddedPool(port=port, difficulty=DIFFICULTY, vardiff=None, job_interval=0)
+    await pool.start()
+    async with miner_for([pool.url]) as miner:
+        await wait_until(lambda: miner.stats().accepted >= 1, what="a share before the kill")
+        await pool.stop()
+        await wait_until(lambda: not miner.stats().pools[0]["connected"], what="the miner to notice")
+        before = miner.stats().accepted
+        pool = EmbeddedPool(port=port, difficulty=DIFFICULTY, vardiff=None, job_interval=0)
+        await pool.start()
+        await wait_until(lambda: miner.stats().accepted >= before + 2, what="shares after the restart")
+        assert miner.client.status[0].connects >= 2
+    await pool.stop()
+    assert pool.stats.accepted >= 2
+
+
+async def test_failover_to_the_second_pool_and_back_to_the_first():
+    primary_port = free_port()
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as backup:
+        primary_url = f"stratum+tcp://127.0.0.1:{primary_port}"
+        async with miner_for([primary_url, backup.url]) as miner:
+            await wait_until(lambda: backup.stats.accepted >= 1, what="shares on the backup")
+            assert miner.stats().active_pool == backup.url
+            primary = EmbeddedPool(port=primary_port, difficulty=DIFFICULTY, vardiff=None, job_interval=0)
+            await primary.start()
+            try:
+                await wait_until(lambda: primary.stats.accepted >= 1, what="shares back on the primary")
+                assert miner.stats().active_pool == primary_url
+                counts = {p["url"]: p["accepted"] for p in miner.stats().pools}
+                assert counts[backup.url] >= 1 and counts[primary_url] >= 1
+            finally:
+                await primary.stop()
+        assert miner.stats().rejected == 0
+
+
+async def test_block_target_nonce_below_share_difficulty_is_submitted_once_per_job():
+    # Regtest nbits: nearly every hash meets the block target, none meets the share target.
+    async with EmbeddedPool(difficulty=1e12, nbits=REGTEST_NBITS, vardiff=None, job_interval=0) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().blocks_accepted >= 1, what="a block candidate")
+            for _ in range(3):
+                pool.new_job(clean=True)
+                await asyncio.sleep(0.6)
+            await wait_until(lambda: miner.stats().blocks_accepted >= 4, what="one candidate per job")
+            await asyncio.sleep(0.5)
+            stats = miner.stats()
+        assert stats.block_candidates == stats.blocks_accepted == pool.stats.blocks
+        assert stats.accepted == 0  # counted apart from shares
+        jobs = [job_id for job_id, _, _, _ in pool.stats.shares]
+        assert len(jobs) == len(set(jobs)) == 4  # exactly one per job
+        for _, header, digest, _ in pool.stats.shares:
+            assert int.from_bytes(digest, "little") <= nbits_to_target(REGTEST_NBITS)
+            assert int.from_bytes(digest, "little") > difficulty_to_target(1e12)
+            assert hashlib.sha256(hashlib.sha256(header).digest()).digest() == digest
+
+
+async def test_set_extranonce_mid_session_keeps_shares_valid():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 1, what="a first share")
+            pool.set_extranonce()
+            pool.new_job(clean=True)
+            before = miner.stats().accepted
+            await wait_until(lambda: miner.stats().accepted >= before + 2, what="shares with the new extranonce1")
+            assert miner.stats().rejected == 0
+
+
+async def test_tls_pool_with_verified_certificate_and_refused_when_untrusted(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0, ssl_context=context) as pool:
+        assert pool.url.startswith("stratum+ssl://")
+        async with miner_for([pool.url], tls_ca=str(cert)) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 1, what="a share over TLS")
+        untrusted = miner_for([pool.url], fail_fast=True)
+        with pytest.raises(PoolError, match="certificate"):
+            async with untrusted:
+                await untrusted.run(10)
+        insecure = miner_for([pool.url], tls_verify=False)
+        async with insecure:
+            await wait_until(lambda: insecure.stats().accepted >= 1, what="a share with --tls-insecure")
+
+
+async def test_unreachable_pools_fail_fast_with_every_reason():
+    miner = miner_for([f"stratum+tcp://127.0.0.1:{free_port()}", f"stratum+tcp://127.0.0.1:{free_port()}"],
+                      fail_fast=True)
+    with pytest.raises(PoolError, match="no pool could be reached"):
+        async with miner:
+            await miner.run(10)
+
+
+async def test_client_reconnect_to_the_same_host_is_followed():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 1, what="a first share")
+            message = {"id": None, "method": "client.reconnect", "params": ["127.0.0.1", pool.port, 0]}
+            await pool.broadcast_raw(json.dumps(message).encode() + b"\n")
+            await wait_until(lambda: miner.client.status[0].connects >= 2, what="the reconnect")
+            before = miner.stats().accepted
+            await wait_until(lambda: miner.stats().accepted > before, what="shares after the reconnect")
+
+
+def _self_signed(tmp_path: Any) -> tuple[Any, Any]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "pool.crt", tmp_path / "pool.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    )
+    return cert_path, key_path

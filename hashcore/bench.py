@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hashcore.telemetry.base import EnergyMeter, NullMeter
+from hashcore.metering import EnergyLedger, MeterSettings
+from hashcore.telemetry.base import EnergyMeter
 from hashcore.work import DIFF1_TARGET, NONCE_SPACE, Work
 from hashcore.workers import MAX_RESULTS, ChunkSizer, Scanner, open_scanners
 
@@ -39,6 +40,7 @@ class BenchReport:
         ratio_per_thread: ``per_thread_hs / hashlib_compressions_s``.
         joules / watts / j_per_hash / j_per_th / energy_source / energy_exact: energy over
             the measured interval (``energy_exact`` False: an estimate or no meter).
+        energy_note: what the energy figure is, or why it is an estimate.
     """
 
     backend: str
@@ -57,6 +59,7 @@ class BenchReport:
     j_per_th: float | None
     energy_source: str
     energy_exact: bool
+    energy_note: str
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,9 +130,12 @@ def bench(
     options: dict[str, Any] | None = None,
     baseline: bool = True,
     meter: EnergyMeter | None = None,
+    meter_settings: MeterSettings | None = None,
 ) -> BenchReport:
-    """Benchmark one backend on the fixed work unit; see :class:`BenchReport`."""
-    meter = meter or NullMeter()
+    """Benchmark one backend on the fixed work unit; see :class:`BenchReport`.
+
+    ``meter`` measures a CPU backend instead of the probed one (RAPL, else the estimate).
+    """
     scanners = open_scanners(backend, threads, options)  # BackendUnavailable before any timing
     try:
         compressions = hashlib_compressions_per_second()
@@ -142,16 +148,18 @@ def bench(
             finally:
                 reference[0].close()
         _warm_up(scanners)
-        before = meter.sample()
-        hashes, elapsed = measure(scanners, seconds)
-        after = meter.sample()
+        ledger = EnergyLedger({backend: scanners[0]}, meter_settings or MeterSettings(), meter)
+        try:
+            ledger.start()
+            hashes, elapsed = measure(scanners, seconds)
+            energy = ledger.report({backend: hashes})[0][backend]
+        finally:
+            ledger.close()
         path = getattr(scanners[0], "path", None)
     finally:
         for scanner in scanners:
             scanner.close()
     rate = hashes / elapsed
-    joules = max(after.joules - before.joules, 0.0)
-    j_per_hash = joules / hashes if hashes and after.source != "none" else None
     return BenchReport(
         backend=backend,
         threads=threads,
@@ -163,10 +171,11 @@ def bench(
         baseline_hashrate_hs=baseline_rate,
         hashlib_compressions_s=compressions,
         ratio_per_thread=rate / threads / compressions,
-        joules=joules,
-        watts=joules / elapsed if elapsed else 0.0,
-        j_per_hash=j_per_hash,
-        j_per_th=j_per_hash * 1e12 if j_per_hash is not None else None,
-        energy_source=after.source,
-        energy_exact=after.exact,
+        joules=energy.joules,
+        watts=energy.watts,
+        j_per_hash=energy.j_per_hash,
+        j_per_th=energy.j_per_th,
+        energy_source=energy.source,
+        energy_exact=energy.exact,
+        energy_note=energy.note,
     )

@@ -19,8 +19,10 @@ from hashcore.backends import base as registry
 from hashcore.bench import bench
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError, HashcoreError
-from hashcore.liveview import bench_table, format_energy, format_rate, miner_line, miner_table
+from hashcore.liveview import bench_chart, bench_table, format_energy, format_rate, miner_line, miner_table
+from hashcore.metering import MeterSettings
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
+from hashcore.telemetry import telemetry_report
 
 #: How long `hashcore mine --embedded` runs unless told otherwise (--forever runs on).
 EMBEDDED_DEFAULT_SECONDS = 60.0
@@ -81,6 +83,18 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--asic-chip", choices=["bm1366", "bm1397"], default=None, help="ASIC chip model")
 
 
+def _add_energy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("energy")
+    group.add_argument("--powercap-root", metavar="DIR", default=None,
+                       help="RAPL powercap tree (default: $HASHCORE_POWERCAP_ROOT, else /sys/class/powercap)")
+    group.add_argument("--tdp-watts-per-core", type=_positive_float, default=None, metavar="W",
+                       help="watts per busy core for the estimate when no counter can be read")
+
+
+def _meter_settings(args: argparse.Namespace) -> MeterSettings:
+    return MeterSettings(args.powercap_root, args.tdp_watts_per_core)
+
+
 def _backend_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     options: dict[str, dict[str, Any]] = {}
     if args.c_path:
@@ -116,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--suggest-difficulty", type=_positive_float, default=None)
     mine.add_argument("--no-version-rolling", action="store_true", help="do not ask for BIP 310 version rolling")
     _add_backend_options(mine)
+    _add_energy_options(mine)
 
     pool = commands.add_parser("pool", help="run the embedded Stratum pool")
     pool.add_argument("--host", default="127.0.0.1")
@@ -133,11 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bench_cmd = commands.add_parser("bench", help="benchmark a backend on a fixed work unit")
-    bench_cmd.add_argument("--backend", default="auto")
+    which = bench_cmd.add_mutually_exclusive_group()
+    which.add_argument("--backend", default="auto")
+    which.add_argument("--all", action="store_true", help="every available backend in turn, one table")
     bench_cmd.add_argument("--threads", type=_positive_int, default=1)
     bench_cmd.add_argument("--seconds", type=_positive_float, default=5.0)
     bench_cmd.add_argument("--json", action="store_true")
+    bench_cmd.add_argument("--chart", metavar="PNG", default=None,
+                           help="with --all: write a bar chart of hashrate and J/TH (default bench.png)")
     _add_backend_options(bench_cmd)
+    _add_energy_options(bench_cmd)
+
+    telemetry = commands.add_parser("telemetry", help="energy sources found here, and live power for a few seconds")
+    telemetry.add_argument("--seconds", type=_positive_float, default=3.0)
+    telemetry.add_argument("--json", action="store_true")
+    _add_energy_options(telemetry)
     return parser
 
 
@@ -178,6 +203,7 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
         suggest_difficulty=args.suggest_difficulty,
         version_rolling=not args.no_version_rolling,
         fail_fast=True,
+        meter_settings=_meter_settings(args),
     )
     try:
         await miner.start()
@@ -297,15 +323,56 @@ def _devices(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench(args: argparse.Namespace, console: Console) -> int:
-    name = registry.fastest_available() if args.backend == "auto" else args.backend
-    options = _backend_options(args).get(name, {})
-    if not args.json:
-        console.print(f"benchmarking {name} with {args.threads} thread(s) for {args.seconds:g} s...", highlight=False)
-    report = bench(name, args.seconds, args.threads, options=options).to_json()
-    if args.json:
-        print(json.dumps(report))
+    if args.all:
+        names = [i.name for i in registry.probe_all() if i.available and _benchable(i.name, args)]
     else:
-        console.print(bench_table([report]))
+        names = [registry.fastest_available() if args.backend == "auto" else args.backend]
+    reports = []
+    for name in names:
+        if not args.json:
+            console.print(f"benchmarking {name} with {args.threads} thread(s) for {args.seconds:g} s...",
+                          highlight=False)
+        options = _backend_options(args).get(name, {})
+        reports.append(bench(name, args.seconds, args.threads, options=options,
+                             meter_settings=_meter_settings(args)).to_json())
+    chart = None
+    if args.all:
+        chart = args.chart or "bench.png"
+        bench_chart(reports, chart)
+    if args.json:
+        print(json.dumps({"backends": reports, "chart": chart} if args.all else reports[0]))
+        return 0
+    console.print(bench_table(reports))
+    for report in reports:
+        if not report["energy_exact"]:
+            console.print(f"{report['backend']}: {report['energy_note']}", highlight=False)
+    if chart:
+        console.print(f"chart written to {chart}", highlight=False)
+    return 0
+
+
+def _benchable(name: str, args: argparse.Namespace) -> bool:
+    """--all skips the ASIC backend unless a port is given: it needs a device (or --asic-port emulator)."""
+    return name != "asic" or bool(args.asic_port)
+
+
+def _telemetry(args: argparse.Namespace, console: Console) -> int:
+    report = telemetry_report(args.seconds, powercap_root=args.powercap_root,
+                              tdp_watts_per_core=args.tdp_watts_per_core)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    for source in report.sources:
+        found = "[green]found[/]" if source.found else "[red]not found[/]"
+        kind = "exact" if source.exact else "estimate"
+        console.print(f"{source.name:9} {found:20} {kind:8} {source.reason}")
+        for part in source.parts:
+            console.print(f"{'':11}- {part}", highlight=False)
+    for series in report.live:
+        label = series.source if series.exact else f"{series.source} (estimate, not measured)"
+        readings = "  ".join(f"{p.watts:.1f} W" for p in series.points)
+        console.print(f"{series.label}: {label}: {readings}", highlight=False)
+        console.print(f"  {series.note}", highlight=False)
     return 0
 
 
@@ -327,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices(args, console)
         if args.command == "bench":
             return _bench(args, console)
+        if args.command == "telemetry":
+            return _telemetry(args, console)
     except HashcoreError as exc:
         print(f"hashcore: error: {exc}", file=sys.stderr)
         return 1

@@ -29,11 +29,12 @@ from typing import Any
 
 from hashcore.backends.base import fastest_available
 from hashcore.errors import ConfigError, HashcoreError, PoolError, WorkError
+from hashcore.metering import EnergyLedger, MeterSettings
 from hashcore.stratum import events as ev
 from hashcore.stratum.client import ClientOptions, Connected, Disconnected, Link, StratumClient
-from hashcore.telemetry.base import EnergyMeter, EnergySample, NullMeter
+from hashcore.telemetry.base import EnergyMeter
 from hashcore.work import NONCE_SPACE, difficulty_to_target, verify_nonce
-from hashcore.workers import MAX_RESULTS, ChunkSizer, Scanner, default_threads, open_scanners
+from hashcore.workers import MAX_RESULTS, ChunkSizer, ProcessScanner, Scanner, default_threads, open_scanners
 from hashcore.worksource import Template, WorkSource, WorkUnit
 
 log = logging.getLogger("hashcore.engine")
@@ -144,7 +145,9 @@ class Miner:
         backend_options: per-backend factory options, e.g. ``{"c": {"path": "shani"}}``.
         nonce_span: nonces per header before rolling to the next one.
         scan_seconds: the target duration of one scan (how fast clean jobs take effect).
-        meter: the energy meter whose joules are charged to this run.
+        meter: the meter for the CPU backends (default: RAPL where readable, else the
+            labelled estimate); GPU and ASIC backends get their own meters.
+        meter_settings: where to look for counters (powercap root, TDP for the estimate).
         client: extra :class:`ClientOptions` fields (timeouts, TLS, failover...).
     """
 
@@ -160,6 +163,7 @@ class Miner:
         nonce_span: int = NONCE_SPACE,
         scan_seconds: float = 0.25,
         meter: EnergyMeter | None = None,
+        meter_settings: MeterSettings | None = None,
         **client: Any,
     ) -> None:
         if not user:
@@ -173,7 +177,9 @@ class Miner:
         self.threads = threads
         self.backend_options = backend_options or {}
         self.scan_seconds = scan_seconds
-        self.meter: EnergyMeter = meter or NullMeter()
+        self._cpu_meter = meter
+        self._meter_settings = meter_settings or MeterSettings()
+        self.ledger: EnergyLedger | None = None
         try:
             options = ClientOptions(user=user, password=password, **client)
         except TypeError as exc:
@@ -196,7 +202,7 @@ class Miner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
-        self._energy_start: EnergySample | None = None
+        self._power_history: deque[tuple[float, float]] = deque()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -211,11 +217,13 @@ class Miner:
                 path = getattr(self._scanners[name][0], "path", None)
                 self.counters[name] = BackendCounters(name, count, path=path)
                 self._duty[name] = 1.0
+            first = {name: scanners[0] for name, scanners in self._scanners.items()}
+            self.ledger = await asyncio.to_thread(EnergyLedger, first, self._meter_settings, self._cpu_meter)
         except BaseException:
             self._close_scanners()
             raise
+        self.ledger.start()
         self._started_at = time.monotonic()
-        self._energy_start = self.meter.sample()
         for name, scanners in self._scanners.items():
             for index, scanner in enumerate(scanners):
                 thread = threading.Thread(
@@ -256,7 +264,8 @@ class Miner:
             task.cancel()
         await asyncio.to_thread(self._join_workers)
         self._close_scanners()
-        self.meter.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
     async def __aenter__(self) -> Miner:
         await self.start()
@@ -287,8 +296,10 @@ class Miner:
 
     def _worker(self, name: str, scanner: Scanner) -> None:
         sizer = ChunkSizer(self.scan_seconds)
-        loop = self._loop
-        assert loop is not None
+        loop, ledger = self._loop, self.ledger
+        assert loop is not None and ledger is not None
+        # A child process does the work of a ProcessScanner: its wall time is its CPU time.
+        in_thread = not isinstance(scanner, ProcessScanner)
         while not self._stop.is_set():
             duty = self._duty[name]
             if duty <= 0.0:
@@ -297,7 +308,7 @@ class Miner:
             unit = self.source.take(sizer.count)
             if unit is None:
                 continue
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time_ns()
             try:
                 result = scanner.scan(unit.work, unit.nonce_start, unit.count, MAX_RESULTS)
             except Exception as exc:
@@ -305,6 +316,8 @@ class Miner:
                 loop.call_soon_threadsafe(self._on_worker_error, name)
                 return
             elapsed = time.perf_counter() - started
+            cpu_us = (time.thread_time_ns() - cpu_started) // 1000 if in_thread else int(elapsed * 1e6)
+            ledger.add_cpu_time(name, cpu_us)
             sizer.update(result.hashes_done, elapsed)
             try:
                 loop.call_soon_threadsafe(self._on_scan, name, unit, result)
@@ -435,7 +448,7 @@ class Miner:
         now = time.monotonic()
         seconds = max(now - self._started_at, 1e-9) if self._started_at else 0.0
         hashes = sum(c.hashes for c in self.counters.values())
-        energy = self._energy(hashes)
+        per_backend, overall = self._energy({name: c.hashes for name, c in self.counters.items()})
         backends = {
             name: {
                 "hashes": c.hashes,
@@ -446,6 +459,7 @@ class Miner:
                 "false_positives": c.false_positives,
                 "errors": c.errors,
                 "duty": self._duty.get(name, 1.0),
+                **per_backend.get(name, {}),
             }
             for name, c in self.counters.items()
         }
@@ -476,20 +490,23 @@ class Miner:
             blocks_accepted=self.blocks_accepted,
             pools=pools,
             backends=backends,
-            energy=energy,
+            energy=overall,
             active_pool=link.url if link else None,
         )
 
-    def _energy(self, hashes: int) -> dict[str, Any]:
-        sample = self.meter.sample()
-        start = self._energy_start or sample
-        joules = max(sample.joules - start.joules, 0.0)
-        j_per_hash = joules / hashes if hashes and sample.source != "none" else None
-        return {
-            "joules": joules,
-            "watts": sample.watts,
-            "j_per_hash": j_per_hash,
-            "j_per_th": j_per_hash * 1e12 if j_per_hash is not None else None,
-            "energy_source": sample.source,
-            "energy_exact": sample.exact,
-        }
+    def _energy(self, hashes: dict[str, int]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        """Energy fields per backend and in total; ``recent_watts`` over the last seconds."""
+        if self.ledger is None:
+            return {}, {"joules": 0.0, "watts": 0.0, "recent_watts": 0.0, "j_per_hash": None, "j_per_th": None,
+                        "energy_source": "none", "energy_exact": False, "energy_note": "not started"}
+        entries, overall = self.ledger.report(hashes)
+        fields = ("joules", "watts", "j_per_hash", "j_per_th", "energy_source", "energy_exact", "energy_note")
+        per_backend = {name: {k: e.as_dict()[k] for k in fields} for name, e in entries.items()}
+        now = time.monotonic()
+        history = self._power_history
+        history.append((now, overall.joules))
+        while len(history) > 2 and history[1][0] < now - RECENT_SECONDS:
+            history.popleft()
+        span = now - history[0][0]
+        recent = (overall.joules - history[0][1]) / span if span > 0.5 else overall.watts
+        return per_backend, {**{k: overall.as_dict()[k] for k in fields}, "recent_watts": recent}

@@ -22,7 +22,7 @@ def format_rate(hashes_per_second: float | None) -> str:
     raise AssertionError("unreachable")
 
 
-def format_energy(energy: dict[str, Any]) -> str:
+def format_energy(energy: dict[str, Any], watts_key: str = "watts") -> str:
     """Power and J/TH with their source; an estimate always says so."""
     source = energy.get("energy_source", "none")
     if source == "none":
@@ -30,19 +30,22 @@ def format_energy(energy: dict[str, Any]) -> str:
     label = source if energy.get("energy_exact") else f"{source}, estimate" if source != "estimate" else "estimate"
     j_per_th = energy.get("j_per_th")
     efficiency = f"{j_per_th:,.0f} J/TH" if j_per_th is not None else "- J/TH"
-    return f"{energy.get('watts', 0.0):.1f} W  {efficiency}  ({label})"
+    watts = energy.get(watts_key, energy.get("watts", 0.0))
+    return f"{watts:.1f} W  {efficiency}  ({label})"
 
 
 def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
     """The live view: hashrate per backend, shares, pool, difficulty, power and J/TH."""
     pool = stats.active_pool or "connecting..."
     title = f"hashcore  {format_rate(stats.recent_hashrate_hs)}  (avg {format_rate(stats.hashrate_hs)})"
-    table = Table(title=title, caption=f"pool {pool}   {format_energy(stats.energy)}", expand=False)
+    caption = f"pool {pool}   total {format_energy(stats.energy, 'recent_watts')}"
+    table = Table(title=title, caption=caption, expand=False)
     table.add_column("backend")
     table.add_column("threads", justify="right")
     table.add_column("5s", justify="right")
     table.add_column("average", justify="right")
     table.add_column("hashes", justify="right")
+    table.add_column("power", justify="left")
     for name, backend in stats.backends.items():
         label = f"{name} ({backend['path']})" if backend.get("path") else name
         table.add_row(
@@ -51,6 +54,7 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
             format_rate(backend["recent_hashrate_hs"]),
             format_rate(backend["hashrate_hs"]),
             f"{backend['hashes']:,}",
+            format_energy(backend),
         )
     table.add_section()
     shares = Text.assemble(
@@ -65,7 +69,7 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
     )
     active = next((p for p in stats.pools if p["url"] == stats.active_pool), None)
     diff = active["difficulty"] if active and active["difficulty"] is not None else difficulty
-    table.add_row(shares, "", "", f"diff {diff:.4g}" if diff is not None else "diff -", f"{stats.seconds:.0f} s")
+    table.add_row(shares, "", "", f"diff {diff:.4g}" if diff is not None else "diff -", f"{stats.seconds:.0f} s", "")
     return table
 
 
@@ -74,7 +78,7 @@ def miner_line(stats: MinerStats) -> str:
     return (
         f"{format_rate(stats.recent_hashrate_hs)} (avg {format_rate(stats.hashrate_hs)})  "
         f"A:{stats.accepted} R:{stats.rejected} S:{stats.stale} "
-        f"blocks:{stats.block_candidates}/{stats.blocks_accepted}  {format_energy(stats.energy)}  "
+        f"blocks:{stats.block_candidates}/{stats.blocks_accepted}  {format_energy(stats.energy, 'recent_watts')}  "
         f"pool {stats.active_pool or '-'}"
     )
 
@@ -97,3 +101,28 @@ def bench_table(reports: list[dict[str, Any]]) -> Table:
             format_energy(report),
         )
     return table
+
+
+def bench_chart(reports: list[dict[str, Any]], path: str) -> None:
+    """A PNG with two bar charts: hashrate and J/TH per backend (estimates hatched)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    names = [r["backend"] + (f"\n{r['path']}" if r.get("path") else "") for r in reports]
+    figure, (rate_axis, energy_axis) = plt.subplots(1, 2, figsize=(4 + 1.2 * len(reports), 4))
+    rate_axis.bar(names, [r["hashrate_hs"] / 1e6 for r in reports], color="#3b7dd8")
+    rate_axis.set_ylabel("MH/s")
+    rate_axis.set_yscale("log")
+    rate_axis.set_title("hashrate")
+    bars = energy_axis.bar(names, [r["j_per_th"] or 0.0 for r in reports], color="#d8843b")
+    for bar, report in zip(bars, reports, strict=True):
+        if not report["energy_exact"]:
+            bar.set_hatch("//")
+    energy_axis.set_ylabel("J/TH (hatched: estimate)")
+    energy_axis.set_yscale("log")
+    energy_axis.set_title("energy per hash")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

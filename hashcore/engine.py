@@ -198,6 +198,7 @@ class Miner:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._duty: dict[str, float] = {}
+        self._active_threads: dict[str, int] = {}
         self._client_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -217,6 +218,7 @@ class Miner:
                 path = getattr(self._scanners[name][0], "path", None)
                 self.counters[name] = BackendCounters(name, count, path=path)
                 self._duty[name] = 1.0
+                self._active_threads[name] = count
             first = {name: scanners[0] for name, scanners in self._scanners.items()}
             self.ledger = await asyncio.to_thread(EnergyLedger, first, self._meter_settings, self._cpu_meter)
         except BaseException:
@@ -227,7 +229,7 @@ class Miner:
         for name, scanners in self._scanners.items():
             for index, scanner in enumerate(scanners):
                 thread = threading.Thread(
-                    target=self._worker, args=(name, scanner), name=f"hashcore-{name}-{index}", daemon=True
+                    target=self._worker, args=(name, index, scanner), name=f"hashcore-{name}-{index}", daemon=True
                 )
                 thread.start()
                 self._threads.append(thread)
@@ -292,9 +294,21 @@ class Miner:
             raise ConfigError(f"backend {backend!r} is not running")
         self._duty[backend] = min(max(duty, 0.0), 1.0)
 
+    def set_threads(self, backend: str, threads: int) -> None:
+        """Keep only this many of ``backend``'s worker threads scanning (the rest idle)."""
+        if backend not in self._active_threads:
+            raise ConfigError(f"backend {backend!r} is not running")
+        self._active_threads[backend] = min(max(threads, 0), len(self._scanners[backend]))
+
+    def duty(self, backend: str) -> float:
+        return self._duty[backend]
+
+    def active_threads(self, backend: str) -> int:
+        return self._active_threads[backend]
+
     # --- worker threads ----------------------------------------------------------------
 
-    def _worker(self, name: str, scanner: Scanner) -> None:
+    def _worker(self, name: str, index: int, scanner: Scanner) -> None:
         sizer = ChunkSizer(self.scan_seconds)
         loop, ledger = self._loop, self.ledger
         assert loop is not None and ledger is not None
@@ -302,7 +316,7 @@ class Miner:
         in_thread = not isinstance(scanner, ProcessScanner)
         while not self._stop.is_set():
             duty = self._duty[name]
-            if duty <= 0.0:
+            if duty <= 0.0 or index >= self._active_threads[name]:
                 self._stop.wait(self.scan_seconds)
                 continue
             unit = self.source.take(sizer.count)
@@ -459,6 +473,7 @@ class Miner:
                 "false_positives": c.false_positives,
                 "errors": c.errors,
                 "duty": self._duty.get(name, 1.0),
+                "active_threads": self._active_threads.get(name, c.threads),
                 **per_backend.get(name, {}),
             }
             for name, c in self.counters.items()

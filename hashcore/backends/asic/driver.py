@@ -1,0 +1,612 @@
+"""The serial driver for a chain of BM1366 or BM1397 chips.
+
+Theory of operation: :meth:`AsicDriver.open` opens the port through pyserial's
+``serial_for_url`` (a tty, a pseudo-terminal, ``loop://`` or ``spy://``), starts a reader
+thread, resets the chain, counts the chips, gives them addresses, writes the init
+registers, ramps the clock, switches the baud rate and finally runs the known-answer
+check: the captured job must come back with a captured nonce. After that
+:meth:`send_work` hands out jobs and :meth:`next_found` yields the nonces the reader
+thread mapped back to their job and rolled version through the :class:`JobTable`.
+
+Every serial failure, a silent chain and a failed known answer become a
+:class:`~hashcore.errors.DeviceError` naming the port; once the device has failed, every
+later call raises that error, and :meth:`close` always stops the reader and frees the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from hashcore.backends.asic import known_answer
+from hashcore.backends.asic.chips import (
+    BASE_BAUD,
+    BM1366_FAST_BAUD,
+    BM1366_FAST_UART_VALUE,
+    CHIP_VERSION_BITS,
+    CHIPS,
+    REG_ANALOG_MUX,
+    REG_CHIP_ID,
+    REG_CLOCK_ORDER0,
+    REG_CLOCK_ORDER1,
+    REG_CORE_CONTROL,
+    REG_FAST_UART,
+    REG_HASH_COUNTING,
+    REG_INIT_CONTROL,
+    REG_IO_DRIVER,
+    REG_MISC_CONTROL,
+    REG_ORDERED_CLOCK_ENABLE,
+    REG_PLL0,
+    REG_PLL0_DIVIDER,
+    REG_PLL3,
+    REG_TICKET_MASK,
+    REG_VERSION_MASK,
+    ChipModel,
+    encode_misc_control_baud,
+    encode_ticket_mask,
+    encode_version_mask,
+    ticket_for_difficulty,
+    ticket_target,
+)
+from hashcore.backends.asic.framing import (
+    NonceReply,
+    RegisterReply,
+    ReplyDecoder,
+    chain_inactive,
+    encode_command,
+    encode_job,
+    read_register,
+    set_address,
+    write_register,
+)
+from hashcore.backends.asic.jobs import (
+    FoundNonce,
+    JobTable,
+    LiveJob,
+    bm1366_job,
+    bm1397_job,
+    chip_version_mask,
+    midstate_versions,
+)
+from hashcore.errors import ConfigError, DeviceError
+from hashcore.work import DEFAULT_VERSION_MASK, Work, target_to_difficulty
+
+log = logging.getLogger("hashcore.backends.asic.driver")
+
+SerialOpener = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    """How to bring a chain up. Defaults suit real hardware.
+
+    Attributes:
+        frequency_mhz: the clock to ramp to (None: the chip's default).
+        baud: the link speed after init. None: the chip's fast mode (BM1366: 1,000,000
+            through register 0x28; BM1397: stays at 115,200). 115200 keeps the start
+            speed; the BM1397 takes any 25 MHz / ((div + 1) * 8) through register 0x18.
+        ramp_step_mhz, ramp_delay_s: the frequency ramp's step and the pause after each.
+        detect_silence_s: chip counting ends after this long without a new chip-id reply.
+        census_interval_s, census_window_s: how often a running chain is asked for chip
+            ids, and how long the answers are counted (finds chips that stopped answering).
+        known_answer, known_answer_timeout_s: run the known-answer check at open.
+        reset_line: "dtr" or "rts" when the adapter wires the chain's reset there; None
+            when there is no reset line (emulator, boards whose reset the host cannot reach).
+        reset_hold_s: how long reset is held, and the wait after release.
+        hashrate_per_chip_mhz: hashes per second per chip per MHz (None: the published
+            small-core count); the nominal rate that ``hashrate`` reports.
+        base_difficulty: the difficulty a zero ticket mask stands for: 1 on real chips;
+            an emulated chain may report at a lower one (see the emulator).
+        read_timeout_s: the reader thread's serial read timeout.
+    """
+
+    frequency_mhz: float | None = None
+    baud: int | None = None
+    ramp_step_mhz: float = 6.25
+    ramp_delay_s: float = 0.1
+    detect_silence_s: float = 1.0
+    census_interval_s: float = 30.0
+    census_window_s: float = 1.0
+    known_answer: bool = True
+    known_answer_timeout_s: float = 5.0
+    reset_line: str | None = None
+    reset_hold_s: float = 0.1
+    hashrate_per_chip_mhz: float | None = None
+    base_difficulty: float = 1.0
+    read_timeout_s: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStats:
+    """Counters of a driver since open.
+
+    Attributes:
+        chips: chips found at open; chips_answering: at the last census.
+        frequency_mhz: the clock the chips were last set to.
+        ticket: the chip-side difficulty of the ticket mask.
+        baud: the host's current baud rate.
+        jobs_sent, nonces: jobs written, nonce replies mapped to a live job.
+        stale, duplicates, bad_version: replies the job table dropped.
+        frames, dropped_bytes, bad_frames: the reply decoder's counters.
+        known_answer_passed: whether the check at open succeeded (None: not run).
+    """
+
+    chips: int
+    chips_answering: int
+    frequency_mhz: float
+    ticket: int
+    baud: int
+    jobs_sent: int
+    nonces: int
+    stale: int
+    duplicates: int
+    bad_version: int
+    frames: int
+    dropped_bytes: int
+    bad_frames: int
+    known_answer_passed: bool | None
+
+
+_WAKE = object()
+#: Raw bytes kept to tell which chip model answered when nothing decoded.
+_RAW_TAIL = 512
+
+
+class AsicDriver:
+    """One chain of one chip model on one serial port. See the module docstring."""
+
+    def __init__(
+        self,
+        port: str,
+        chip: ChipModel,
+        config: DriverConfig | None = None,
+        *,
+        open_serial: SerialOpener = serial.serial_for_url,
+    ):
+        self.port = port
+        self.chip = chip
+        self.config = config or DriverConfig()
+        self._open_serial = open_serial
+        self._serial: Any = None
+        self._decoder = ReplyDecoder(chip.reply_length)
+        self._table = JobTable(chip)
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._found: queue.Queue[object] = queue.Queue()
+        self._registers: queue.Queue[RegisterReply] = queue.Queue()
+        self._stopping = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._failure: DeviceError | None = None
+        self._closed = False
+        self.addresses: list[int] = []
+        self.chips_answering = 0
+        self.frequency_mhz = chip.start_mhz
+        self.ticket = 0
+        self._chip_mask: int | None = None
+        self._jobs_sent = 0
+        self._nonces = 0
+        self._known_answer_passed: bool | None = None
+        self._census_started: float | None = None
+        self._census_count = 0
+        self._last_census = 0.0
+        self._raw_tail = b""
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the port and bring the chain up; DeviceError (port closed again) on failure."""
+        try:
+            self._serial = self._open_serial(
+                self.port, baudrate=BASE_BAUD, timeout=self.config.read_timeout_s, write_timeout=2.0
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open ASIC port {self.port}: {exc}") from exc
+        try:
+            self._serial.reset_input_buffer()
+            self._reader = threading.Thread(target=self._read_loop, name=f"asic-reader {self.port}", daemon=True)
+            self._reader.start()
+            self._reset()
+            if self.chip.on_chip_rolling:
+                self._init_bm1366()
+            else:
+                self._init_bm1397()
+            if self.config.known_answer:
+                self.known_answer_check()
+            self._last_census = time.monotonic()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the reader thread and free the port. Safe to call twice and after a failure."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=2.0)
+        if self._serial is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._serial.close()
+        self._found.put(_WAKE)
+
+    @property
+    def failure(self) -> DeviceError | None:
+        return self._failure
+
+    # --- the reader thread -------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        ser = self._serial
+        try:
+            while not self._stopping.is_set():
+                data = ser.read(max(1, ser.in_waiting))
+                if data:
+                    self._on_bytes(data)
+        except (serial.SerialException, OSError) as exc:
+            if not self._stopping.is_set():
+                self._fail(DeviceError(f"ASIC port {self.port} vanished or failed: {exc}"))
+
+    def _on_bytes(self, data: bytes) -> None:
+        with self._lock:
+            self._raw_tail = (self._raw_tail + data)[-_RAW_TAIL:]
+            replies = self._decoder.feed(data)
+            for reply in replies:
+                if isinstance(reply, NonceReply):
+                    found = self._table.resolve(reply)
+                    if found is not None:
+                        self._nonces += 1
+                        self._found.put(found)
+                elif self._census_started is not None and reply.register == REG_CHIP_ID:
+                    self._census_count += 1
+                else:
+                    self._registers.put(reply)
+
+    def _fail(self, error: DeviceError) -> None:
+        if self._failure is None:
+            self._failure = error
+            log.error("%s", error)
+        self._found.put(_WAKE)
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closed:
+            raise DeviceError(f"ASIC port {self.port} is closed")
+
+    # --- raw commands ------------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> None:
+        """Write one encoded frame."""
+        self._raise_if_failed()
+        with self._write_lock:
+            try:
+                self._serial.write(frame)
+            except (serial.SerialException, OSError) as exc:
+                error = DeviceError(f"writing to ASIC port {self.port} failed: {exc}")
+                self._fail(error)
+                raise error from exc
+
+    def write_register(self, register: int, value: int, chip_addr: int | None = None) -> None:
+        self.send_frame(encode_command(write_register(register, value, chip_addr)))
+
+    def read_register(self, register: int, chip_addr: int | None = None, *, silence_s: float) -> list[RegisterReply]:
+        """Read a register; collects replies until ``silence_s`` passes without one."""
+        while not self._registers.empty():
+            self._registers.get_nowait()
+        self.send_frame(encode_command(read_register(register, chip_addr)))
+        replies: list[RegisterReply] = []
+        deadline = time.monotonic() + silence_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                reply = self._registers.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if reply.register == register and (chip_addr is None or reply.chip_addr == chip_addr):
+                replies.append(reply)
+                deadline = time.monotonic() + silence_s
+        self._raise_if_failed()
+        return replies
+
+    # --- init --------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        line = self.config.reset_line
+        if line is None:
+            return
+        if line not in ("dtr", "rts"):
+            raise ConfigError(f"reset line must be 'dtr' or 'rts', got {line!r}")
+        # Asserting DTR#/RTS# drives the pin low on a TTL adapter: that is the reset.
+        setattr(self._serial, line, True)
+        time.sleep(self.config.reset_hold_s)
+        setattr(self._serial, line, False)
+        time.sleep(self.config.reset_hold_s)
+
+    def detect(self) -> int:
+        """Count the chips answering a chip-id read; DeviceError when none or the wrong model."""
+        replies = self.read_register(REG_CHIP_ID, silence_s=self.config.detect_silence_s)
+        if not replies:
+            other = self._other_model_answering()
+            if other is not None:
+                raise DeviceError(
+                    f"chips on {self.port} answered as {other.name} (id {other.chip_id:04x}), "
+                    f"not {self.chip.chip_id:04x} ({self.chip.name}): pass --asic-chip {other.name}"
+                )
+            raise DeviceError(
+                f"no ASIC chip answered on {self.port}: check the board's power, the reset line, "
+                f"the cable and that --asic-chip {self.chip.name} is right"
+            )
+        ids = sorted({reply.value >> 16 for reply in replies})
+        if ids != [self.chip.chip_id]:
+            found = ", ".join(f"{i:04x}" for i in ids)
+            raise DeviceError(
+                f"chips on {self.port} answered with id {found}, not {self.chip.chip_id:04x} "
+                f"({self.chip.name}): pass the right --asic-chip"
+            )
+        log.info("%d %s chip(s) on %s", len(replies), self.chip.name, self.port)
+        return len(replies)
+
+    def _other_model_answering(self) -> ChipModel | None:
+        """Another model whose chip-id replies are in the bytes that did not decode."""
+        with self._lock:
+            raw = self._raw_tail
+        for model in CHIPS.values():
+            if model.reply_length == self.chip.reply_length:
+                continue
+            for reply in ReplyDecoder(model.reply_length).feed(raw):
+                if isinstance(reply, RegisterReply) and reply.value >> 16 == model.chip_id:
+                    return model
+        return None
+
+    def _assign_addresses(self, count: int) -> None:
+        if count > 256:
+            raise DeviceError(f"{count} chips answered on {self.port}; a chain addresses at most 256")
+        self.send_frame(encode_command(chain_inactive()))
+        interval = 256 // count
+        self.addresses = [i * interval for i in range(count)]
+        for address in self.addresses:
+            self.send_frame(encode_command(set_address(address)))
+        self.chips_answering = count
+
+    def _init_bm1366(self) -> None:
+        # Order and values as the open Bitaxe firmware brings a BM1366 chain up.
+        for _ in range(3):
+            self.write_register(REG_VERSION_MASK, encode_version_mask(DEFAULT_VERSION_MASK))
+        self._chip_mask = DEFAULT_VERSION_MASK
+        count = self.detect()
+        self.write_register(REG_INIT_CONTROL, 0x00070000)
+        self.write_register(REG_MISC_CONTROL, 0xFF0FC100)
+        self._assign_addresses(count)
+        self.write_register(REG_CORE_CONTROL, 0x80008540)
+        self.write_register(REG_CORE_CONTROL, 0x80008020)
+        self.set_ticket(256)
+        self.write_register(REG_ANALOG_MUX, 0x00000003)
+        self.write_register(REG_IO_DRIVER, 0x02111111)
+        for address in self.addresses:
+            self.write_register(REG_INIT_CONTROL, 0x000701F0, address)
+            self.write_register(REG_MISC_CONTROL, 0xF000C100, address)
+            self.write_register(REG_CORE_CONTROL, 0x80008540, address)
+            self.write_register(REG_CORE_CONTROL, 0x80008020, address)
+            self.write_register(REG_CORE_CONTROL, 0x800082AA, address)
+        self.set_frequency(self.config.frequency_mhz or self.chip.default_mhz)
+        self.write_register(REG_HASH_COUNTING, 0x0000151C)
+        self.write_register(REG_VERSION_MASK, encode_version_mask(DEFAULT_VERSION_MASK))
+        baud = self.config.baud
+        if baud is None or baud == BM1366_FAST_BAUD:
+            self.write_register(REG_FAST_UART, BM1366_FAST_UART_VALUE)
+            self._switch_host_baud(BM1366_FAST_BAUD)
+        elif baud != BASE_BAUD:
+            raise ConfigError(f"a BM1366 link runs at {BASE_BAUD} or {BM1366_FAST_BAUD} baud, not {baud}")
+
+    def _init_bm1397(self) -> None:
+        count = self.detect()
+        self._assign_addresses(count)
+        self.write_register(REG_CLOCK_ORDER0, 0x00000000)
+        self.write_register(REG_CLOCK_ORDER1, 0x00000000)
+        self.write_register(REG_ORDERED_CLOCK_ENABLE, 0x00000001)
+        self.write_register(REG_CORE_CONTROL, 0x80008074)
+        self.set_ticket(256)
+        self.write_register(REG_PLL3, 0xC0700111)
+        self.write_register(REG_FAST_UART, 0x0600000F)
+        self.write_register(REG_MISC_CONTROL, encode_misc_control_baud(BASE_BAUD))
+        self.write_register(REG_PLL0_DIVIDER, 0x0F0F0F00)
+        self.set_frequency(self.config.frequency_mhz or self.chip.default_mhz)
+        baud = self.config.baud
+        if baud is not None and baud != BASE_BAUD:
+            self.write_register(REG_MISC_CONTROL, encode_misc_control_baud(baud))
+            self._switch_host_baud(baud)
+
+    def _switch_host_baud(self, baud: int) -> None:
+        try:
+            self._serial.flush()
+            self._serial.baudrate = baud
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot switch {self.port} to {baud} baud: {exc}") from exc
+
+    # --- settings ----------------------------------------------------------------------
+
+    def set_frequency(self, mhz: float, *, ramp: bool = True) -> float:
+        """Move the chips' clock to ``mhz`` in small steps; returns the frequency reached."""
+        target = self.chip.encode_pll(mhz)
+        steps: list[float] = []
+        step = self.config.ramp_step_mhz
+        current = self.frequency_mhz
+        if ramp and step > 0:
+            while abs(target.mhz - current) > step:
+                current += step if target.mhz > current else -step
+                steps.append(current)
+        for f in [*steps, mhz]:
+            setting = self.chip.encode_pll(f)
+            self.write_register(REG_PLL0, setting.value)
+            self.frequency_mhz = setting.mhz
+            if self.config.ramp_delay_s > 0 and f != mhz:
+                time.sleep(self.config.ramp_delay_s)
+        log.info("%s clock at %.2f MHz", self.port, self.frequency_mhz)
+        return self.frequency_mhz
+
+    def set_ticket(self, ticket: int) -> None:
+        """Write the ticket mask for chip-side difficulty ``ticket`` (a power of two)."""
+        self.write_register(REG_TICKET_MASK, encode_ticket_mask(ticket))
+        self.ticket = ticket
+
+    def set_difficulty(self, difficulty: float) -> int:
+        """Ticket mask for a wanted difficulty (in real units); written only when it changes."""
+        ticket = ticket_for_difficulty(difficulty / self.config.base_difficulty)
+        if ticket != self.ticket:
+            self.set_ticket(ticket)
+        return ticket
+
+    @property
+    def report_target(self) -> int:
+        """The largest hash value the chips report at the current ticket mask."""
+        return ticket_target(self.ticket, self.config.base_difficulty)
+
+    def set_version_mask(self, mask: int) -> None:
+        """Let a BM1366 roll the chip-rollable bits of ``mask`` (written only when it changes)."""
+        if not self.chip.on_chip_rolling:
+            return
+        chip_mask = mask & CHIP_VERSION_BITS
+        if chip_mask != self._chip_mask:
+            self.write_register(REG_VERSION_MASK, encode_version_mask(chip_mask))
+            self._chip_mask = chip_mask
+
+    @property
+    def hashrate(self) -> float:
+        """Nominal hashes per second: clock * chips answering * rate per chip and MHz."""
+        per_mhz = self.config.hashrate_per_chip_mhz or self.chip.hashrate_per_mhz()
+        return self.frequency_mhz * self.chips_answering * per_mhz
+
+    # --- jobs and nonces ---------------------------------------------------------------
+
+    def send_work(self, work: Work, *, clean: bool = False, starting_nonce: int = 0) -> int:
+        """Send ``work`` as a new job (after its version mask and ticket); returns the job id.
+
+        ``clean`` retires every live job first, so replies for them are dropped as stale,
+        and forgets their nonces already queued.
+        """
+        self.set_version_mask(work.version_mask)
+        self.set_difficulty(target_to_difficulty(work.target))
+        with self._lock:
+            if clean:
+                self._table.clear()
+                self._drain_found()
+            job_id = self._table.next_id()
+            if self.chip.on_chip_rolling:
+                job366 = bm1366_job(work, job_id, starting_nonce=starting_nonce)
+                live = LiveJob(job_id, work, job366.version, chip_version_mask(work), [job366.version])
+                frame = encode_job(job366)
+            else:
+                versions = midstate_versions(work.version, work.version_mask)
+                job397 = bm1397_job(work, job_id, versions, starting_nonce=starting_nonce)
+                live = LiveJob(job_id, work, versions[0], 0, versions)
+                frame = encode_job(job397)
+            self._table.add(live)
+        self.send_frame(frame)
+        self._jobs_sent += 1
+        return job_id
+
+    def clear_jobs(self) -> None:
+        """Retire every live job and forget nonces already queued."""
+        with self._lock:
+            self._table.clear()
+            self._drain_found()
+
+    def _drain_found(self) -> None:
+        while True:
+            try:
+                self._found.get_nowait()
+            except queue.Empty:
+                return
+
+    def next_found(self, timeout: float) -> FoundNonce | None:
+        """The next nonce mapped to a live job, or None after ``timeout`` seconds."""
+        self._raise_if_failed()
+        try:
+            item = self._found.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+        if not isinstance(item, FoundNonce):
+            self._raise_if_failed()
+            return None
+        return item
+
+    def known_answer_check(self) -> None:
+        """Send the captured job and wait for a captured nonce; DeviceError when none comes."""
+        timeout = self.config.known_answer_timeout_s
+        self.send_work(known_answer.work(), clean=True, starting_nonce=known_answer.START_NONCE)
+        deadline = time.monotonic() + timeout
+        others = 0
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                found = self.next_found(remaining)
+                if found is None:
+                    continue
+                if (found.nonce, found.version) in known_answer.GOLDEN:
+                    log.info("%s: known answer %08x (version %08x) came back", self.port, found.nonce, found.version)
+                    self._known_answer_passed = True
+                    return
+                others += 1
+            self._known_answer_passed = False
+            raise DeviceError(
+                f"known-answer check failed on {self.port}: no known nonce within {timeout:g} s "
+                f"({others} other nonces); wrong chip model, clock or a damaged chain"
+            )
+        finally:
+            self.clear_jobs()
+
+    # --- health ------------------------------------------------------------------------
+
+    def poll_chips(self) -> int:
+        """Run the periodic chip census without blocking; returns the chips answering.
+
+        Every ``census_interval_s`` a chip-id read goes out; ``census_window_s`` later the
+        answers are counted. Fewer chips lower ``hashrate``; none raises DeviceError.
+        """
+        now = time.monotonic()
+        send = False
+        with self._lock:
+            if self._census_started is not None:
+                if now - self._census_started < self.config.census_window_s:
+                    return self.chips_answering
+                count, self._census_started, self._last_census = self._census_count, None, now
+                if count != self.chips_answering:
+                    log.warning("%s: %d of %d chips answer", self.port, count, len(self.addresses))
+                self.chips_answering = count
+            elif now - self._last_census >= self.config.census_interval_s:
+                self._census_started, self._census_count, send = now, 0, True
+        if send:
+            self.send_frame(encode_command(read_register(REG_CHIP_ID)))
+        elif self.chips_answering == 0:
+            error = DeviceError(f"no ASIC chip on {self.port} answers any more")
+            self._fail(error)
+            raise error
+        return self.chips_answering
+
+    @property
+    def stats(self) -> DriverStats:
+        with self._lock:
+            table, decoder = self._table.stats, self._decoder.stats
+            return DriverStats(
+                chips=len(self.addresses),
+                chips_answering=self.chips_answering,
+                frequency_mhz=self.frequency_mhz,
+                ticket=self.ticket,
+                baud=int(self._serial.baudrate) if self._serial is not None else 0,
+                jobs_sent=self._jobs_sent,
+                nonces=self._nonces,
+                stale=table.stale,
+                duplicates=table.duplicates,
+                bad_version=table.bad_version,
+                frames=decoder.frames,
+                dropped_bytes=decoder.dropped_bytes,
+                bad_frames=decoder.bad_frames,
+                known_answer_passed=self._known_answer_passed,
+            )

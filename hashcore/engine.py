@@ -300,6 +300,23 @@ class Miner:
             raise ConfigError(f"backend {backend!r} is not running")
         self._active_threads[backend] = min(max(threads, 0), len(self._scanners[backend]))
 
+    def add_pool(self, url: str) -> int:
+        """Add a pool at the lowest priority; returns its index."""
+        index = self.client.add_pool(url)
+        self.pools.append(PoolCounters(url))
+        return index
+
+    def switch_pool(self, index: int) -> None:
+        """Make pool ``index`` the first choice and move to it now."""
+        self.client.switch_pool(index)
+
+    def enable_pool(self, index: int) -> None:
+        self.client.enable_pool(index)
+
+    def disable_pool(self, index: int) -> None:
+        """Stop using pool ``index`` (fails over at once when it is the current one)."""
+        self.client.disable_pool(index)
+
     def duty(self, backend: str) -> float:
         return self._duty[backend]
 
@@ -487,8 +504,14 @@ class Miner:
                 "unanswered": p.unanswered,
                 "connected": p.connected,
                 "difficulty": p.difficulty,
+                "enabled": status.enabled,
+                "priority": self.client.priority.index(index),
+                "difficulty_accepted": p.difficulty_accepted,
+                "last_share_time": p.last_share_time,
+                "connects": status.connects,
+                "last_error": status.last_error,
             }
-            for p in self.pools
+            for index, (p, status) in enumerate(zip(self.pools, self.client.status, strict=True))
         ]
         link = self.client.link
         return MinerStats(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hashcore.engine import Miner
-from hashcore.errors import PoolError
+from hashcore.errors import ConfigError, PoolError
 from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool
 from hashcore.work import difficulty_to_target, nbits_to_target
 
@@ -245,3 +245,27 @@ def _self_signed(tmp_path: Any) -> tuple[Any, Any]:
                           serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+async def test_operator_switches_disables_and_adds_pools():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as first, \
+            EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as second, \
+            EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as third:
+        async with miner_for([first.url, second.url]) as miner:
+            await wait_until(lambda: first.stats.accepted >= 1, what="shares on the first pool")
+            miner.switch_pool(1)
+            await wait_until(lambda: second.stats.accepted >= 1, what="shares after switchpool")
+            assert miner.stats().active_pool == second.url
+            index = miner.add_pool(third.url)
+            assert index == 2 and miner.stats().pools[2]["priority"] == 2
+            miner.disable_pool(1)  # the current one: fail over down the list
+            await wait_until(lambda: miner.stats().active_pool == first.url, what="failover after disablepool")
+            miner.disable_pool(0)
+            await wait_until(lambda: third.stats.accepted >= 1, what="shares on the added pool")
+            with pytest.raises(ConfigError, match="last enabled pool"):
+                miner.disable_pool(2)
+            miner.enable_pool(1)
+            assert [p["enabled"] for p in miner.stats().pools] == [False, True, True]
+            with pytest.raises(ConfigError, match="no pool 7"):
+                miner.switch_pool(7)
+            assert miner.stats().rejected == 0

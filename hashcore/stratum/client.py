@@ -26,6 +26,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from hashcore.errors import ConfigError, PoolError
@@ -140,6 +141,7 @@ class PoolStatus:
     last_error: str | None = None
     retry_at: float = 0.0
     ever_connected: bool = False
+    enabled: bool = True
 
 
 @dataclass(slots=True)
@@ -157,9 +159,11 @@ class _Redirect(Exception):
         self.endpoint, self.wait = endpoint, wait
 
 
-class _Failback(Exception):
-    def __init__(self, index: int) -> None:
-        super().__init__(f"a better pool (#{index}) is back")
+class _Leave(Exception):
+    """Leave the current pool for another: a better one is back, or the operator said so."""
+
+    def __init__(self, index: int, why: str) -> None:
+        super().__init__(why)
         self.index = index
 
 
@@ -173,6 +177,9 @@ class StratumClient:
         self.options = options
         self.handler = handler
         self.status = [PoolStatus(e.url) for e in self.endpoints]
+        #: Pool indexes, best first: failover walks it; switch_pool reorders it.
+        self.priority = list(range(len(self.endpoints)))
+        self._leave: asyncio.Future[_Leave] | None = None
         self._active: _Active | None = None
         self._session_counter = 0
         self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
@@ -193,7 +200,7 @@ class StratumClient:
             index = self._next_pool()
             if index is None:
                 self._check_fail_fast()
-                wait = max(0.05, min(s.retry_at for s in self.status) - time.monotonic())
+                wait = max(0.05, min(s.retry_at for s in self.status if s.enabled) - time.monotonic())
                 await asyncio.sleep(wait)
                 continue
             status = self.status[index]
@@ -204,9 +211,9 @@ class StratumClient:
                 self._redirects[index] = redirect.endpoint
                 status.retry_at = time.monotonic() + redirect.wait
                 log.info("%s: %s in %.0f s", status.url, redirect, redirect.wait)
-            except _Failback as failback:
-                log.info("%s: leaving backup: %s", status.url, failback)
-                self.status[failback.index].retry_at = 0.0
+            except _Leave as leave:
+                log.info("%s: leaving: %s", status.url, leave)
+                self.status[leave.index].retry_at = 0.0
             except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
                 status.failures += 1
                 status.last_error = _describe(exc)
@@ -243,17 +250,66 @@ class StratumClient:
 
     # --- pool choice -------------------------------------------------------------------
 
+    # --- the pool list (the cgminer API's switchpool / addpool / enablepool / disablepool)
+
+    def add_pool(self, url: str) -> int:
+        """Append a pool at the lowest priority; returns its index."""
+        self.endpoints.append(parse_pool_url(url))
+        self.status.append(PoolStatus(url))
+        self.priority.append(len(self.endpoints) - 1)
+        return len(self.endpoints) - 1
+
+    def switch_pool(self, index: int) -> None:
+        """Make pool ``index`` the first choice and move to it now."""
+        self._check_index(index)
+        self.status[index].enabled = True
+        self.priority.remove(index)
+        self.priority.insert(0, index)
+        self._move_to(index, "switched by the operator")
+
+    def enable_pool(self, index: int) -> None:
+        self._check_index(index)
+        self.status[index].enabled = True
+        self.status[index].retry_at = 0.0
+        active = self._active
+        if active is not None and self._rank(index) < self._rank(active.link.index):
+            self._move_to(index, "a better pool was enabled")
+
+    def disable_pool(self, index: int) -> None:
+        """Stop using pool ``index``; when it is the current one, fail over now."""
+        self._check_index(index)
+        if all(not s.enabled or i == index for i, s in enumerate(self.status)):
+            raise ConfigError("cannot disable the last enabled pool")
+        self.status[index].enabled = False
+        active = self._active
+        if active is not None and active.link.index == index:
+            target = next(i for i in self.priority if self.status[i].enabled)
+            self._move_to(target, "disabled by the operator")
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < len(self.endpoints):
+            raise ConfigError(f"no pool {index} (pools are 0..{len(self.endpoints) - 1})")
+
+    def _rank(self, index: int) -> int:
+        return self.priority.index(index)
+
+    def _move_to(self, index: int, why: str) -> None:
+        leave = self._leave
+        if leave is not None and not leave.done() and self._active and self._active.link.index != index:
+            leave.set_result(_Leave(index, why))
+
     def _next_pool(self) -> int | None:
         now = time.monotonic()
-        for index, status in enumerate(self.status):
-            if status.retry_at <= now:
+        for index in self.priority:
+            status = self.status[index]
+            if status.enabled and status.retry_at <= now:
                 return index
         return None
 
     def _check_fail_fast(self) -> None:
         if not self.options.fail_fast:
             return
-        if all(s.failures and not s.ever_connected for s in self.status):
+        if all(s.failures and not s.ever_connected for s in self.status if s.enabled):
             reasons = "; ".join(f"{s.url}: {s.last_error}" for s in self.status)
             raise PoolError(f"no pool could be reached ({reasons})")
 
@@ -293,7 +349,10 @@ class StratumClient:
         status.connects += 1
         log.info("connected to %s", endpoint.url)
         self.handler(link, Connected())
-        failback = asyncio.create_task(self._watch_better_pools(index)) if index > 0 else None
+        leave: asyncio.Future[_Leave] = asyncio.get_running_loop().create_future()
+        self._leave = leave
+        better = [i for i in self.priority[: self._rank(index)] if self.status[i].enabled]
+        failback = asyncio.create_task(self._watch_better_pools(better, leave)) if better else None
         reason = "closed"
         try:
             if self.options.version_rolling:
@@ -302,8 +361,8 @@ class StratumClient:
             writer.write(protocol.subscribe(resume[0] if resume else None))
             writer.write(protocol.authorize(self.options.user, self.options.password))
             await writer.drain()
-            await self._read_loop(reader, active, failback)
-        except (_Redirect, _Failback) as exc:
+            await self._read_loop(reader, active, leave)
+        except (_Redirect, _Leave) as exc:
             reason = str(exc)
             raise
         except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
@@ -312,7 +371,7 @@ class StratumClient:
         finally:
             if failback is not None:
                 failback.cancel()
-            self._active = None
+            self._active, self._leave = None, None
             status.connected = False
             for waiter in active.waiters.values():
                 if not waiter.done():
@@ -322,19 +381,15 @@ class StratumClient:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             self.handler(link, Disconnected(reason))
 
-    async def _read_loop(
-        self, reader: asyncio.StreamReader, active: _Active, failback: asyncio.Task[int] | None
-    ) -> None:
+    async def _read_loop(self, reader: asyncio.StreamReader, active: _Active, leave: asyncio.Future[_Leave]) -> None:
         protocol, writer = active.protocol, active.writer
         while True:
             read = asyncio.ensure_future(reader.read(65536))
-            waiting: set[asyncio.Future[object]] = {read}  # type: ignore[arg-type]
-            if failback is not None:
-                waiting.add(failback)  # type: ignore[arg-type]
+            waiting: set[asyncio.Future[Any]] = {read, leave}
             done, _ = await asyncio.wait(waiting, timeout=self.options.idle_timeout, return_when="FIRST_COMPLETED")
-            if failback is not None and failback in done:
+            if leave in done:
                 read.cancel()
-                raise _Failback(failback.result())
+                raise leave.result()
             if read not in done:
                 read.cancel()
                 raise PoolError(f"watchdog: nothing from the pool for {self.options.idle_timeout:.0f} s")
@@ -386,17 +441,19 @@ class StratumClient:
         target = Endpoint(current.url, host, event.port or current.port, current.tls)
         raise _Redirect(target, event.wait)
 
-    async def _watch_better_pools(self, current: int) -> int:
-        """Probe the pools ranked above ``current``; return the first that answers."""
-        while True:
+    async def _watch_better_pools(self, better: list[int], leave: asyncio.Future[_Leave]) -> None:
+        """Probe the pools ranked above the current one; leave for the first that answers."""
+        while not leave.done():
             await asyncio.sleep(self.options.failback_interval)
-            for index in range(current):
+            for index in better:
                 try:
                     _, writer = await self._open(self.endpoints[index])
                 except (OSError, TimeoutError, ssl.SSLError):
                     continue
                 writer.close()
-                return index
+                if not leave.done():
+                    leave.set_result(_Leave(index, f"a better pool ({self.endpoints[index].url}) is back"))
+                return
 
 
 def _describe(exc: BaseException) -> str:

@@ -80,6 +80,8 @@ class AsicBackend:
     releases_gil = True
     #: The chain rolls version bits itself; ScanResult.versions says which it used.
     rolls_versions = True
+    #: Its power is the board's, not the host CPU's (see hashcore.metering).
+    energy_kind = "asic"
 
     def __init__(self, driver: AsicDriver, *, emulator: ChainEmulator | None = None, max_wait_s: float = 1.0):
         self.driver = driver
@@ -178,6 +180,10 @@ class AsicBackend:
         """Ramp the chips to ``mhz`` (an operating point for throttling); returns the MHz reached."""
         with self._lock:
             return self.driver.set_frequency(mhz)
+
+    def energy_options(self) -> dict[str, Callable[[], float] | None]:
+        """The board's power readers, as ``hashcore.telemetry.choose_meter("asic", ...)`` takes them."""
+        return {"board_watts": self.board_watts, "board_joules": self.board_joules}
 
     def board_power(self) -> BoardPower | None:
         """The board's power report, where the chain has one (the emulator); None otherwise.

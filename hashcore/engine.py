@@ -317,6 +317,11 @@ class Miner:
         """Stop using pool ``index`` (fails over at once when it is the current one)."""
         self.client.disable_pool(index)
 
+    @property
+    def shares_in_flight(self) -> int:
+        """Shares sent whose answer has not come back yet."""
+        return len(self._tasks)
+
     def duty(self, backend: str) -> float:
         return self._duty[backend]
 
@@ -410,14 +415,21 @@ class Miner:
         seen.add(identity)
         link = template.session
         assert isinstance(link, Link)
-        task = asyncio.create_task(self._submit(link, share, kind))
+        pool = self.pools[link.index]
+        try:
+            answer = self.client.send_share(link, share.work.origin, share.nonce)
+        except PoolError as exc:
+            pool.unanswered += 1
+            log.warning("%s: %s not sent: %s", link.url, kind, exc)
+            return
+        task = asyncio.create_task(self._count_answer(link, answer, kind))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _submit(self, link: Link, share: Any, kind: str) -> None:
+    async def _count_answer(self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str) -> None:
         pool = self.pools[link.index]
         try:
-            result = await self.client.submit(link, share.work.origin, share.nonce)
+            result = await self.client.wait_answer(answer)
         except PoolError as exc:
             pool.unanswered += 1
             log.warning("%s: %s not confirmed: %s", link.url, kind, exc)

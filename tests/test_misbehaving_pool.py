@@ -31,8 +31,12 @@ GARBAGE = [
 ]
 
 
+#: Whole lines only: a half line would swallow the real message written after it.
+WHOLE_LINES = [g for g in GARBAGE if g.endswith(b"\n")]
+
+
 class GarblingPool(EmbeddedPool):
-    """The embedded pool, with garbage written before every real message."""
+    """The embedded pool, with a garbage line written before every real message."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,7 +44,7 @@ class GarblingPool(EmbeddedPool):
 
     def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         if data and not writer.is_closing():
-            chunk = GARBAGE[self.garbage_sent % len(GARBAGE)]
+            chunk = WHOLE_LINES[self.garbage_sent % len(WHOLE_LINES)]
             self.garbage_sent += 1
             writer.write(chunk + data)
 
@@ -54,7 +58,9 @@ async def test_garbage_between_real_messages_never_stops_mining_or_causes_a_bad_
             await wait_until(lambda: pool.stats.accepted >= 3, what="more shares")
             stats = miner.stats()
         assert pool.garbage_sent >= 5
-        assert stats.rejected == 0 and pool.stats.rejected_total == 0
+        # Only shares already on the wire when a clean job went out may be refused (stale);
+        # nothing the pool finds wrong (codes 20, 22-25) is ever sent.
+        assert stats.rejected == 0 and set(pool.stats.rejected) <= {21}
 
 
 async def _serve_script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, script: list[bytes],

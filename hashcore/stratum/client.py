@@ -225,11 +225,13 @@ class StratumClient:
                 log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, delay)
                 self._check_fail_fast()
 
-    async def submit(self, link: Link, origin: WorkOrigin, nonce: int) -> ev.ShareResult:
-        """Send a share on ``link``'s connection and wait for the pool's answer.
+    def send_share(self, link: Link, origin: WorkOrigin, nonce: int) -> asyncio.Future[ev.ShareResult]:
+        """Write a share on ``link``'s connection now; the future resolves with the answer.
 
-        Raises PoolError when that connection is gone (the share is then stale: its
-        job belongs to a connection that no longer exists) or the pool does not answer.
+        Writing happens before this returns, so a share checked against the live jobs is
+        on the wire before any later pool message (a clean job) can be read. Raises
+        PoolError when that connection is gone (the share is then stale: its job belongs
+        to a connection that no longer exists).
         """
         active = self._active
         if active is None or active.link != link or not active.authorized:
@@ -240,15 +242,19 @@ class StratumClient:
             raise PoolError(str(exc)) from exc
         waiter: asyncio.Future[ev.ShareResult] = asyncio.get_running_loop().create_future()
         active.waiters[request_id] = waiter
+        waiter.add_done_callback(lambda _: active.waiters.pop(request_id, None))
         active.writer.write(data)
+        return waiter
+
+    async def submit(self, link: Link, origin: WorkOrigin, nonce: int) -> ev.ShareResult:
+        """Send a share and wait for the pool's answer (PoolError: gone or no answer)."""
+        return await self.wait_answer(self.send_share(link, origin, nonce))
+
+    async def wait_answer(self, waiter: asyncio.Future[ev.ShareResult]) -> ev.ShareResult:
         try:
             return await asyncio.wait_for(waiter, self.options.submit_timeout)
         except TimeoutError:
             raise PoolError(f"no answer to share within {self.options.submit_timeout:.0f} s") from None
-        finally:
-            active.waiters.pop(request_id, None)
-
-    # --- pool choice -------------------------------------------------------------------
 
     # --- the pool list (the cgminer API's switchpool / addpool / enablepool / disablepool)
 

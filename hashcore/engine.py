@@ -102,6 +102,7 @@ class MinerStats:
     backends: dict[str, dict[str, Any]]
     energy: dict[str, Any]
     active_pool: str | None
+    paused: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The ``hashcore mine --json`` summary object."""
@@ -117,6 +118,7 @@ class MinerStats:
             "blocks": {"candidates": self.block_candidates, "accepted": self.blocks_accepted},
             "pools": self.pools,
             "backends": self.backends,
+            "paused": self.paused,
             **self.energy,
         }
 
@@ -199,6 +201,7 @@ class Miner:
         self._stop = threading.Event()
         self._duty: dict[str, float] = {}
         self._active_threads: dict[str, int] = {}
+        self._paused = False
         self._client_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -294,6 +297,17 @@ class Miner:
             raise ConfigError(f"backend {backend!r} is not running")
         self._duty[backend] = min(max(duty, 0.0), 1.0)
 
+    def pause(self) -> None:
+        """Stop hashing on every backend; the pool connection stays up."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def set_threads(self, backend: str, threads: int) -> None:
         """Keep only this many of ``backend``'s worker threads scanning (the rest idle)."""
         if backend not in self._active_threads:
@@ -338,7 +352,7 @@ class Miner:
         in_thread = not isinstance(scanner, ProcessScanner)
         while not self._stop.is_set():
             duty = self._duty[name]
-            if duty <= 0.0 or index >= self._active_threads[name]:
+            if self._paused or duty <= 0.0 or index >= self._active_threads[name]:
                 self._stop.wait(self.scan_seconds)
                 continue
             unit = self.source.take(sizer.count)
@@ -542,6 +556,7 @@ class Miner:
             backends=backends,
             energy=overall,
             active_pool=link.url if link else None,
+            paused=self._paused,
         )
 
     def _energy(self, hashes: dict[str, int]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

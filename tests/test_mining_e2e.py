@@ -274,3 +274,20 @@ async def test_operator_switches_disables_and_adds_pools():
             with pytest.raises(ConfigError, match="no pool 7"):
                 miner.switch_pool(7)
             assert miner.stats().rejected == 0
+
+
+async def test_pause_keeps_the_connection_and_resume_goes_on_mining():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 1, what="a first share")
+            miner.pause()
+            await asyncio.sleep(0.5)  # the scan in progress finishes
+            hashes = miner.stats().hashes
+            await asyncio.sleep(1.0)
+            paused = miner.stats()
+            assert paused.paused and paused.hashes == hashes
+            assert paused.pools[0]["connected"] and paused.active_pool == pool.url
+            before = paused.accepted
+            miner.resume()
+            await wait_until(lambda: miner.stats().accepted > before, what="shares after resume")
+            assert not miner.stats().paused

@@ -1,0 +1,241 @@
+"""The numba backend: SHA-256d nonce scanning compiled at run time by Numba (LLVM).
+
+Two code paths, both in ``_numba_kernels`` (imported only when the backend opens, so
+that importing this module stays cheap and works without Numba):
+
+* ``shani``: three nonces in flight through the SHA extensions, where the CPU has them;
+* ``lanes``: ``lanes`` nonces side by side in SIMD vectors (AVX2 on Zen 3), anywhere.
+
+``path="auto"`` takes ``shani`` where this CPU (as LLVM sees it) has SHA-NI, else
+``lanes``. Kernels are compiled once and cached on disk beside the module (Numba's
+``cache=True``); the first open in a process loads or compiles them and runs a
+known-answer test (the genesis block), and ``hashcore devices`` shows how long that
+took, so compile time never lands inside a benchmark interval.
+
+Parallel scans: the kernels release the GIL, so the engine runs one scanning thread
+per core (``releases_gil``), which measured as fast as Numba's ``prange`` here and keeps
+per-thread CPU time (the energy split) and the thread-count actuator exact. The
+``parallel=True`` option splits each scan over Numba's threads instead (one scanner
+driving every core, each part in its own result slot, merged in order; no atomics).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import time
+from types import ModuleType
+from typing import Any
+
+from hashcore.backends import tuning
+from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
+from hashcore.errors import BackendError, BackendUnavailable, ConfigError
+from hashcore.work import Work, nbits_to_target
+
+PATHS: tuple[str, ...] = ("shani", "lanes")
+CHOICES: tuple[str, ...] = ("auto", *PATHS)
+LANE_CHOICES: tuple[int, ...] = (4, 8, 16, 32)
+_FIX = "pip install numba (hashcore's dependencies include it: pip install -e .)"
+#: Results fetched per kernel call; a scan with more loops, so memory stays bounded.
+_BATCH = 4096
+
+# The genesis block header: a known answer each path must find before it is used.
+_KNOWN_HEADER = bytes.fromhex(
+    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd"
+    "7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c"
+)
+_KNOWN_NONCE = 0x7C2BAC1D
+
+
+def _kernels() -> ModuleType:
+    """The kernel module, or BackendUnavailable saying why Numba cannot be used."""
+    try:
+        return importlib.import_module("hashcore.backends._numba_kernels")
+    except ImportError as exc:
+        raise BackendUnavailable(f"numba backend: cannot import Numba ({exc}); fix: {_FIX}") from exc
+
+
+def has_sha_ni() -> bool:
+    """Whether the code Numba generates here may use the SHA extensions.
+
+    Asks what LLVM compiles for (``NUMBA_CPU_FEATURES`` when set, else the host), not
+    only what the CPU has: a cache built for a generic CPU must not take this path.
+    """
+    _kernels()
+    import llvmlite.binding as llvm
+    from numba.core import config
+
+    features = getattr(config, "CPU_FEATURES", None) or llvm.get_host_cpu_features().flatten()
+    return "+sha" in features.split(",")
+
+
+def supported_paths() -> list[str]:
+    return [p for p in PATHS if p != "shani" or has_sha_ni()]
+
+
+def auto_path() -> str:
+    return supported_paths()[0]
+
+
+def _lane_offsets(lanes: int) -> tuple[Any, ...]:
+    import numpy as np
+
+    # The tuple's type (lanes x uint32) picks the kernel's vector width at compile time.
+    return tuple(np.uint32(i) for i in range(lanes))
+
+
+class NumbaBackend:
+    """SHA-256d in Numba-compiled code on one path; safe to share between threads."""
+
+    name = "numba"
+    releases_gil = True
+
+    def __init__(self, path: str, lanes: int = tuning.NUMBA_LANES, parallel: bool = False) -> None:
+        import numpy as np
+
+        self.path = path
+        self.lanes = lanes
+        self.parallel = parallel
+        self._np = np
+        self._k = _kernels()
+        self._offsets = _lane_offsets(lanes)
+        # (header76, target) -> prepared array: the nonce-independent work of one Work.
+        self._prepared: tuple[bytes, int, Any] | None = None
+
+    def _prepare(self, work: Work) -> Any:
+        cached = self._prepared
+        if cached is not None and cached[0] == work.header76 and cached[1] == work.target:
+            return cached[2]
+        prep = self._k.prepare(work)
+        self._prepared = (work.header76, work.target, prep)
+        return prep
+
+    def _run(self, prep: Any, start: int, count: int, capacity: int) -> tuple[list[int], int]:
+        """One kernel call: (nonces in order, hashes done), at most ``capacity`` nonces."""
+        np, k = self._np, self._k
+        if not self.parallel:
+            out = np.empty(capacity, dtype=np.uint32)
+            if self.path == "shani":
+                found, done = k.scan_shani(prep, start, count, out)
+            else:
+                found, done = k.scan_lanes(prep, start, count, out, self._offsets)
+            return out[:found].tolist(), int(done)
+        parts = max(1, min(k.parallel_parts(), count))
+        out2 = np.empty((parts, capacity), dtype=np.uint32)
+        found2 = np.zeros(parts, dtype=np.int64)
+        done2 = np.zeros(parts, dtype=np.int64)
+        if self.path == "shani":
+            k.scan_shani_parallel(prep, start, count, out2, found2, done2)
+        else:
+            k.scan_lanes_parallel(prep, start, count, out2, found2, done2, self._offsets)
+        nonces: list[int] = []
+        for i in range(parts):
+            nonces.extend(out2[i, : found2[i]].tolist())
+            if len(nonces) >= capacity:
+                nonces = nonces[:capacity]
+                return nonces, nonces[-1] + 1 - start
+        return nonces, count
+
+    def scan(self, work: Work, nonce_start: int, count: int, max_results: int) -> ScanResult:
+        check_range(nonce_start, count, max_results)
+        prep = self._prepare(work)
+        found: list[int] = []
+        done = 0
+        while done < count and len(found) < max_results:
+            capacity = min(max_results - len(found), _BATCH, count - done)
+            nonces, hashed = self._run(prep, nonce_start + done, count - done, capacity)
+            found.extend(nonces)
+            done += hashed
+        return ScanResult(found, done)
+
+    def close(self) -> None:
+        self._prepared = None
+
+    def __repr__(self) -> str:
+        return f"NumbaBackend(path={self.path!r}, lanes={self.lanes}, parallel={self.parallel})"
+
+
+@functools.cache
+def _ready(path: str, lanes: int, parallel: bool) -> tuple[float, bool]:
+    """Load (or compile) the kernels of one configuration and check the known answer.
+
+    Returns (seconds it took, whether every kernel came from the disk cache). Cached
+    per process, so only the first open pays.
+    """
+    backend = NumbaBackend(path, lanes, parallel)
+    k = backend._k
+    kernel = {
+        ("shani", False): k.scan_shani,
+        ("lanes", False): k.scan_lanes,
+        ("shani", True): k.scan_shani_parallel,
+        ("lanes", True): k.scan_lanes_parallel,
+    }[path, parallel]
+    hits_before = sum(kernel.stats.cache_hits.values())
+    started = time.perf_counter()
+    work = Work.from_header(_KNOWN_HEADER[:76], nbits_to_target(0x1D00FFFF))
+    result = backend.scan(work, _KNOWN_NONCE - 40, 80, 4)
+    seconds = time.perf_counter() - started
+    if result.nonces != [_KNOWN_NONCE] or result.hashes_done != 80:
+        raise BackendError(
+            f"numba backend: the {path} path failed its known-answer test (the genesis block); "
+            "do not mine with it; please report this with your CPU model and Numba version"
+        )
+    from_cache = sum(kernel.stats.cache_hits.values()) > hits_before
+    return seconds, from_cache
+
+
+def _check_options(path: str, lanes: int, parallel: bool) -> None:
+    if path not in CHOICES:
+        raise ConfigError(f"unknown numba code path {path!r} (choose from {', '.join(CHOICES)})")
+    if isinstance(lanes, bool) or lanes not in LANE_CHOICES:
+        raise ConfigError(f"numba lanes must be one of {', '.join(map(str, LANE_CHOICES))}, got {lanes!r}")
+    if not isinstance(parallel, bool):
+        raise ConfigError(f"numba parallel must be true or false, got {parallel!r}")
+
+
+def _open(
+    *, path: str = "auto", lanes: int = tuning.NUMBA_LANES, parallel: bool = False, **_options: Any
+) -> NumbaBackend:
+    """Open the numba backend on ``path`` (auto, shani or lanes).
+
+    Args:
+        path: the code path; ``auto`` takes shani where the CPU has SHA-NI.
+        lanes: nonces per SIMD vector on the lanes path (4, 8, 16 or 32).
+        parallel: split each scan over Numba's threads (prange) instead of relying on
+            one engine thread per core.
+    """
+    _check_options(path, lanes, parallel)
+    _kernels()
+    chosen = auto_path() if path == "auto" else path
+    if chosen not in supported_paths():
+        raise BackendUnavailable(
+            "numba backend: the shani path needs the SHA extensions (SHA-NI), which LLVM does not "
+            "target here (the CPU lacks them, or NUMBA_CPU_FEATURES leaves them out); fix: use path auto or lanes"
+        )
+    _ready(chosen, lanes, parallel)
+    return NumbaBackend(chosen, lanes, parallel)
+
+
+def _probe() -> BackendInfo:
+    path = auto_path()  # BackendUnavailable here when Numba is missing
+    import numba
+
+    seconds, from_cache = _ready(path, tuning.NUMBA_LANES, False)
+    how = "loaded from the disk cache" if from_cache else "compiled (cached on disk for next time)"
+    return BackendInfo(
+        "numba",
+        True,
+        f"Numba {numba.__version__}; code paths here: {', '.join(supported_paths())} (auto: {path}); "
+        f"kernels {how} in {seconds:.1f} s",
+        extra={
+            "paths": supported_paths(),
+            "auto": path,
+            "lanes": tuning.NUMBA_LANES,
+            "numba": numba.__version__,
+            "compile_seconds": round(seconds, 3),
+            "from_cache": from_cache,
+        },
+    )
+
+
+register("numba", _open, _probe, "Numba (LLVM) on the CPU: SHA-NI, or SIMD lanes anywhere")

@@ -188,7 +188,7 @@ class Miner:
             raise ConfigError(f"unknown pool client option: {exc}") from None
         self.client = StratumClient(list(pools), options, self._on_pool_event)
         self.source = WorkSource(nonce_span=nonce_span)
-        self.pools = [PoolCounters(url) for url in pools]
+        self.pools = [PoolCounters(e.url) for e in self.client.endpoints]  # URLs without passwords
         self.counters: dict[str, BackendCounters] = {}
         self.discarded = 0
         self.duplicates = 0
@@ -317,7 +317,7 @@ class Miner:
     def add_pool(self, url: str) -> int:
         """Add a pool at the lowest priority; returns its index."""
         index = self.client.add_pool(url)
-        self.pools.append(PoolCounters(url))
+        self.pools.append(PoolCounters(self.client.endpoints[index].url))
         return index
 
     def switch_pool(self, index: int) -> None:
@@ -524,6 +524,7 @@ class Miner:
         pools = [
             {
                 "url": p.url,
+                "user": self.client.user_of(index),
                 "accepted": p.accepted,
                 "rejected": p.rejected,
                 "stale": p.stale,

@@ -291,3 +291,15 @@ async def test_pause_keeps_the_connection_and_resume_goes_on_mining():
             miner.resume()
             await wait_until(lambda: miner.stats().accepted > before, what="shares after resume")
             assert not miner.stats().paused
+
+
+async def test_credentials_in_the_pool_url_are_used_and_never_shown():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0,
+                            accounts={"bob": "s3cret/pw"}) as pool:
+        url = pool.url.replace("://", "://bob:s3cret%2Fpw@")
+        async with miner_for([url]) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 1, what="a share as bob")
+            stats = miner.stats()
+        assert pool.stats.shares[-1][3] == "bob"
+        assert stats.pools[0]["url"] == pool.url and stats.pools[0]["user"] == "bob"
+        assert "s3cret" not in json.dumps(stats.to_json())

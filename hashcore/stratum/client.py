@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from hashcore.errors import ConfigError, PoolError
 from hashcore.stratum import events as ev
@@ -42,26 +42,36 @@ _SCHEMES = {"stratum+tcp": False, "stratum": False, "tcp": False, "stratum+ssl":
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A pool address parsed from a ``stratum+tcp://`` or ``stratum+ssl://`` URL."""
+    """A pool address parsed from a ``stratum+tcp://`` or ``stratum+ssl://`` URL.
+
+    ``url`` never carries credentials (it is shown and logged); a URL's own
+    ``user:password@`` go to ``user`` and ``password`` and take precedence over the
+    client's defaults for this pool.
+    """
 
     url: str
     host: str
     port: int
     tls: bool
+    user: str | None = field(default=None, compare=False)
+    password: str | None = field(default=None, compare=False, repr=False)
 
 
 def parse_pool_url(url: str) -> Endpoint:
-    """Parse a pool URL; raises ConfigError naming what is wrong."""
+    """Parse a pool URL; raises ConfigError naming what is wrong (never the password)."""
     parts = urlsplit(url if "://" in url else f"stratum+tcp://{url}")
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     if parts.scheme not in _SCHEMES:
-        raise ConfigError(f"pool URL {url!r}: scheme must be stratum+tcp:// or stratum+ssl://")
+        raise ConfigError(f"pool URL {shown!r}: scheme must be stratum+tcp:// or stratum+ssl://")
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"pool URL {url!r}: bad port") from None
+        raise ConfigError(f"pool URL {shown!r}: bad port") from None
     if not parts.hostname or port is None:
-        raise ConfigError(f"pool URL {url!r}: needs host:port")
-    return Endpoint(url, parts.hostname, port, _SCHEMES[parts.scheme])
+        raise ConfigError(f"pool URL {shown!r}: needs host:port")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return Endpoint(shown, parts.hostname, port, _SCHEMES[parts.scheme], user, password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +247,7 @@ class StratumClient:
         if active is None or active.link != link or not active.authorized:
             raise PoolError("the connection this share was found on is gone")
         try:
-            request_id, data = active.protocol.submit(self.options.user, origin, nonce)
+            request_id, data = active.protocol.submit(self.user_of(active.link.index), origin, nonce)
         except LocalProtocolError as exc:
             raise PoolError(str(exc)) from exc
         waiter: asyncio.Future[ev.ShareResult] = asyncio.get_running_loop().create_future()
@@ -258,10 +268,15 @@ class StratumClient:
 
     # --- the pool list (the cgminer API's switchpool / addpool / enablepool / disablepool)
 
+    def user_of(self, index: int) -> str:
+        """The worker name used on pool ``index``."""
+        return self.endpoints[index].user or self.options.user
+
     def add_pool(self, url: str) -> int:
         """Append a pool at the lowest priority; returns its index."""
-        self.endpoints.append(parse_pool_url(url))
-        self.status.append(PoolStatus(url))
+        endpoint = parse_pool_url(url)
+        self.endpoints.append(endpoint)
+        self.status.append(PoolStatus(endpoint.url))
         self.priority.append(len(self.endpoints) - 1)
         return len(self.endpoints) - 1
 
@@ -365,7 +380,7 @@ class StratumClient:
                 writer.write(protocol.configure(self.options.version_mask))
             resume = self._resume.get(index)
             writer.write(protocol.subscribe(resume[0] if resume else None))
-            writer.write(protocol.authorize(self.options.user, self.options.password))
+            writer.write(protocol.authorize(self.user_of(index), endpoint.password or self.options.password))
             await writer.drain()
             await self._read_loop(reader, active, leave)
         except (_Redirect, _Leave) as exc:
@@ -444,7 +459,7 @@ class StratumClient:
         if host != current.host and not self.options.allow_redirect:
             log.warning("%s: ignoring client.reconnect to another host %s", current.url, host)
             return
-        target = Endpoint(current.url, host, event.port or current.port, current.tls)
+        target = Endpoint(current.url, host, event.port or current.port, current.tls, current.user, current.password)
         raise _Redirect(target, event.wait)
 
     async def _watch_better_pools(self, better: list[int], leave: asyncio.Future[_Leave]) -> None:

@@ -17,6 +17,7 @@ from rich.live import Live
 
 from hashcore.backends import base as registry
 from hashcore.bench import bench
+from hashcore.config import Config, load_config
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError, HashcoreError
 from hashcore.liveview import bench_chart, bench_table, format_energy, format_rate, miner_line, miner_table
@@ -91,8 +92,12 @@ def _add_energy_options(parser: argparse.ArgumentParser) -> None:
                        help="watts per busy core for the estimate when no counter can be read")
 
 
-def _meter_settings(args: argparse.Namespace) -> MeterSettings:
-    return MeterSettings(args.powercap_root, args.tdp_watts_per_core)
+def _meter_settings(args: argparse.Namespace, config: Config | None = None) -> MeterSettings:
+    telemetry = config.telemetry if config else {}
+    return MeterSettings(
+        args.powercap_root or telemetry.get("powercap_root"),
+        args.tdp_watts_per_core or telemetry.get("tdp_watts_per_core"),
+    )
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -114,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     mine = commands.add_parser("mine", help="mine against pools (or the embedded pool)")
     mine.add_argument("--pool", action="append", default=[], metavar="URL",
                       help="stratum+tcp:// or stratum+ssl:// pool; repeat for failover, in priority order")
+    mine.add_argument("--config", metavar="FILE", default=None,
+                      help="TOML config (see hashcore.example.toml); flags override it")
     mine.add_argument("--user", default=None, help="worker name")
-    mine.add_argument("--password", default="x")
-    mine.add_argument("--backend", default="auto", help="backend name(s), comma-separated (default: fastest)")
+    mine.add_argument("--password", default=None, help="worker password (default: x)")
+    mine.add_argument("--backend", default=None, help="backend name(s), comma-separated (default: fastest)")
     mine.add_argument("--threads", type=_positive_int, default=None, help="worker threads per backend")
     mine.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
                       help=f"stop after this long (--embedded: {EMBEDDED_DEFAULT_SECONDS:.0f} s unless --forever)")
@@ -170,12 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _mine(args: argparse.Namespace, console: Console) -> int:
-    backends = [name.strip() for name in args.backend.split(",") if name.strip()]
+    config = load_config(args.config) if args.config else Config()
+    settings = config.miner
+    backend_text = args.backend or ",".join(settings.get("backends", ["auto"]))
+    backends = [name.strip() for name in backend_text.split(",") if name.strip()]
     if not backends:
         raise ConfigError("--backend needs at least one name")
     pool: EmbeddedPool | None = None
-    urls = list(args.pool)
-    duration = args.duration
+    urls = list(args.pool) or config.pool_urls()  # flags replace the file's pool list
+    duration = args.duration or settings.get("duration")
     if args.embedded:
         pool = EmbeddedPool(
             difficulty=args.difficulty,
@@ -188,22 +198,25 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
             duration = EMBEDDED_DEFAULT_SECONDS
     elif not urls:
         raise ConfigError("give --pool URL (repeat for failover), or --embedded to mine against the embedded pool")
-    user = args.user or ("hashcore" if args.embedded else None)
+    user = args.user or settings.get("user") or ("hashcore" if args.embedded else None)
     if not user:
-        raise ConfigError("--user is needed to mine against a pool")
+        raise ConfigError("--user is needed to mine against a pool (or miner.user in the config)")
+    backend_options = {name: dict(options) for name, options in config.backends.items()}
+    for name, options in _backend_options(args).items():
+        backend_options.setdefault(name, {}).update(options)
     miner = Miner(
         urls,
         user,
-        args.password,
+        args.password or settings.get("password", "x"),
         backends=backends,
-        threads=args.threads,
-        backend_options=_backend_options(args),
-        tls_verify=not args.tls_insecure,
-        tls_ca=args.tls_ca,
-        suggest_difficulty=args.suggest_difficulty,
-        version_rolling=not args.no_version_rolling,
+        threads=args.threads or settings.get("threads"),
+        backend_options=backend_options,
+        tls_verify=not args.tls_insecure and config.tls.get("verify", True),
+        tls_ca=args.tls_ca or config.tls.get("ca"),
+        suggest_difficulty=args.suggest_difficulty or settings.get("suggest_difficulty"),
+        version_rolling=not args.no_version_rolling and settings.get("version_rolling", True),
         fail_fast=True,
-        meter_settings=_meter_settings(args),
+        meter_settings=_meter_settings(args, config),
     )
     try:
         await miner.start()

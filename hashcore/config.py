@@ -1,0 +1,192 @@
+"""The TOML config file (``hashcore mine --config hashcore.toml``).
+
+Every key is checked against :data:`SCHEMA`: an unknown key or a value of the wrong type
+is a :class:`~hashcore.errors.ConfigError` naming the file and the key (``pools[1].url``),
+never echoing a secret's value. Command-line flags override the file; the CLI does the
+merging. ``hashcore.example.toml`` in the repository shows every key.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from hashcore.errors import ConfigError
+
+#: Keys whose values are never repeated in an error message.
+SECRET_KEYS = frozenset({"password", "pass", "token"})
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) else "a string"
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _positive_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else "a whole number of at least 1"
+
+
+def _integer(value: Any) -> str | None:
+    return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+
+
+def _positive_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return None if ok else "a positive number"
+
+
+def _string_list(value: Any) -> str | None:
+    ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+    return None if ok else "a non-empty list of names"
+
+
+def _scalar(value: Any) -> str | None:
+    ok = isinstance(value, (str, int, float, bool))
+    return None if ok else "a string, number or boolean"
+
+
+def _budget(value: Any) -> str | None:
+    ok = isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0)
+    return None if ok else "a trace file name or a number of watts"
+
+
+Check = Callable[[Any], "str | None"]
+
+#: Section -> key -> check. ``pools`` is a list of tables; ``backends`` a table per backend.
+SCHEMA: dict[str, dict[str, Check]] = {
+    "miner": {
+        "user": _string,
+        "password": _string,
+        "backends": _string_list,
+        "threads": _positive_int,
+        "duration": _positive_number,
+        "suggest_difficulty": _positive_number,
+        "version_rolling": _boolean,
+    },
+    "pools": {"url": _string, "user": _string, "password": _string, "priority": _integer},
+    "tls": {"verify": _boolean, "ca": _string},
+    "telemetry": {"powercap_root": _string, "tdp_watts_per_core": _positive_number},
+    "api": {"listen": _string, "allow": _string},
+    "metrics": {"listen": _string},
+    "web": {"listen": _string, "allow_control": _boolean},
+    "throttle": {
+        "power_budget": _budget,
+        "policy": _string,
+        "carbon_cap": _positive_number,
+        "price_ceiling": _positive_number,
+        "hashprice": _positive_number,
+        "interpolation": _string,
+    },
+}
+#: Backends whose options a config may set (their factories check each option's name).
+KNOWN_BACKENDS = ("reference", "c", "numba", "opencl", "asic")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    url: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    priority: int = 0
+
+    def connection_url(self) -> str:
+        """The URL with this pool's credentials in it, as the client takes them."""
+        if self.user is None:
+            return self.url
+        parts = urlsplit(self.url if "://" in self.url else f"stratum+tcp://{self.url}")
+        userinfo = quote(self.user, safe="")
+        if self.password is not None:
+            userinfo += ":" + quote(self.password, safe="")
+        return parts._replace(netloc=f"{userinfo}@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A loaded config file (empty sections when there is no file)."""
+
+    source: str = ""
+    miner: dict[str, Any] = field(default_factory=dict, repr=False)
+    pools: tuple[PoolConfig, ...] = ()
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tls: dict[str, Any] = field(default_factory=dict)
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    api: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    web: dict[str, Any] = field(default_factory=dict)
+    throttle: dict[str, Any] = field(default_factory=dict)
+
+    def pool_urls(self) -> list[str]:
+        """Pool URLs in priority order (lowest ``priority`` first, then file order)."""
+        ordered = sorted(enumerate(self.pools), key=lambda item: (item[1].priority, item[0]))
+        return [pool.connection_url() for _, pool in ordered]
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a TOML config file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Check a parsed TOML document against the schema."""
+    for section in data:
+        if section not in SCHEMA and section != "backends":
+            raise ConfigError(f"{source}: unknown section {section!r} (known: {', '.join(_sections())})")
+    sections: dict[str, dict[str, Any]] = {}
+    for section in SCHEMA:
+        if section == "pools":
+            continue
+        sections[section] = _table(data.get(section, {}), section, SCHEMA[section], source)
+    pools_data = data.get("pools", [])
+    if not isinstance(pools_data, list):
+        raise ConfigError(f"{source}: pools must be a list of tables ([[pools]])")
+    pools = []
+    for i, entry in enumerate(pools_data):
+        table = _table(entry, f"pools[{i}]", SCHEMA["pools"], source)
+        if "url" not in table:
+            raise ConfigError(f"{source}: pools[{i}].url is missing")
+        pools.append(PoolConfig(**table))
+    backends = data.get("backends", {})
+    if not isinstance(backends, dict):
+        raise ConfigError(f"{source}: backends must be a table of [backends.NAME] tables")
+    checked_backends: dict[str, dict[str, Any]] = {}
+    for name, options in backends.items():
+        if name not in KNOWN_BACKENDS:
+            raise ConfigError(f"{source}: unknown backend [backends.{name}] (known: {', '.join(KNOWN_BACKENDS)})")
+        checked_backends[name] = _table(options, f"backends.{name}", None, source)
+    return Config(source, pools=tuple(pools), backends=checked_backends, **sections)
+
+
+def _sections() -> list[str]:
+    return sorted([*SCHEMA, "backends"])
+
+
+def _table(value: Any, where: str, schema: dict[str, Check] | None, source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {where} must be a table")
+    for key, item in value.items():
+        name = f"{where}.{key}"
+        check = _scalar if schema is None else schema.get(key)
+        if check is None:
+            known = ", ".join(sorted(schema or ()))
+            raise ConfigError(f"{source}: unknown key {name!r} (known in {where}: {known})")
+        wanted = check(item)
+        if wanted is not None:
+            shown = f"a {type(item).__name__} (value not shown)" if key in SECRET_KEYS else repr(item)
+            raise ConfigError(f"{source}: {name} must be {wanted}, got {shown}")
+    return dict(value)

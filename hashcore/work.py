@@ -186,13 +186,13 @@ def merkle_branch_for_coinbase(txids: list[bytes]) -> tuple[bytes, ...]:
     sibling is the branch entry; odd levels duplicate their last node, as Bitcoin does.
     """
     branch: list[bytes] = []
-    level: list[bytes | None] = [None, *txids]
-    while len(level) > 1:
-        branch.append(level[1])  # type: ignore[arg-type]
-        pairs = level[2:]
-        if len(pairs) % 2:
-            pairs.append(pairs[-1])
-        level = [None] + [sha256d(pairs[i] + pairs[i + 1]) for i in range(0, len(pairs), 2)]  # type: ignore[operator]
+    siblings = list(txids)  # each level's nodes after the one the coinbase folds into
+    while siblings:
+        branch.append(siblings[0])
+        rest = siblings[1:]
+        if len(rest) % 2:
+            rest.append(rest[-1])
+        siblings = [sha256d(rest[i] + rest[i + 1]) for i in range(0, len(rest), 2)]
     return tuple(branch)
 
 

@@ -384,9 +384,12 @@ class PoolSession:
         if policy is None or not self.authorized:
             return False
         elapsed = self.clock() - self._window_start
-        if elapsed < policy.retarget_seconds:
+        # Retarget at the end of a window, or early when shares come in at more than
+        # twice the wanted rate (a fast miner starting at a low difficulty).
+        flood = 2 * policy.retarget_seconds / policy.target_seconds
+        if elapsed < policy.retarget_seconds and self._window_shares < flood:
             return False
-        wanted_shares = elapsed / policy.target_seconds
+        wanted_shares = max(elapsed, 1e-3) / policy.target_seconds
         # No share in a whole window: the rate is far below target, step down fully.
         factor = self._window_shares / wanted_shares if self._window_shares else 0.0
         factor = min(max(factor, 1 / policy.max_step), policy.max_step)

@@ -160,18 +160,28 @@ def test_vardiff_steps_up_when_shares_come_too_fast_and_down_when_none_come(pool
     session, params = ready(pool, clock)
     start = session.difficulty
     target = difficulty_to_target(start)
-    for en2 in range(1, 40):
+    # Nine shares, one a second, against a target of one a second: nothing changes.
+    for en2 in range(1, 10):
+        clock.now += 1.0
         nonce, _ = find_share(session, params, target, extranonce2=en2.to_bytes(4, "big"))
-        reply = submit(session, 100 + en2, params, nonce, extranonce2=f"{en2:08x}")
-        assert reply["result"] is True
-    clock.now += 10.0  # 39 shares in 10 s against a target of one per second
-    messages = request(session, 500, "mining.extranonce.subscribe", [])
-    assert messages == [{"id": 500, "result": True, "error": None}]
-    nonce, _ = find_share(session, params, target, extranonce2=(99).to_bytes(4, "big"))
-    out = request(session, 501, "mining.submit", ["alice", params[0], "00000063", params[7], f"{nonce:08x}"])
-    difficulty = [m["params"][0] for m in out if m.get("method") == "mining.set_difficulty"]
-    assert difficulty and difficulty[0] == pytest.approx(start * 4)  # capped at max_step
-    assert notifies(out) and notifies(out)[0][8] is False  # new job, old work stays valid
+        out = request(session, 100 + en2, "mining.submit",
+                      ["alice", params[0], f"{en2:08x}", params[7], f"{nonce:08x}"])
+        assert reply_to(out, 100 + en2)["result"] is True
+        assert not notifies(out)
+    clock.now += 1.0
+    assert not session.retarget()  # the window's rate was on target
+    # A flood: twice a window's worth of shares in no time retargets early, by at most 4x.
+    raised: list[float] = []
+    for en2 in range(10, 40):
+        nonce, _ = find_share(session, params, target, extranonce2=en2.to_bytes(4, "big"))
+        out = request(session, 100 + en2, "mining.submit",
+                      ["alice", params[0], f"{en2:08x}", params[7], f"{nonce:08x}"])
+        assert reply_to(out, 100 + en2)["result"] is True
+        raised += [m["params"][0] for m in out if m.get("method") == "mining.set_difficulty"]
+        if raised:
+            assert notifies(out) and notifies(out)[0][8] is False  # new job, old work stays valid
+            break
+    assert raised == [pytest.approx(start * 4)]
     # A share of the older job still counts at the difficulty it was sent with.
     nonce, _ = find_share(session, params, target, extranonce2=(100).to_bytes(4, "big"))
     assert submit(session, 502, params, nonce, extranonce2="00000064")["result"] is True

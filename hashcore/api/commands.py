@@ -1,0 +1,592 @@
+"""The API's commands: a request's bytes in, the reply's bytes out, no I/O.
+
+Report commands (anyone the allow list serves): ``version``, ``config``, ``summary``,
+``pools``, ``devs``, ``stats``, ``devdetails``, ``coin``, ``power``, ``check|CMD``.
+Write commands (``W:`` clients only): ``switchpool|N``, ``enablepool|N``,
+``disablepool|N``, ``addpool|URL,USER,PASS``, ``pause``, ``resume``,
+``powertarget|WATTS`` (``powertarget|off`` clears it), ``privileged``, ``quit``.
+
+Field names and units follow cgminer 4.x (``MHS av`` in MH/s, ``Elapsed`` in seconds,
+``Last Share Time`` in epoch seconds, percentages in percent). Backends are devices:
+``opencl`` is a ``GPU``, ``asic`` an ``ASC``, the others ``CPU``. hashcore adds, where
+modern firmware reports power: ``Power`` (W over the last 5 s), ``Power av`` (W since
+start), ``Energy`` (J since start), ``J/TH``, ``Energy Source`` (``rapl``, ``nvml``,
+``asic``, ``estimate``), ``Energy Exact`` (false for an estimate) and, with a throttle,
+``Power Limit`` (the budget in W). A figure that does not exist yet (J/TH before the
+first hash) is null in JSON and empty in text. Pool passwords never appear; a password
+written into a pool URL is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from hashcore import __version__
+from hashcore.api.access import Access
+from hashcore.api.control import MinerControl, ThrottleControl, budget_watts, redact_url
+from hashcore.api.protocol import (
+    API_VERSION,
+    Code,
+    Command,
+    Reply,
+    RequestError,
+    Section,
+    Severity,
+    parse_request,
+    render,
+    render_error,
+    split_parameter,
+    status,
+)
+from hashcore.engine import MinerStats
+from hashcore.errors import ConfigError
+from hashcore.work import Job, nbits_to_target, target_to_difficulty
+
+log = logging.getLogger("hashcore.api")
+
+DESCRIPTION = f"hashcore {__version__}"
+
+#: cgminer's device kinds; every backend not listed hashes on the CPU.
+DEVICE_KINDS = {"opencl": "GPU", "asic": "ASC"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The reply to send, and whether the client asked the miner to quit."""
+
+    data: bytes
+    quit: bool = False
+
+
+@dataclass(slots=True)
+class _Context:
+    miner: MinerControl
+    access: Access
+    _stats: MinerStats | None = field(default=None)
+
+    @property
+    def stats(self) -> MinerStats:
+        # One snapshot per request, so joined commands agree with each other.
+        if self._stats is None:
+            self._stats = self.miner.stats()
+        return self._stats
+
+    def changed(self) -> None:
+        self._stats = None
+
+
+Handler = Callable[["Dispatcher", _Context, str], Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    handler: Handler
+    write: bool
+
+
+class Dispatcher:
+    """Answers API requests for one miner.
+
+    Args:
+        miner: the miner to report on and control.
+        throttle: the power-budget follower for ``powertarget`` and ``Power Limit``.
+        can_quit: whether ``quit`` is honoured (the server calls its callback).
+    """
+
+    def __init__(self, miner: MinerControl, throttle: ThrottleControl | None = None, can_quit: bool = False) -> None:
+        self.miner = miner
+        self.throttle = throttle
+        self.can_quit = can_quit
+
+    def handle(self, data: bytes, access: Access) -> Outcome:
+        try:
+            request = parse_request(data)
+        except RequestError as error:
+            return Outcome(render_error(error, DESCRIPTION))
+        context = _Context(self.miner, access)
+        replies: dict[str, Reply] = {}
+        quit_requested = False
+        for command in request.commands:
+            reply = self._run(context, command, request.joined)
+            replies[command.name] = reply
+            quit_requested = quit_requested or reply.status.code == Code.BYE
+        return Outcome(render(request.json, replies, request.joined), quit_requested)
+
+    def _run(self, context: _Context, command: Command, joined: bool) -> Reply:
+        spec = COMMANDS.get(command.name)
+        if spec is None:
+            return _error(Code.INVALID_COMMAND, "Invalid command")
+        # cgminer joins report commands only.
+        if spec.write and (joined or not context.access.write):
+            log.info("API: access denied to %r", command.name)
+            return _error(Code.ACCESS_DENIED, f"Access denied to '{command.name}' command")
+        try:
+            return spec.handler(self, context, command.parameter)
+        except Exception as exc:
+            log.exception("API command %r failed", command.name)
+            return _reply(Severity.FATAL, Code.FAILED, f"{command.name} failed: {exc}")
+        finally:
+            if spec.write:
+                context.changed()
+
+    # --- report commands -----------------------------------------------------------------
+
+    def version(self, context: _Context, parameter: str) -> Reply:
+        row = {"hashcore": __version__, "API": API_VERSION, "Miner": DESCRIPTION, "Type": "hashcore"}
+        return _reply(Severity.SUCCESS, Code.VERSION, "hashcore versions", Section("VERSION", [row]))
+
+    def config(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        kinds = [DEVICE_KINDS.get(name, "CPU") for name in stats.backends]
+        row = {
+            "ASC Count": kinds.count("ASC"),
+            "GPU Count": kinds.count("GPU"),
+            "PGA Count": 0,
+            "CPU Count": kinds.count("CPU"),
+            "Pool Count": len(stats.pools),
+            "Strategy": "Failover",
+            "Failover-Only": True,
+            "Device Code": " ".join(stats.backends),
+            "OS": platform.system(),
+            "Hotplug": "None",
+            "Throttle": "Y" if self.throttle is not None else "N",
+        }
+        return _reply(Severity.SUCCESS, Code.CONFIG, "hashcore config", Section("CONFIG", [row]))
+
+    def summary(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        minutes = stats.seconds / 60
+        answered = stats.accepted + stats.rejected + stats.stale
+        row: dict[str, Any] = {
+            "Elapsed": int(stats.seconds),
+            "MHS av": _mhs(stats.hashrate_hs),
+            "MHS 5s": _mhs(stats.recent_hashrate_hs),
+            "Found Blocks": stats.block_candidates,
+            "Accepted": stats.accepted,
+            "Rejected": stats.rejected,
+            "Hardware Errors": sum(_hardware_errors(b) for b in stats.backends.values()),
+            "Utility": round(stats.accepted / minutes, 2) if minutes else 0.0,
+            "Discarded": stats.discarded,
+            "Stale": stats.stale,
+            "Remote Failures": sum(p["unanswered"] for p in stats.pools),
+            "Total MH": round(stats.hashes / 1e6, 6),
+            "Difficulty Accepted": sum(p["difficulty_accepted"] for p in stats.pools),
+            "Pool Rejected%": _percent(stats.rejected, answered),
+            "Pool Stale%": _percent(stats.stale, answered),
+            "Blocks Accepted": stats.blocks_accepted,
+            "Duplicates": stats.duplicates,
+            "Paused": stats.paused,
+            **self._power(stats),
+        }
+        return _reply(Severity.SUCCESS, Code.SUMMARY, "Summary", Section("SUMMARY", [row]))
+
+    def pools(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        user = context.miner.client.options.user
+        rows = [_pool_row(index, pool, user) for index, pool in enumerate(stats.pools)]
+        return _reply(Severity.SUCCESS, Code.POOL, f"{len(rows)} Pool(s)", Section("POOLS", rows, keyed=True))
+
+    def devs(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        if not stats.backends:
+            return _error(Code.NODEVS, "No devices")
+        rows = []
+        for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
+            enabled = not stats.paused and backend["duty"] > 0 and backend["active_threads"] > 0
+            rows.append({
+                kind: index,
+                "Name": name,
+                "ID": 0,
+                "Enabled": "Y" if enabled else "N",
+                "Status": _device_status(backend, enabled),
+                "MHS av": _mhs(backend["hashrate_hs"]),
+                "MHS 5s": _mhs(backend["recent_hashrate_hs"]),
+                **_device_shares(stats, name),
+                "Hardware Errors": _hardware_errors(backend),
+                "Total MH": round(backend["hashes"] / 1e6, 6),
+                "Device Elapsed": int(stats.seconds),
+                "Threads": backend["threads"],
+                "Active Threads": backend["active_threads"],
+                "Duty": backend["duty"],
+                "Power av": _round(backend.get("watts"), 3),
+                "Energy": _round(backend.get("joules"), 3),
+                "J/TH": _round(backend.get("j_per_th"), 3),
+                "Energy Source": backend.get("energy_source", "none"),
+                "Energy Exact": bool(backend.get("energy_exact", False)),
+            })
+        counts: dict[str, int] = {}
+        for kind, _ in _device_ids(stats):
+            counts[kind] = counts.get(kind, 0) + 1
+        message = " - ".join(f"{n} {kind}(s)" for kind, n in counts.items())
+        return _reply(Severity.SUCCESS, Code.DEVS, message, Section("DEVS", rows, keyed=True))
+
+    def devdetails(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        rows = [
+            {
+                "DEVDETAILS": number,
+                "Name": name,
+                "ID": 0,
+                "Driver": name,
+                "Kernel": backend.get("path") or "",
+                "Model": f"{kind} {name}",
+                "Device Path": "",
+                "Threads": backend["threads"],
+                "Energy Source": backend.get("energy_source", "none"),
+            }
+            for number, ((kind, _), (name, backend)) in enumerate(
+                zip(_device_ids(stats), stats.backends.items(), strict=True)
+            )
+        ]
+        return _reply(Severity.SUCCESS, Code.DEVDETAILS, "Device Details", Section("DEVDETAILS", rows, keyed=True))
+
+    def stats(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        elapsed = int(stats.seconds)
+        miner_row: dict[str, Any] = {"ID": "HASHCORE", "Elapsed": elapsed, "Paused": stats.paused, **self._power(stats)}
+        miner_row["Energy Note"] = stats.energy.get("energy_note") or ""
+        if self.throttle is not None:
+            for key, value in self.throttle.status().items():
+                if value is None or isinstance(value, (str, int, float, bool)):
+                    miner_row[f"Throttle {key}"] = value
+        rows: list[dict[str, Any]] = [miner_row]
+        for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
+            rows.append({
+                "ID": f"{kind}{index}",
+                "Elapsed": elapsed,
+                "Backend": name,
+                "Path": backend.get("path") or "",
+                "Threads": backend["threads"],
+                "Active Threads": backend["active_threads"],
+                "Duty": backend["duty"],
+                "Hashes": backend["hashes"],
+                "MHS av": _mhs(backend["hashrate_hs"]),
+                "MHS 5s": _mhs(backend["recent_hashrate_hs"]),
+                "False Positives": backend["false_positives"],
+                "Errors": backend["errors"],
+                "Power av": _round(backend.get("watts"), 3),
+                "Energy": _round(backend.get("joules"), 3),
+                "J/TH": _round(backend.get("j_per_th"), 3),
+                "Energy Source": backend.get("energy_source", "none"),
+                "Energy Exact": bool(backend.get("energy_exact", False)),
+                "Energy Note": backend.get("energy_note") or "",
+            })
+        for index, pool in enumerate(stats.pools):
+            rows.append({
+                "ID": f"POOL{index}",
+                "Elapsed": elapsed,
+                "Connects": pool["connects"],
+                "Unanswered": pool["unanswered"],
+                "Stratum Difficulty": pool["difficulty"] or 0.0,
+                "Last Error": pool["last_error"] or "",
+            })
+        numbered = [{"STATS": number, **row} for number, row in enumerate(rows)]
+        return _reply(Severity.SUCCESS, Code.STATS, "hashcore stats", Section("STATS", numbered, keyed=True))
+
+    def coin(self, context: _Context, parameter: str) -> Reply:
+        row: dict[str, Any] = {
+            "Hash Method": "sha256",
+            "Current Block Time": 0,
+            "Current Block Hash": "",
+            "LP": False,
+            "Network Difficulty": 0.0,
+        }
+        job = current_job(context.miner)
+        if job is not None:
+            row["Current Block Time"] = job.ntime
+            row["Current Block Hash"] = job.prev_hash[::-1].hex()
+            row["Network Difficulty"] = target_to_difficulty(nbits_to_target(job.nbits))
+        return _reply(Severity.SUCCESS, Code.COIN, "hashcore coin", Section("COIN", [row]))
+
+    def power(self, context: _Context, parameter: str) -> Reply:
+        stats = context.stats
+        row = {**self._power(stats), "Energy Note": stats.energy.get("energy_note") or "", "Paused": stats.paused}
+        return _reply(Severity.SUCCESS, Code.POWER, "Power", Section("POWER", [row]))
+
+    def check(self, context: _Context, parameter: str) -> Reply:
+        name = parameter.strip().lower()
+        if not name:
+            return _error(Code.MISSING_CHECK, "Missing check cmd")
+        spec = COMMANDS.get(name)
+        access = spec is not None and (not spec.write or context.access.write)
+        row = {"Exists": "Y" if spec is not None else "N", "Access": "Y" if access else "N"}
+        return _reply(Severity.SUCCESS, Code.CHECK, "Check command", Section("CHECK", [row]))
+
+    def _power(self, stats: MinerStats) -> dict[str, Any]:
+        energy = stats.energy
+        fields: dict[str, Any] = {
+            "Power": _round(energy.get("recent_watts"), 3),
+            "Power av": _round(energy.get("watts"), 3),
+            "Energy": _round(energy.get("joules"), 3),
+            "J/TH": _round(energy.get("j_per_th"), 3),
+            "Energy Source": energy.get("energy_source", "none"),
+            "Energy Exact": bool(energy.get("energy_exact", False)),
+        }
+        if self.throttle is not None:
+            fields["Power Limit"] = _round(budget_watts(self.throttle), 3)
+        return fields
+
+    # --- write commands ------------------------------------------------------------------
+
+    def switchpool(self, context: _Context, parameter: str) -> Reply:
+        index = _pool_index(context, parameter)
+        if isinstance(index, Reply):
+            return index
+        context.miner.switch_pool(index)
+        return _reply(Severity.SUCCESS, Code.SWITCHED_POOL, f"Switching to pool {index}:'{_pool_url(context, index)}'")
+
+    def enablepool(self, context: _Context, parameter: str) -> Reply:
+        index = _pool_index(context, parameter)
+        if isinstance(index, Reply):
+            return index
+        url = _pool_url(context, index)
+        if context.stats.pools[index]["enabled"]:
+            return _reply(Severity.INFO, Code.ALREADY_ENABLED_POOL, f"Pool {index}:'{url}' already enabled")
+        context.miner.enable_pool(index)
+        return _reply(Severity.SUCCESS, Code.ENABLED_POOL, f"Enabling pool {index}:'{url}'")
+
+    def disablepool(self, context: _Context, parameter: str) -> Reply:
+        index = _pool_index(context, parameter)
+        if isinstance(index, Reply):
+            return index
+        url = _pool_url(context, index)
+        if not context.stats.pools[index]["enabled"]:
+            return _reply(Severity.INFO, Code.ALREADY_DISABLED_POOL, f"Pool {index}:'{url}' already disabled")
+        try:
+            context.miner.disable_pool(index)
+        except ConfigError:
+            return _error(Code.LAST_POOL, f"Cannot disable last active pool {index}:'{url}'")
+        return _reply(Severity.SUCCESS, Code.DISABLED_POOL, f"Disabling pool {index}:'{url}'")
+
+    def addpool(self, context: _Context, parameter: str) -> Reply:
+        if not parameter.strip():
+            return _error(Code.MISSING_POOL_DETAILS, "Missing addpool details")
+        fields = split_parameter(parameter)
+        url = fields[0].strip()
+        given_user = fields[1].strip() if len(fields) > 1 else ""
+        if not url:
+            return _error(Code.MISSING_POOL_DETAILS, "Missing addpool details")
+        try:
+            index = context.miner.add_pool(url)
+        except ConfigError as exc:
+            # The message names the URL only: the request's password is never echoed.
+            return _error(Code.INVALID_POOL_DETAILS, f"Invalid addpool details '{redact_url(url)}': {exc}")
+        user = context.miner.client.options.user
+        shown = redact_url(url)
+        if given_user and given_user != user:
+            return _reply(
+                Severity.WARNING,
+                Code.ADDED_POOL_OTHER_USER,
+                f"Added pool {index}:'{shown}'; it mines as '{user}' (one worker for every pool: "
+                "the user and password given were not used)",
+            )
+        return _reply(Severity.SUCCESS, Code.ADDED_POOL, f"Added pool {index}:'{shown}' as '{user}'")
+
+    def pause(self, context: _Context, parameter: str) -> Reply:
+        context.miner.pause()
+        return _reply(Severity.SUCCESS, Code.PAUSED, "Mining paused; the pool connection stays up")
+
+    def resume(self, context: _Context, parameter: str) -> Reply:
+        context.miner.resume()
+        return _reply(Severity.SUCCESS, Code.RESUMED, "Mining resumed")
+
+    def powertarget(self, context: _Context, parameter: str) -> Reply:
+        if self.throttle is None:
+            return _error(Code.NO_THROTTLE, "No throttle is running: start the miner with a power policy")
+        text = parameter.strip().lower()
+        if text in ("", "off", "none", "auto"):
+            self.throttle.set_target(None)
+            return _reply(Severity.SUCCESS, Code.POWER_TARGET, "Power target cleared")
+        try:
+            watts = float(text)
+        except ValueError:
+            watts = math.nan
+        if not math.isfinite(watts) or watts <= 0:
+            return _error(Code.INVALID_POWER_TARGET, f"Invalid power target '{parameter}' (watts > 0, or 'off')")
+        self.throttle.set_target(watts)
+        return _reply(Severity.SUCCESS, Code.POWER_TARGET, f"Power target set to {watts:g} W")
+
+    def privileged(self, context: _Context, parameter: str) -> Reply:
+        return _reply(Severity.SUCCESS, Code.ACCESS_OK, "Privileged access OK")
+
+    def quit(self, context: _Context, parameter: str) -> Reply:
+        if not self.can_quit:
+            return _error(Code.NO_QUIT, "quit is not available: no one to hand it to")
+        return Reply(status(Severity.SUCCESS, Code.BYE, "BYE", DESCRIPTION), text="BYE")
+
+
+COMMANDS: dict[str, _Spec] = {
+    "version": _Spec(Dispatcher.version, write=False),
+    "config": _Spec(Dispatcher.config, write=False),
+    "summary": _Spec(Dispatcher.summary, write=False),
+    "pools": _Spec(Dispatcher.pools, write=False),
+    "devs": _Spec(Dispatcher.devs, write=False),
+    "devdetails": _Spec(Dispatcher.devdetails, write=False),
+    "stats": _Spec(Dispatcher.stats, write=False),
+    "coin": _Spec(Dispatcher.coin, write=False),
+    "power": _Spec(Dispatcher.power, write=False),
+    "check": _Spec(Dispatcher.check, write=False),
+    "switchpool": _Spec(Dispatcher.switchpool, write=True),
+    "enablepool": _Spec(Dispatcher.enablepool, write=True),
+    "disablepool": _Spec(Dispatcher.disablepool, write=True),
+    "addpool": _Spec(Dispatcher.addpool, write=True),
+    "pause": _Spec(Dispatcher.pause, write=True),
+    "resume": _Spec(Dispatcher.resume, write=True),
+    "powertarget": _Spec(Dispatcher.powertarget, write=True),
+    "privileged": _Spec(Dispatcher.privileged, write=True),
+    "quit": _Spec(Dispatcher.quit, write=True),
+}
+
+
+def current_job(miner: MinerControl) -> Job | None:
+    """The job being mined, where the work source tells it (None between connections)."""
+    job = getattr(getattr(miner, "source", None), "current_job", None)
+    return job if isinstance(job, Job) else None
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _reply(severity: Severity, code: Code, message: str, *sections: Section) -> Reply:
+    return Reply(status(severity, code, message, DESCRIPTION), list(sections))
+
+
+def _error(code: Code, message: str) -> Reply:
+    return _reply(Severity.ERROR, code, message)
+
+
+def _pool_index(context: _Context, parameter: str) -> int | Reply:
+    text = parameter.strip()
+    if not text:
+        return _error(Code.MISSING_POOL_ID, "Missing pool id parameter")
+    count = len(context.stats.pools)
+    try:
+        index = int(text)
+    except ValueError:
+        return _error(Code.INVALID_POOL_ID, f"Invalid pool id '{text}' - range is 0 - {count - 1}")
+    if not 0 <= index < count:
+        return _error(Code.INVALID_POOL_ID, f"Invalid pool id {index} - range is 0 - {count - 1}")
+    return index
+
+
+def _pool_url(context: _Context, index: int) -> str:
+    return redact_url(context.stats.pools[index]["url"])
+
+
+def _pool_row(index: int, pool: Mapping[str, Any], user: str) -> dict[str, Any]:
+    answered = pool["accepted"] + pool["rejected"] + pool["stale"]
+    connected = bool(pool["connected"])
+    last_share = pool["last_share_time"]
+    return {
+        "POOL": index,
+        "URL": redact_url(pool["url"]),
+        "Status": _pool_status(pool),
+        "Priority": pool["priority"],
+        "Quota": 1,
+        "Long Poll": "N",
+        "Accepted": pool["accepted"],
+        "Rejected": pool["rejected"],
+        "Stale": pool["stale"],
+        "Remote Failures": pool["unanswered"],
+        "User": user,
+        "Last Share Time": int(last_share) if last_share else 0,
+        "Difficulty Accepted": pool["difficulty_accepted"],
+        "Stratum Difficulty": pool["difficulty"] or 0.0,
+        "Has Stratum": True,
+        "Stratum Active": connected,
+        "Stratum URL": _host(pool["url"]) if connected else "",
+        "Has GBT": False,
+        "Pool Rejected%": _percent(pool["rejected"], answered),
+        "Pool Stale%": _percent(pool["stale"], answered),
+        "Connects": pool["connects"],
+        "Last Error": pool["last_error"] or "",
+    }
+
+
+def _pool_status(pool: Mapping[str, Any]) -> str:
+    """cgminer's pool states from what the client knows (a pool never tried is Unknown)."""
+    if not pool["enabled"]:
+        return "Disabled"
+    if pool["connected"]:
+        return "Alive"
+    if pool["last_error"]:
+        return "Dead"
+    return "Alive" if pool["connects"] else "Unknown"
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url if "://" in url else f"stratum+tcp://{url}").hostname or ""
+    except ValueError:
+        return ""
+
+
+def _device_ids(stats: MinerStats) -> list[tuple[str, int]]:
+    """(kind, index within the kind) of each backend, in order."""
+    seen: dict[str, int] = {}
+    ids = []
+    for name in stats.backends:
+        kind = DEVICE_KINDS.get(name, "CPU")
+        ids.append((kind, seen.get(kind, 0)))
+        seen[kind] = seen.get(kind, 0) + 1
+    return ids
+
+
+def _device_status(backend: Mapping[str, Any], enabled: bool) -> str:
+    """Health, apart from ``Enabled`` (a paused device is healthy, just not hashing)."""
+    if backend["errors"] and enabled and not backend["recent_hashrate_hs"]:
+        return "Dead"
+    return "Sick" if backend["errors"] else "Alive"
+
+
+def _device_shares(stats: MinerStats, name: str) -> dict[str, Any]:
+    """A device's shares: its own counts where the engine keeps them; with a single
+    backend every share is that backend's; otherwise they are not known per device."""
+    backend = stats.backends[name]
+    if "accepted" in backend:
+        source: Mapping[str, Any] = backend
+    elif len(stats.backends) == 1:
+        source = {
+            "accepted": stats.accepted,
+            "rejected": stats.rejected,
+            "stale": stats.stale,
+            "difficulty_accepted": sum(p["difficulty_accepted"] for p in stats.pools),
+            "last_share_time": max((p["last_share_time"] or 0 for p in stats.pools), default=0),
+        }
+    else:
+        return {}
+    answered = source["accepted"] + source["rejected"] + source.get("stale", 0)
+    last_share = source.get("last_share_time")
+    return {
+        "Accepted": source["accepted"],
+        "Rejected": source["rejected"],
+        "Difficulty Accepted": source.get("difficulty_accepted", 0.0),
+        "Last Share Time": int(last_share) if last_share else 0,
+        "Device Rejected%": _percent(source["rejected"], answered),
+    }
+
+
+def _hardware_errors(backend: Mapping[str, Any]) -> int:
+    """Results that failed the exact check, and scans that failed (cgminer's HW errors)."""
+    return int(backend["false_positives"]) + int(backend["errors"])
+
+
+def _mhs(hashes_per_second: float) -> float:
+    return round(hashes_per_second / 1e6, 6)
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 4) if whole else 0.0
+
+
+def _round(value: Any, digits: int) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return round(number, digits) if math.isfinite(number) else None

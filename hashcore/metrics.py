@@ -1,0 +1,332 @@
+"""Prometheus metrics over HTTP: the miner's figures at scrape time.
+
+:class:`MinerCollector` reads :meth:`Miner.stats` when Prometheus scrapes, so there is no
+second copy of any counter: a scrape and the JSON summary (or the cgminer API) taken at
+the same moment show the same numbers. Counters (``*_total``) are the miner's own
+monotonic counts since start.
+
+:class:`MetricsServer` serves ``/metrics`` from the miner's asyncio loop rather than
+with ``prometheus_client.start_http_server``: the miner's counters live on the loop and
+are changed there without locks (``stats()`` walks deques the loop appends to), so a
+scrape in the exporter's own thread could race them. On the loop, a scrape is one more
+short callback between share answers, and the server starts and stops with the miner.
+
+Metrics (``backend``, ``pool``, ``url``, ``outcome``, ``window`` are labels)::
+
+    hashcore_build_info{version}                      1
+    hashcore_uptime_seconds                           seconds since the miner started
+    hashcore_paused                                   1 while paused by the operator
+    hashcore_hashes_total{backend}                    hashes done
+    hashcore_hashrate_hashes_per_second{backend,window="average"|"5s"}
+    hashcore_backend_threads{backend} / _active_threads{backend} / _duty_ratio{backend}
+    hashcore_backend_false_positives_total{backend} / _errors_total{backend}
+    hashcore_backend_power_watts{backend}             average since start
+    hashcore_backend_energy_joules_total{backend}
+    hashcore_backend_joules_per_terahash{backend}     (absent before the first hash)
+    hashcore_backend_energy_info{backend,source,exact}
+    hashcore_power_watts{window="average"|"5s"}       all backends
+    hashcore_energy_joules_total
+    hashcore_joules_per_terahash
+    hashcore_energy_info{source,exact}
+    hashcore_power_budget_watts                       the throttle's budget (when there is one)
+    hashcore_shares_total{pool,url,outcome="accepted"|"rejected"|"stale"|"unanswered"}
+    hashcore_pool_difficulty_accepted_total{pool,url}
+    hashcore_pool_up{pool,url}                        1 while connected
+    hashcore_pool_enabled{pool,url} / _priority{pool,url} / _difficulty{pool,url}
+    hashcore_pool_connects_total{pool,url}
+    hashcore_pool_last_share_timestamp_seconds{pool,url}
+    hashcore_shares_discarded_total                   found for a job already stale
+    hashcore_shares_duplicate_total
+    hashcore_block_candidates_total / hashcore_blocks_accepted_total
+
+Pool URLs never carry a password (``user:pass@`` is cut to ``user@``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from hashcore import __version__
+from hashcore.api.control import MinerControl, ThrottleControl, budget_watts, redact_url
+from hashcore.errors import ConfigError
+
+log = logging.getLogger("hashcore.metrics")
+
+_OUTCOMES = ("accepted", "rejected", "stale", "unanswered")
+_MAX_HEAD = 16384
+
+
+class MinerCollector(Collector):
+    """Turns one ``miner.stats()`` snapshot per scrape into metric families."""
+
+    def __init__(self, miner: MinerControl, throttle: ThrottleControl | None = None) -> None:
+        self.miner = miner
+        self.throttle = throttle
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.miner.stats()
+        info = InfoMetricFamily("hashcore_build", "hashcore version")
+        info.add_metric([], {"version": __version__})
+        yield info
+        yield GaugeMetricFamily("hashcore_uptime_seconds", "Seconds since the miner started", value=stats.seconds)
+        yield GaugeMetricFamily("hashcore_paused", "1 while mining is paused by the operator", value=int(stats.paused))
+        yield from self._backends(stats.backends)
+        yield from self._energy(stats.energy)
+        yield from self._pools(stats.pools)
+        yield CounterMetricFamily(
+            "hashcore_shares_discarded_total", "Shares found for a job that was already stale", value=stats.discarded
+        )
+        yield CounterMetricFamily(
+            "hashcore_shares_duplicate_total", "Shares found twice and sent once", value=stats.duplicates
+        )
+        yield CounterMetricFamily(
+            "hashcore_block_candidates_total", "Nonces meeting the block target that were submitted",
+            value=stats.block_candidates,
+        )
+        yield CounterMetricFamily(
+            "hashcore_blocks_accepted_total", "Block candidates the pool accepted", value=stats.blocks_accepted
+        )
+
+    def _backends(self, backends: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+        labels = ["backend"]
+        hashes = CounterMetricFamily("hashcore_hashes_total", "Hashes done", labels=labels)
+        rate = GaugeMetricFamily(
+            "hashcore_hashrate_hashes_per_second", "Hashrate: average since start, and over the last 5 s",
+            labels=[*labels, "window"],
+        )
+        threads = GaugeMetricFamily("hashcore_backend_threads", "Worker threads opened", labels=labels)
+        active = GaugeMetricFamily("hashcore_backend_active_threads", "Worker threads allowed to scan", labels=labels)
+        duty = GaugeMetricFamily("hashcore_backend_duty_ratio", "Fraction of the time the backend scans", labels=labels)
+        false_positives = CounterMetricFamily(
+            "hashcore_backend_false_positives_total", "Results that failed the exact check", labels=labels
+        )
+        errors = CounterMetricFamily("hashcore_backend_errors_total", "Scans or results that failed", labels=labels)
+        watts = GaugeMetricFamily("hashcore_backend_power_watts", "Average power since start", labels=labels)
+        joules = CounterMetricFamily("hashcore_backend_energy_joules_total", "Energy used", labels=labels)
+        j_per_th = GaugeMetricFamily(
+            "hashcore_backend_joules_per_terahash", "Energy per terahash since start", labels=labels
+        )
+        source = InfoMetricFamily("hashcore_backend_energy", "Where the energy figures come from", labels=labels)
+        for name, backend in backends.items():
+            hashes.add_metric([name], backend["hashes"])
+            rate.add_metric([name, "average"], backend["hashrate_hs"])
+            rate.add_metric([name, "5s"], backend["recent_hashrate_hs"])
+            threads.add_metric([name], backend["threads"])
+            active.add_metric([name], backend["active_threads"])
+            duty.add_metric([name], backend["duty"])
+            false_positives.add_metric([name], backend["false_positives"])
+            errors.add_metric([name], backend["errors"])
+            _add(watts, [name], backend.get("watts"))
+            _add(joules, [name], backend.get("joules"))
+            _add(j_per_th, [name], backend.get("j_per_th"))
+            source.add_metric([name], _source_labels(backend))
+        yield from (hashes, rate, threads, active, duty, false_positives, errors, watts, joules, j_per_th, source)
+
+    def _energy(self, energy: Mapping[str, Any]) -> Iterator[Metric]:
+        watts = GaugeMetricFamily("hashcore_power_watts", "Power of all backends", labels=["window"])
+        _add(watts, ["average"], energy.get("watts"))
+        _add(watts, ["5s"], energy.get("recent_watts"))
+        yield watts
+        joules = CounterMetricFamily("hashcore_energy_joules_total", "Energy used by all backends")
+        _add(joules, [], energy.get("joules"))
+        yield joules
+        j_per_th = GaugeMetricFamily("hashcore_joules_per_terahash", "Energy per terahash since start")
+        _add(j_per_th, [], energy.get("j_per_th"))
+        yield j_per_th
+        source = InfoMetricFamily("hashcore_energy", "Where the energy figures come from")
+        source.add_metric([], _source_labels(energy))
+        yield source
+        budget = budget_watts(self.throttle)
+        if budget is not None:
+            yield GaugeMetricFamily("hashcore_power_budget_watts", "The power budget being followed", value=budget)
+
+    def _pools(self, pools: list[dict[str, Any]]) -> Iterator[Metric]:
+        labels = ["pool", "url"]
+        shares = CounterMetricFamily(
+            "hashcore_shares_total", "Shares by the pool's answer", labels=[*labels, "outcome"]
+        )
+        difficulty_accepted = CounterMetricFamily(
+            "hashcore_pool_difficulty_accepted_total", "Sum of the difficulty of accepted shares", labels=labels
+        )
+        up = GaugeMetricFamily("hashcore_pool_up", "1 while connected to the pool", labels=labels)
+        enabled = GaugeMetricFamily("hashcore_pool_enabled", "1 unless the operator disabled the pool", labels=labels)
+        priority = GaugeMetricFamily("hashcore_pool_priority", "Failover rank (0 is tried first)", labels=labels)
+        difficulty = GaugeMetricFamily("hashcore_pool_difficulty", "The pool's share difficulty", labels=labels)
+        connects = CounterMetricFamily("hashcore_pool_connects_total", "Connections opened", labels=labels)
+        last_share = GaugeMetricFamily(
+            "hashcore_pool_last_share_timestamp_seconds", "When the last share was accepted", labels=labels
+        )
+        for index, pool in enumerate(pools):
+            key = [str(index), redact_url(pool["url"])]
+            for outcome in _OUTCOMES:
+                shares.add_metric([*key, outcome], pool[outcome])
+            difficulty_accepted.add_metric(key, pool["difficulty_accepted"])
+            up.add_metric(key, int(bool(pool["connected"])))
+            enabled.add_metric(key, int(bool(pool["enabled"])))
+            priority.add_metric(key, pool["priority"])
+            _add(difficulty, key, pool["difficulty"])
+            connects.add_metric(key, pool["connects"])
+            _add(last_share, key, pool["last_share_time"])
+        yield from (shares, difficulty_accepted, up, enabled, priority, difficulty, connects, last_share)
+
+
+def _add(family: GaugeMetricFamily | CounterMetricFamily, labels: list[str], value: Any) -> None:
+    """Add a sample unless the figure does not exist yet (None)."""
+    if value is not None and not isinstance(value, bool):
+        family.add_metric(labels, float(value))
+
+
+def _source_labels(energy: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "source": str(energy.get("energy_source", "none")),
+        "exact": "true" if energy.get("energy_exact") else "false",
+    }
+
+
+def registry_for(miner: MinerControl, throttle: ThrottleControl | None = None) -> CollectorRegistry:
+    """A registry of the miner's metrics and the process's (CPU, memory, Python)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MinerCollector(miner, throttle))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+class MetricsServer:
+    """Serves ``GET /metrics`` (Prometheus text, or OpenMetrics when asked) on the loop.
+
+    Args:
+        miner: the miner whose figures are served.
+        host / port: where to listen (port 0 picks a free one; see :attr:`port`).
+        throttle: the power-budget follower, for ``hashcore_power_budget_watts``.
+    """
+
+    def __init__(
+        self,
+        miner: MinerControl,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        throttle: ThrottleControl | None = None,
+        *,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.registry = registry_for(miner, throttle)
+        self.request_timeout = request_timeout
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    async def start(self) -> None:
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, self.host, self._port, limit=_MAX_HEAD, reuse_address=True
+            )
+        except OSError as exc:
+            raise ConfigError(f"metrics cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from exc
+        log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> MetricsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(self.respond(head))
+            await writer.drain()
+        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, ValueError):
+            with contextlib.suppress(OSError):
+                writer.write(_response(400, "text/plain; charset=utf-8", b"bad request\n"))
+                await writer.drain()
+        except (TimeoutError, OSError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the server is stopping
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            if task is not None:
+                self._connections.discard(task)
+
+    def respond(self, head: bytes) -> bytes:
+        """The whole HTTP response to one request head (request line and headers)."""
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return _response(400, "text/plain; charset=utf-8", b"bad request\n")
+        method, target = parts[0], parts[1]
+        headers = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        if method not in ("GET", "HEAD"):
+            return _response(405, "text/plain; charset=utf-8", b"method not allowed\n", {"Allow": "GET, HEAD"})
+        path = target.split("?", 1)[0]
+        if path == "/":
+            page = b'<html><body><a href="/metrics">hashcore metrics</a></body></html>\n'
+            return _response(200, "text/html; charset=utf-8", page, head_only=method == "HEAD")
+        if path != "/metrics":
+            return _response(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
+        encoder, content_type = choose_encoder(headers.get("accept", ""))
+        try:
+            body = encoder(self.registry)
+        except Exception:
+            log.exception("metrics: collecting failed")
+            return _response(500, "text/plain; charset=utf-8", b"collecting the metrics failed\n")
+        extra = {}
+        if "gzip" in headers.get("accept-encoding", ""):
+            body, extra = gzip.compress(body), {"Content-Encoding": "gzip"}
+        return _response(200, content_type, body, extra, head_only=method == "HEAD")
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+
+
+def _response(
+    code: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None, head_only: bool = False
+) -> bytes:
+    fields = {
+        "Content-Type": content_type,
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+        "Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
+        **(headers or {}),
+    }
+    head = f"HTTP/1.1 {code} {_REASONS[code]}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
+    return head.encode("latin-1") + (b"" if head_only else body)

@@ -1,0 +1,363 @@
+"""What ``hashcore simulate``, ``hashcore trace`` and ``hashcore mine --power-budget`` do.
+
+``cli.py`` adds these arguments to its parsers and calls these functions; they return
+data (reports, a live throttle) and never print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hashcore.errors import ConfigError
+from hashcore.throttle.controller import ControllerConfig
+from hashcore.throttle.live import LivePlan, LiveThrottle
+from hashcore.throttle.model import FleetModel, load_fleet, measure_fleet
+from hashcore.throttle.plant import SimulatedMiner
+from hashcore.throttle.policies import POLICY_NAMES, Policy, make_policy
+from hashcore.throttle.signals import ConstantSignal, LiveSource, Signal, Trace
+from hashcore.throttle.simulation import SimulationReport, simulate
+from hashcore.throttle.traces import load_trace, read_series, write_trace
+
+__all__ = [
+    "LivePlan",
+    "LiveThrottle",
+    "TraceReport",
+    "add_budget_arguments",
+    "add_simulate_arguments",
+    "add_trace_arguments",
+    "format_status",
+    "plan_budget",
+    "run_simulate",
+    "run_trace",
+]
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be zero or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _add_policy_arguments(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument("--policy", default="follow", metavar="|".join(POLICY_NAMES),
+                        help="follow the budget, cap carbon intensity, cap price; comma-separated to combine "
+                             "(carbon-cap and price also follow the budget)")
+    parser.add_argument("--carbon-cap", type=_positive, default=None, metavar="GCO2_PER_KWH",
+                        help="carbon-cap: mine only while grid intensity is under this")
+    parser.add_argument("--hashprice", type=_positive, default=50.0, metavar="PER_PH_DAY",
+                        help="price: what a PH/s earns per day, in the trace's currency (default 50)")
+    parser.add_argument("--price-ceiling", type=float, default=None, metavar="PER_KWH",
+                        help="price: a fixed ceiling per kWh instead of each backend's break-even price")
+
+
+def _add_fleet_arguments(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument("--model", default=None, metavar="JSON",
+                        help="power model from 'hashcore bench --json' (or --all --json) instead of benchmarking now")
+    parser.add_argument("--bench-seconds", type=_positive, default=1.0, metavar="SECONDS",
+                        help="without --model: benchmark each backend this long to model it (default 1)")
+
+
+def _policy(args: argparse.Namespace, signal: Signal) -> Policy:
+    return make_policy(args.policy, signal, carbon_cap=args.carbon_cap, hashprice=args.hashprice,
+                       price_ceiling=args.price_ceiling)
+
+
+def _backend_names(text: str) -> list[str]:
+    from hashcore.backends.base import fastest_available
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--backend needs at least one name")
+    return [fastest_available() if n == "auto" else n for n in names]
+
+
+def _fleet(args: argparse.Namespace, names: list[str], threads: int | None) -> FleetModel:
+    if args.model:
+        return load_fleet(args.model)
+    from hashcore.metering import MeterSettings
+
+    settings = MeterSettings(getattr(args, "powercap_root", None), getattr(args, "tdp_watts_per_core", None))
+    return measure_fleet(names, threads, args.bench_seconds, meter_settings=settings)
+
+
+# --- simulate ----------------------------------------------------------------------------
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """``hashcore simulate --trace FILE [--policy ...] [--speedup N] [--json] [--plot PNG]``."""
+    parser.add_argument("--trace", required=True, metavar="CSV", help="the budget trace to replay")
+    parser.add_argument("--interpolation", choices=["step", "linear"], default=None,
+                        help="between trace rows (default: the file's '# interpolation:' line, else linear)")
+    _add_policy_arguments(parser)
+    parser.add_argument("--tick", type=_positive, default=2.0, metavar="SECONDS",
+                        help="controller tick in simulated seconds (default 2)")
+    parser.add_argument("--speedup", type=_positive, default=None, metavar="N",
+                        help="replay at N times real time (default: as fast as it runs)")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="write budget, power and hashrate over the day")
+    fleet = parser.add_argument_group("simulated fleet")
+    fleet.add_argument("--backend", default="auto", help="backends to model, comma-separated (default: fastest)")
+    fleet.add_argument("--threads", type=_positive_int, default=None, help="threads per backend (default: per core)")
+    _add_fleet_arguments(fleet)
+    fleet.add_argument("--miner-watts", type=_positive, default=None, metavar="W",
+                       help="scale the fleet to this power at full duty (same J/TH: more machines)")
+    fleet.add_argument("--miner-j-per-th", type=_positive, default=None, metavar="J_PER_TH",
+                       help="give the fleet this efficiency (e.g. 17 for a current ASIC)")
+    fleet.add_argument("--paused-watts", type=_non_negative, default=None, metavar="W",
+                       help="what the paused fleet still draws (0 for a CPU host; an ASIC's sleep power)")
+    fleet.add_argument("--plant-error", type=_positive, default=1.0, metavar="FACTOR",
+                       help="the simulated fleet really draws FACTOR x the model's power (robustness)")
+    fleet.add_argument("--noise", type=_non_negative, default=0.0, metavar="FRACTION",
+                       help="relative standard deviation of the simulated meter")
+    fleet.add_argument("--lag", type=_non_negative, default=0.25, metavar="SECONDS",
+                       help="time constant of the fleet's response to a new setting (default 0.25)")
+
+
+def run_simulate(args: argparse.Namespace) -> SimulationReport:
+    """Replay ``args.trace`` on a virtual clock; write ``args.plot`` when asked."""
+    trace = load_trace(args.trace, args.interpolation)
+    fleet = _fleet(args, _backend_names(args.backend), args.threads)
+    fleet = fleet.scaled(args.miner_watts, args.miner_j_per_th, args.paused_watts)
+    policy = _policy(args, trace)
+    truth = fleet.scaled(fleet.full_watts * args.plant_error) if args.plant_error != 1.0 else fleet
+    plant = SimulatedMiner(truth, lag_s=args.lag, noise=args.noise)
+    report = simulate(trace, fleet, policy, start=trace.start, end=trace.end, tick_s=args.tick, plant=plant,
+                      speedup=args.speedup, utc_offset_s=trace.utc_offset_s)
+    report.notes = trace.notes
+    if args.plot:
+        from hashcore.throttle.plot import plot_report
+
+        plot_report(report, args.plot)
+        report.plot = args.plot
+    return report
+
+
+# --- trace -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TraceReport:
+    """What ``hashcore trace`` wrote."""
+
+    path: str
+    kind: str
+    rows: int
+    peak_w: float
+    energy_kwh: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "rows": self.rows, "peak_w": self.peak_w,
+                "energy_kwh": self.energy_kwh, "notes": self.notes}
+
+    def summary_lines(self) -> list[str]:
+        return [f"{self.kind} trace written to {self.path}: {self.rows} rows, peak {self.peak_w / 1000:,.2f} kW, "
+                f"{self.energy_kwh:,.2f} kWh", *(f"  {n}" for n in self.notes)]
+
+
+def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
+    """``hashcore trace solar|wind|grid ... -o FILE``."""
+    kinds = parser.add_subparsers(dest="trace_kind", required=True, metavar="solar|wind|grid")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--date", required=True, help="the day, YYYY-MM-DD")
+        sub.add_argument("-o", "--output", required=True, metavar="CSV")
+        sub.add_argument("--utc-offset", type=float, default=None, metavar="HOURS",
+                         help="local time of the timestamps (default: from the longitude, or UTC)")
+        sub.add_argument("--step", type=_positive_int, default=None, metavar="SECONDS",
+                         help="row spacing (default 60; grid: 300)")
+        sub.add_argument("--interpolation", choices=["step", "linear"], default=None,
+                         help="written into the trace (default: step for wind and for solar with --clouds, "
+                              "else linear)")
+        sub.add_argument("--json", action="store_true")
+
+    solar = kinds.add_parser("solar", help="surplus of a PV array over a site's load (pvlib)")
+    common(solar)
+    solar.add_argument("--lat", type=float, required=True)
+    solar.add_argument("--lon", type=float, required=True)
+    solar.add_argument("--pv-kw", type=_positive, required=True, help="array size, kW DC")
+    solar.add_argument("--load-kw", type=_non_negative, required=True, help="the site's mean load, kW")
+    solar.add_argument("--load-profile", choices=["residential", "flat"], default="residential")
+    solar.add_argument("--load", default=None, metavar="CSV", help="a measured load series: timestamp,kw")
+    solar.add_argument("--clouds", default=None, metavar="CSV", help="cloud cover: timestamp,cloud_cover (0-1 or %%)")
+    solar.add_argument("--tilt", type=float, default=None, help="array tilt (default: the latitude, up to 60)")
+    solar.add_argument("--azimuth", type=float, default=None, help="array azimuth (default: facing the equator)")
+    solar.add_argument("--altitude", type=float, default=None, help="site altitude, m")
+
+    wind = kinds.add_parser("wind", help="surplus of wind turbines over a site's load (windpowerlib)")
+    common(wind)
+    wind.add_argument("--wind", default=None, metavar="CSV",
+                      help="wind speeds: timestamp,wind_speed (m/s at --measured-height)")
+    wind.add_argument("--mean-speed", type=_positive, default=None, metavar="M_PER_S",
+                      help="without --wind: a seeded gusty series with this mean at 10 m")
+    wind.add_argument("--seed", type=int, default=1)
+    wind.add_argument("--front-speed", type=_non_negative, default=3.5, metavar="M_PER_S",
+                      help="synthetic series: extra speed of a passing front")
+    wind.add_argument("--front-hour", type=float, default=14.0, help="synthetic series: when the front passes")
+    wind.add_argument("--turbulence", type=_non_negative, default=0.18, help="synthetic series: intensity")
+    wind.add_argument("--gusts-per-hour", type=_non_negative, default=4.0)
+    wind.add_argument("--turbine", default="E-53/800", help="a windpowerlib turbine type (default E-53/800)")
+    wind.add_argument("--count", type=_positive_int, default=1, help="number of turbines")
+    wind.add_argument("--hub-height", type=_positive, default=None, metavar="M")
+    wind.add_argument("--measured-height", type=_positive, default=10.0, metavar="M")
+    wind.add_argument("--load-kw", type=_non_negative, default=0.0)
+    wind.add_argument("--load-profile", choices=["residential", "flat"], default="flat")
+
+    grid = kinds.add_parser("grid", help="a grid's carbon intensity and price, with a constant budget")
+    common(grid)
+    grid.add_argument("--lat", type=float, required=True)
+    grid.add_argument("--lon", type=float, required=True)
+    grid.add_argument("--budget-kw", type=_positive, required=True, help="the mining budget (grid connection), kW")
+    grid.add_argument("--seed", type=int, default=1)
+
+
+def run_trace(args: argparse.Namespace) -> TraceReport:
+    """Generate the trace ``args`` describe and write it to ``args.output``."""
+    from hashcore.throttle import generate
+
+    day = generate.parse_date(args.date)
+    step = args.step or (300 if args.trace_kind == "grid" else 60)
+    trace: Trace
+    if args.trace_kind == "solar":
+        clouds = read_series(args.clouds, ("cloud_cover",)) if args.clouds else None
+        load = read_series(args.load, ("kw",)) if args.load else None
+        trace = generate.solar_surplus(
+            args.lat, args.lon, day, args.pv_kw, args.load_kw, utc_offset_h=args.utc_offset, clouds=clouds,
+            load_profile=args.load_profile, load_series=load, step_s=step, interpolation=args.interpolation,
+            tilt=args.tilt,
+            azimuth=args.azimuth, altitude=args.altitude,
+        )
+        if args.clouds:
+            trace.notes.append(f"clouds from {Path(args.clouds).name}")
+    elif args.trace_kind == "wind":
+        offset = args.utc_offset if args.utc_offset is not None else 0.0
+        if args.wind:
+            table = read_series(args.wind, ("wind_speed",))
+            speeds = (np.asarray(table.times), np.asarray(table.columns["wind_speed"]))
+            source = f"{Path(args.wind).name}"
+        elif args.mean_speed is not None:
+            speeds = generate.synthetic_wind(day, offset, args.seed, mean_ms=args.mean_speed,
+                                             front_ms=args.front_speed, front_h=args.front_hour,
+                                             turbulence=args.turbulence, gusts_per_h=args.gusts_per_hour,
+                                             step_s=step)
+            source = (f"synthetic, seed {args.seed}: mean {args.mean_speed:g} m/s at 10 m, front +{args.front_speed:g}"
+                      f" m/s at {args.front_hour:g} h, turbulence {args.turbulence:g}, "
+                      f"{args.gusts_per_hour:g} gusts/h (AR(1) 3-min correlation)")
+        else:
+            raise ConfigError("hashcore trace wind needs --wind CSV or --mean-speed M_PER_S")
+        trace = generate.wind_surplus(day, speeds, turbine=args.turbine, count=args.count, load_kw=args.load_kw,
+                                      hub_height=args.hub_height, measured_height=args.measured_height,
+                                      utc_offset_h=offset, step_s=step, load_profile=args.load_profile,
+                                      source=source, interpolation=args.interpolation or "step")
+    elif args.trace_kind == "grid":
+        trace = generate.grid_day(args.lat, args.lon, day, args.budget_kw, utc_offset_h=args.utc_offset,
+                                  seed=args.seed, step_s=step, interpolation=args.interpolation or "linear")
+    else:
+        raise ConfigError(f"unknown trace kind {args.trace_kind!r}")
+    write_trace(args.output, trace)
+    step = (trace.end - trace.start) / max(len(trace) - 1, 1)
+    energy = sum(trace.watts[:-1]) * step / 3.6e6
+    return TraceReport(args.output, args.trace_kind, len(trace), max(trace.watts), energy, trace.notes)
+
+
+# --- mine --power-budget -----------------------------------------------------------------
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """``hashcore mine ... --power-budget FILE|WATTS|URL [--policy ...]``."""
+    group = parser.add_argument_group("power budget (throttling)")
+    group.add_argument("--power-budget", default=None, metavar="FILE|WATTS|URL",
+                       help="follow a budget: a trace CSV, a constant in watts, or a live file/URL "
+                            "(a number or JSON {watts, gco2_per_kwh, price}) read every --budget-poll seconds")
+    _add_policy_arguments(group)
+    group.add_argument("--budget-poll", type=_positive, default=None, metavar="SECONDS",
+                       help="read FILE as a live source this often (URLs: default 10)")
+    group.add_argument("--budget-align", choices=["start", "wall"], default="start",
+                       help="a trace: replay it from its first row (start) or at its wall-clock times (wall)")
+    group.add_argument("--budget-scale", type=_positive, default=1.0, metavar="FACTOR",
+                       help="multiply the trace's watts (a site's trace on this host)")
+    group.add_argument("--throttle-tick", type=_positive, default=1.0, metavar="SECONDS",
+                       help="controller tick (default 1)")
+    group.add_argument("--idle-watts", type=_non_negative, default=None, metavar="W",
+                       help="the host's idle power (default: 0 for the estimate, else measured paused at start)")
+    _add_fleet_arguments(group)
+
+
+def budget_signal(args: argparse.Namespace) -> Signal:
+    """The signal ``--power-budget`` names."""
+    spec = str(args.power_budget).strip()
+    wants_carbon = "carbon-cap" in args.policy
+    wants_price = "price" in args.policy
+    try:
+        watts = float(spec)
+    except ValueError:
+        pass
+    else:
+        return ConstantSignal(watts * args.budget_scale)
+    if spec.startswith(("http://", "https://")) or args.budget_poll is not None:
+        if args.budget_scale != 1.0:
+            raise ConfigError("--budget-scale applies to traces and constants, not live sources")
+        return LiveSource(spec, args.budget_poll or 10.0, has_carbon=wants_carbon, has_price=wants_price)
+    trace = load_trace(spec)
+    return trace.scaled(args.budget_scale) if args.budget_scale != 1.0 else trace
+
+
+def plan_budget(args: argparse.Namespace, backends: list[str], threads: int | None = None) -> LivePlan | None:
+    """The live throttle's plan for ``hashcore mine`` (None without ``--power-budget``).
+
+    Call it before the miner starts: without ``--model`` it benchmarks each backend for
+    ``--bench-seconds`` (about a second each) to model its power.
+    """
+    if args.power_budget is None:
+        return None
+    signal = budget_signal(args)
+    policy = _policy(args, signal)
+    fleet = _fleet(args, _backend_names(",".join(backends)), threads)
+    return LivePlan(signal=signal, policy=policy, fleet=fleet, tick_s=args.throttle_tick, align=args.budget_align,
+                    idle_watts=args.idle_watts, config=ControllerConfig())
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """One line for the live view: budget, measured power, state and settings."""
+    measured = status.get("measured_w")
+    parts = [
+        f"budget {status['budget_w']:.1f} W",
+        f"measured {measured:.1f} W" if measured is not None else "measured -",
+        str(status["state"]),
+    ]
+    for name, backend in status["controller"]["backends"].items():
+        parts.append(f"{name} duty {backend['duty']:.2f} x{backend['active_threads']}")
+    parts.append(f"policy {status['policy']}")
+    if status.get("signal_error"):
+        parts.append(f"signal: {status['signal_error']}")
+    return "  ".join(parts)

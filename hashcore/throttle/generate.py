@@ -1,0 +1,437 @@
+"""Generated signals from the field's own models: pvlib for the sun, windpowerlib for
+the wind. Each returns a :class:`~hashcore.throttle.signals.Trace` whose notes say how
+it was made (library versions and every parameter), so a written trace carries its
+provenance.
+
+- :func:`solar_surplus`: PV output for a site (pvlib: sun position, Ineichen clear sky
+  with Linke turbidity, optional cloud cover through Larson et al.'s linear GHI scaling
+  and the DISC decomposition, isotropic transposition onto the array, SAPM cell
+  temperature, PVWatts DC, losses and inverter), minus the site's load.
+- :func:`wind_surplus`: a turbine's power curve (windpowerlib's turbine library) over
+  a wind-speed series brought to hub height with the Hellman power law, minus the load.
+- :func:`grid_day`: a grid's carbon intensity and price over a day, from a demand shape,
+  pvlib solar and windpowerlib wind fleets and merit-order dispatch of the rest.
+- :func:`synthetic_clouds` and :func:`synthetic_wind`: seeded stochastic inputs for
+  the two above where no measured series is at hand (they say so in the notes).
+
+pvlib and windpowerlib are imported inside the functions: they take a second to load
+and nothing else in the throttle needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date as Date
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hashcore.errors import ConfigError
+from hashcore.throttle.signals import Interpolation, Trace
+from hashcore.throttle.traces import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: A residential day, in multiples of the mean load, hour by hour (00:00 to 23:00):
+#: low at night, a morning peak and a larger evening peak. The shape of published
+#: standard load profiles; under a midday PV peak it gives the "duck" net load.
+RESIDENTIAL_SHAPE = (
+    0.62, 0.55, 0.52, 0.50, 0.51, 0.58, 0.80, 1.05, 1.10, 0.98, 0.92, 0.94,
+    1.00, 0.96, 0.90, 0.90, 0.98, 1.16, 1.40, 1.55, 1.50, 1.32, 1.05, 0.78,
+)
+LOAD_PROFILES = ("residential", "flat")
+
+#: Life-cycle emission factors, gCO2eq/kWh (IPCC AR5 WG3 Annex III, medians).
+EMISSION_FACTORS = {"solar": 41.0, "wind": 11.0, "hydro": 24.0, "nuclear": 12.0, "coal": 820.0, "gas": 490.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """A local calendar day sampled every ``step_s`` seconds, midnight to midnight."""
+
+    date: Date
+    utc_offset_h: float
+    step_s: int = 60
+
+    def __post_init__(self) -> None:
+        if not (self.step_s > 0 and 86_400 % self.step_s == 0):
+            raise ConfigError(f"the step must divide a day, not {self.step_s} s")
+        if not -14 <= self.utc_offset_h <= 14:
+            raise ConfigError(f"a UTC offset is within ±14 h, not {self.utc_offset_h}")
+
+    @property
+    def tz(self) -> timezone:
+        return timezone(timedelta(hours=self.utc_offset_h))
+
+    def epochs(self) -> np.ndarray:
+        """Epoch seconds of every sample, both midnights included."""
+        start = datetime(self.date.year, self.date.month, self.date.day, tzinfo=self.tz).timestamp()
+        return start + np.arange(0, 86_400 + self.step_s, self.step_s, dtype=np.float64)
+
+    def index(self) -> pd.DatetimeIndex:
+        import pandas as pd
+
+        return pd.to_datetime(self.epochs(), unit="s", utc=True).tz_convert(self.tz)
+
+    def hours(self) -> np.ndarray:
+        """Local hour of day of each sample (0 to 24)."""
+        return np.arange(len(self.epochs())) * self.step_s / 3600.0
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """pvlib and windpowerlib still call pandas APIs that pandas 3 deprecates: their
+    warnings say nothing to a user of hashcore."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def parse_date(text: str) -> Date:
+    try:
+        return Date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def offset_for(lon: float, utc_offset_h: float | None) -> float:
+    """The given UTC offset, or local mean solar time rounded to the hour."""
+    return float(round(lon / 15.0)) if utc_offset_h is None else utc_offset_h
+
+
+def load_watts(day: Day, load_kw: float, profile: str = "residential", series: Table | None = None) -> np.ndarray:
+    """The site's load in watts at each sample: a measured series (``timestamp,kw``,
+    interpolated) or a profile scaled to a mean of ``load_kw``."""
+    if load_kw < 0:
+        raise ConfigError(f"--load-kw must not be negative, not {load_kw}")
+    t = day.epochs()
+    if series is not None:
+        return np.interp(t, series.times, series.columns["kw"]) * 1000.0
+    if profile == "flat":
+        return np.full(len(t), load_kw * 1000.0)
+    if profile != "residential":
+        raise ConfigError(f"unknown load profile {profile!r} (choose from {', '.join(LOAD_PROFILES)})")
+    hours = day.hours()
+    shape = np.interp(hours, np.arange(25), [*RESIDENTIAL_SHAPE, RESIDENTIAL_SHAPE[0]])
+    return shape / np.mean(RESIDENTIAL_SHAPE) * load_kw * 1000.0
+
+
+def _versions() -> str:
+    import pvlib
+
+    try:
+        import windpowerlib
+
+        wind = f", windpowerlib {windpowerlib.__version__}"
+    except ImportError:
+        wind = ""
+    return f"pvlib {pvlib.__version__}{wind}"
+
+
+def pv_ac_watts(
+    day: Day,
+    lat: float,
+    lon: float,
+    pv_kw: float,
+    *,
+    cloud_cover: np.ndarray | None = None,
+    altitude: float | None = None,
+    tilt: float | None = None,
+    azimuth: float | None = None,
+    air_temp_c: float = 20.0,
+    wind_ms: float = 1.0,
+    dc_ac_ratio: float = 1.1,
+) -> np.ndarray:
+    """AC output (W) of a ``pv_kw`` (DC) array at each sample of ``day``."""
+
+    if not -90 <= lat <= 90 or not -180 <= lon <= 180:
+        raise ConfigError(f"--lat/--lon out of range: {lat}, {lon}")
+    if pv_kw <= 0:
+        raise ConfigError(f"--pv-kw must be positive, not {pv_kw}")
+    with _quiet_libraries():
+        return _pv_ac_watts(day, lat, lon, pv_kw, cloud_cover, altitude, tilt, azimuth, air_temp_c, wind_ms,
+                            dc_ac_ratio)
+
+
+def _pv_ac_watts(day: Day, lat: float, lon: float, pv_kw: float, cloud_cover: np.ndarray | None,
+                 altitude: float | None, tilt: float | None, azimuth: float | None, air_temp_c: float,
+                 wind_ms: float, dc_ac_ratio: float) -> np.ndarray:
+    import pvlib
+
+    times = day.index()
+    site = pvlib.location.Location(lat, lon, altitude=altitude)
+    position = site.get_solarposition(times)
+    clear = site.get_clearsky(times, model="ineichen", solar_position=position)
+    if cloud_cover is None:
+        ghi, dni, dhi = clear["ghi"], clear["dni"], clear["dhi"]
+    else:
+        # Larson et al. (2016): GHI falls linearly with cloud cover to 35% of clear sky.
+        ghi = clear["ghi"] * (0.35 + 0.65 * (1.0 - np.clip(cloud_cover, 0.0, 1.0)))
+        dni = pvlib.irradiance.disc(ghi, position["zenith"], times)["dni"].fillna(0.0)
+        dhi = ghi - dni * np.cos(np.radians(position["zenith"]))
+    tilt = min(abs(lat), 60.0) if tilt is None else tilt
+    azimuth = (180.0 if lat >= 0 else 0.0) if azimuth is None else azimuth
+    poa = pvlib.irradiance.get_total_irradiance(
+        tilt, azimuth, position["apparent_zenith"], position["azimuth"], dni, ghi, dhi
+    )["poa_global"].fillna(0.0).clip(lower=0.0)
+    params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_polymer"]
+    cell = pvlib.temperature.sapm_cell(poa, air_temp_c, wind_ms, **params)
+    dc = pvlib.pvsystem.pvwatts_dc(poa, cell, pv_kw * 1000.0, -0.004)
+    dc = dc * (1.0 - pvlib.pvsystem.pvwatts_losses() / 100.0)
+    ac = pvlib.inverter.pvwatts(dc, pv_kw * 1000.0 / dc_ac_ratio)
+    return np.asarray(ac.fillna(0.0).clip(lower=0.0), dtype=np.float64)
+
+
+def solar_surplus(
+    lat: float,
+    lon: float,
+    day_date: Date,
+    pv_kw: float,
+    load_kw: float,
+    *,
+    utc_offset_h: float | None = None,
+    clouds: Table | None = None,
+    load_profile: str = "residential",
+    load_series: Table | None = None,
+    step_s: int = 60,
+    interpolation: Interpolation | None = None,
+    **pv_options: Any,
+) -> Trace:
+    """Surplus solar power of a site: PV output minus the site's load, never below zero.
+
+    ``clouds`` is a ``timestamp,cloud_cover`` series (0-1, or percent), interpolated.
+    Rows are interval samples: linear between them by default, held (step) with clouds,
+    whose edges pass a site within a minute.
+    """
+    day = Day(day_date, offset_for(lon, utc_offset_h), step_s)
+    cover = None
+    if clouds is not None:
+        values = np.asarray(clouds.columns["cloud_cover"], dtype=np.float64)
+        if values.max(initial=0.0) > 1.0:
+            values = values / 100.0
+        cover = np.interp(day.epochs(), clouds.times, values)
+    pv = pv_ac_watts(day, lat, lon, pv_kw, cloud_cover=cover, **pv_options)
+    load = load_watts(day, load_kw, load_profile, load_series)
+    surplus = np.clip(pv - load, 0.0, None)
+    notes = [
+        f"solar surplus made with hashcore trace solar ({_versions()})",
+        f"site {lat:g}, {lon:g}; {day_date.isoformat()} (UTC{day.utc_offset_h:+g}); PV {pv_kw:g} kW DC; "
+        f"load {'measured series' if load_series is not None else f'{load_profile} profile, mean {load_kw:g} kW'}",
+        "pvlib: solar position, Ineichen clear sky, "
+        + ("cloud cover -> GHI (Larson linear, 35% floor) -> DISC, " if clouds is not None else "")
+        + "isotropic POA, SAPM cell temperature, PVWatts DC (-0.4%/K), 14% losses, PVWatts inverter",
+        f"peak surplus {surplus.max() / 1000:.2f} kW; surplus energy {surplus.sum() * step_s / 3.6e6:.2f} kWh; "
+        f"PV energy {pv.sum() * step_s / 3.6e6:.2f} kWh",
+    ]
+    interpolation = interpolation or ("step" if clouds is not None else "linear")
+    return Trace(list(day.epochs()), list(surplus), interpolation=interpolation,
+                 utc_offset_s=day.utc_offset_h * 3600, notes=notes, name="solar")
+
+
+def synthetic_clouds(day_date: Date, utc_offset_h: float, seed: int, *, step_s: int = 60,
+                     morning_overcast_until_h: float = 10.5, cloud_min: float = 5.0,
+                     gap_min: float = 7.0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded cloud-cover series (epoch seconds, cover 0-1): overcast until mid-morning,
+    then broken cumulus: cloud and gap alternate with exponential dwell times (means
+    ``cloud_min`` and ``gap_min`` minutes), covers drawn around 0.85 and 0.1."""
+    day = Day(day_date, utc_offset_h, step_s)
+    rng = random.Random(seed)
+    hours = day.hours()
+    cover = np.empty(len(hours))
+    cloudy, left = True, 0.0
+    for i, h in enumerate(hours):
+        if h < morning_overcast_until_h:
+            cover[i] = min(1.0, 0.9 + rng.uniform(-0.05, 0.05))
+            continue
+        if left <= 0:
+            cloudy = not cloudy
+            left = rng.expovariate(1.0 / (cloud_min if cloudy else gap_min)) * 60
+            level = rng.uniform(0.75, 0.95) if cloudy else rng.uniform(0.0, 0.2)
+        cover[i] = level
+        left -= step_s
+    return day.epochs(), cover
+
+
+def synthetic_wind(day_date: Date, utc_offset_h: float, seed: int, *, mean_ms: float = 7.0,
+                   front_ms: float = 5.0, front_h: float = 14.0, turbulence: float = 0.18,
+                   gusts_per_h: float = 4.0, step_s: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded gusty wind-speed series at 10 m (epoch seconds, m/s).
+
+    The mean is ``mean_ms`` plus a front passing at ``front_h`` (a Gaussian bump of
+    ``front_ms``, four hours wide); turbulence is an AR(1) process with a three-minute
+    correlation time and a standard deviation of ``turbulence`` × the mean (IEC 61400-1
+    class A is 0.16 at 15 m/s); gusts arrive as a Poisson process, each lifting the speed
+    by 30-60% for one to three minutes.
+    """
+    if mean_ms <= 0:
+        raise ConfigError(f"--mean-speed must be positive, not {mean_ms}")
+    day = Day(day_date, utc_offset_h, step_s)
+    rng = random.Random(seed)
+    hours = day.hours()
+    mean = mean_ms + front_ms * np.exp(-(((hours - front_h) / 2.0) ** 2))
+    rho = math.exp(-step_s / 180.0)
+    speed = np.empty(len(hours))
+    x, gust_left, gust = 0.0, 0.0, 1.0
+    for i in range(len(hours)):
+        x = rho * x + math.sqrt(1 - rho * rho) * rng.gauss(0.0, 1.0)
+        if gust_left <= 0 and rng.random() < gusts_per_h * step_s / 3600:
+            gust_left, gust = rng.uniform(60, 180), 1.0 + rng.uniform(0.3, 0.6)
+        factor = gust if gust_left > 0 else 1.0
+        gust_left -= step_s
+        speed[i] = max(0.0, mean[i] * (1.0 + turbulence * x) * factor)
+    return day.epochs(), speed
+
+
+def turbine_power(speeds_ms: np.ndarray, turbine: str, hub_height: float | None = None,
+                  measured_height: float = 10.0) -> tuple[np.ndarray, float, float, float]:
+    """A turbine's output (W) for wind speeds measured at ``measured_height``:
+    (power, hub height, rated power from the curve, nominal power)."""
+    import pandas as pd
+    from windpowerlib import WindTurbine, power_output, wind_speed
+
+    unknown = f"unknown turbine {turbine!r}: windpowerlib's library has no power curve for it " \
+              "(windpowerlib.get_turbine_types() lists them)"
+    with _quiet_libraries(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an unknown type warns, then has no curve
+        try:
+            height = _turbine_hub_height(turbine) if hub_height is None else hub_height
+            machine = WindTurbine(hub_height=height, turbine_type=turbine)
+        except (ValueError, KeyError):
+            raise ConfigError(unknown) from None
+        if machine.power_curve is None:
+            raise ConfigError(unknown)
+        hub = wind_speed.hellman(pd.Series(speeds_ms), measured_height, machine.hub_height, hellman_exponent=1 / 7)
+        power = power_output.power_curve(hub, machine.power_curve["wind_speed"], machine.power_curve["value"])
+    rated = float(machine.power_curve["value"].max())
+    return np.asarray(power, dtype=np.float64), float(machine.hub_height), rated, float(machine.nominal_power)
+
+
+def _turbine_hub_height(turbine: str) -> float:
+    """A hub height for a turbine type: the rotor diameter in its name (E-53 -> 73 m) plus 20 m."""
+    digits = "".join(ch for ch in turbine.split("/")[0] if ch.isdigit())
+    return float(int(digits) + 20) if digits else 80.0
+
+
+def wind_surplus(
+    day_date: Date,
+    speeds: tuple[np.ndarray, np.ndarray],
+    *,
+    turbine: str = "E-53/800",
+    count: int = 1,
+    load_kw: float = 0.0,
+    hub_height: float | None = None,
+    measured_height: float = 10.0,
+    utc_offset_h: float = 0.0,
+    step_s: int = 60,
+    load_profile: str = "flat",
+    source: str = "",
+    interpolation: Interpolation = "step",
+) -> Trace:
+    """Surplus wind power: ``count`` turbines over a wind-speed series, minus the load.
+
+    Rows are one-step means held until the next (step): a gust arrives as a step.
+    """
+    if count < 1:
+        raise ConfigError(f"--count must be at least 1, not {count}")
+    day = Day(day_date, utc_offset_h, step_s)
+    times, values = speeds
+    at_samples = np.interp(day.epochs(), times, values)
+    power, hub, rated, nominal = turbine_power(at_samples, turbine, hub_height, measured_height)
+    power = power * count
+    load = load_watts(day, load_kw, load_profile)
+    surplus = np.clip(power - load, 0.0, None)
+    notes = [
+        f"wind surplus made with hashcore trace wind ({_versions()})",
+        f"{count} x {turbine} (rated {rated / 1000:g} kW by its power curve, nominal {nominal / 1000:g} kW), "
+        f"hub {hub:g} m; wind measured at {measured_height:g} m, Hellman exponent 1/7; "
+        f"{day_date.isoformat()} (UTC{day.utc_offset_h:+g})",
+        f"wind speeds: {source or 'given series'}; load {load_profile} {load_kw:g} kW",
+        f"peak surplus {surplus.max() / 1000:.1f} kW; surplus energy {surplus.sum() * step_s / 3.6e6:.1f} kWh",
+    ]
+    return Trace(list(day.epochs()), list(surplus), interpolation=interpolation,
+                 utc_offset_s=day.utc_offset_h * 3600, notes=notes, name="wind")
+
+
+def grid_day(
+    lat: float,
+    lon: float,
+    day_date: Date,
+    budget_kw: float,
+    *,
+    utc_offset_h: float | None = None,
+    seed: int = 1,
+    demand_gw: float = 55.0,
+    solar_gw: float = 70.0,
+    wind_gw: float = 30.0,
+    nuclear_gw: float = 4.0,
+    hydro_gw: float = 5.0,
+    coal_gw: float = 25.0,
+    coal_min_gw: float = 6.0,
+    step_s: int = 300,
+    interpolation: Interpolation = "linear",
+) -> Trace:
+    """A grid's carbon intensity and price over a day, with a constant mining budget.
+
+    Demand follows a blend of the residential shape and a flat commercial load; solar is
+    pvlib's clear-sky PV output for the region scaled to ``solar_gw``, thinned by seeded
+    synthetic clouds; wind is windpowerlib's E-126/4200 over a seeded synthetic series
+    scaled to ``wind_gw``; nuclear and hydro run flat, coal never below ``coal_min_gw``,
+    gas fills the rest, and surplus is exported. Intensity is the generation-weighted mean
+    of :data:`EMISSION_FACTORS`; the price is the marginal plant's cost on a simple
+    merit order (per kWh, in the currency of the hashprice).
+    """
+    if budget_kw <= 0:
+        raise ConfigError(f"--budget-kw must be positive, not {budget_kw}")
+    offset = offset_for(lon, utc_offset_h)
+    day = Day(day_date, offset, step_s)
+    hours = day.hours()
+    residential = np.interp(hours, np.arange(25), [*RESIDENTIAL_SHAPE, RESIDENTIAL_SHAPE[0]])
+    residential = residential / np.mean(RESIDENTIAL_SHAPE)
+    commercial = np.where((hours > 7) & (hours < 19), 1.15, 0.85)
+    demand = demand_gw * (0.6 * residential + 0.4 * commercial)
+    cloud_t, cloud = synthetic_clouds(day_date, offset, seed, step_s=step_s, morning_overcast_until_h=8.0,
+                                      cloud_min=40.0, gap_min=90.0)
+    cover = 0.5 * np.interp(day.epochs(), cloud_t, cloud)  # a region averages its clouds
+    solar = pv_ac_watts(day, lat, lon, 1.0, cloud_cover=cover) / 1000.0 * solar_gw
+    wind_t, wind = synthetic_wind(day_date, offset, seed + 1, mean_ms=5.5, front_ms=3.0, front_h=20.0,
+                                  turbulence=0.03, gusts_per_h=0.0, step_s=step_s)
+    unit, _hub, rated, _nominal = turbine_power(np.interp(day.epochs(), wind_t, wind), "E-126/4200")
+    wind_power = unit / rated * wind_gw
+    firm = nuclear_gw + hydro_gw
+    residual = demand - solar - wind_power - firm
+    coal = np.clip(residual, coal_min_gw, coal_gw)
+    gas = np.clip(residual - coal, 0.0, None)
+    exported = np.clip(-(residual - coal), 0.0, None)  # coal at its minimum plus a renewable surplus
+    used_solar = solar - exported * solar / np.maximum(solar + wind_power, 1e-9)
+    used_wind = wind_power - exported * wind_power / np.maximum(solar + wind_power, 1e-9)
+    mix = {"solar": used_solar, "wind": used_wind, "nuclear": np.full_like(demand, nuclear_gw),
+           "hydro": np.full_like(demand, hydro_gw), "coal": coal, "gas": gas}
+    total = sum(mix.values())
+    intensity = sum(mix[k] * EMISSION_FACTORS[k] for k in mix) / total
+    # Merit order: renewables bid near zero, coal 0.07-0.10, gas 0.10-0.22 per kWh as
+    # each fleet's output rises; the last plant running sets the price.
+    price = np.where(gas > 0, 0.10 + 0.12 * gas / max(demand_gw * 0.5, 1e-9),
+                     np.where(coal > coal_min_gw, 0.07 + 0.03 * (coal - coal_min_gw) / (coal_gw - coal_min_gw),
+                              0.02 - 0.04 * np.clip(exported / 10.0, 0.0, 1.0)))
+    notes = [
+        f"grid day made with hashcore trace grid ({_versions()}); a synthetic grid, not measured data",
+        f"region {lat:g}, {lon:g}; {day_date.isoformat()} (UTC{offset:+g}); demand mean {demand.mean():.1f} GW; "
+        f"solar {solar_gw:g} GW (pvlib, seeded clouds {seed}); wind {wind_gw:g} GW (windpowerlib E-126/4200, "
+        f"seeded series {seed + 1}); nuclear {nuclear_gw:g}, hydro {hydro_gw:g}, coal {coal_min_gw:g}-{coal_gw:g} GW, "
+        "gas the rest",
+        "intensity: generation-weighted IPCC AR5 life-cycle medians (gCO2/kWh: "
+        + ", ".join(f"{k} {v:g}" for k, v in EMISSION_FACTORS.items())
+        + "); price: marginal plant on a merit order, per kWh",
+        f"watts: a constant mining budget of {budget_kw:g} kW (the site's grid connection)",
+        f"intensity {intensity.min():.0f}-{intensity.max():.0f} gCO2/kWh; price {price.min():.3f}-{price.max():.3f}",
+    ]
+    return Trace(list(day.epochs()), [budget_kw * 1000.0] * len(hours), list(intensity), list(price),
+                 interpolation=interpolation, utc_offset_s=offset * 3600, notes=notes, name="grid")

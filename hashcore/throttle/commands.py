@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: Defaults of the options a config file's [throttle] section may also set.
+DEFAULTS: dict[str, Any] = {"policy": "follow", "hashprice": 50.0}
+
+
 def _add_policy_arguments(parser: argparse.ArgumentParser | Any) -> None:
-    parser.add_argument("--policy", default="follow", metavar="|".join(POLICY_NAMES),
-                        help="follow the budget, cap carbon intensity, cap price; comma-separated to combine "
-                             "(carbon-cap and price also follow the budget)")
+    parser.add_argument("--policy", default=None, metavar="|".join(POLICY_NAMES),
+                        help="follow the budget (default), cap carbon intensity, cap price; comma-separated to "
+                             "combine (carbon-cap and price also follow the budget)")
     parser.add_argument("--carbon-cap", type=_positive, default=None, metavar="GCO2_PER_KWH",
                         help="carbon-cap: mine only while grid intensity is under this")
-    parser.add_argument("--hashprice", type=_positive, default=50.0, metavar="PER_PH_DAY",
+    parser.add_argument("--hashprice", type=_positive, default=None, metavar="PER_PH_DAY",
                         help="price: what a PH/s earns per day, in the trace's currency (default 50)")
     parser.add_argument("--price-ceiling", type=float, default=None, metavar="PER_KWH",
                         help="price: a fixed ceiling per kWh instead of each backend's break-even price")
@@ -87,9 +92,22 @@ def _add_fleet_arguments(parser: argparse.ArgumentParser | Any) -> None:
                         help="without --model: benchmark each backend this long to model it (default 1)")
 
 
-def _policy(args: argparse.Namespace, signal: Signal) -> Policy:
-    return make_policy(args.policy, signal, carbon_cap=args.carbon_cap, hashprice=args.hashprice,
-                       price_ceiling=args.price_ceiling)
+def _option(args: argparse.Namespace, name: str, settings: Mapping[str, Any] | None = None) -> Any:
+    """A flag's value, else the config file's, else the default."""
+    value = getattr(args, name, None)
+    if value is None and settings:
+        value = settings.get(name)
+    return DEFAULTS.get(name) if value is None else value
+
+
+def _policy(args: argparse.Namespace, signal: Signal, settings: Mapping[str, Any] | None = None) -> Policy:
+    return make_policy(
+        str(_option(args, "policy", settings)),
+        signal,
+        carbon_cap=_option(args, "carbon_cap", settings),
+        hashprice=float(_option(args, "hashprice", settings)),
+        price_ceiling=_option(args, "price_ceiling", settings),
+    )
 
 
 def _backend_names(text: str) -> list[str]:
@@ -300,6 +318,8 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
                        help="follow a budget: a trace CSV, a constant in watts, or a live file/URL "
                             "(a number or JSON {watts, gco2_per_kwh, price}) read every --budget-poll seconds")
     _add_policy_arguments(group)
+    group.add_argument("--interpolation", choices=["step", "linear"], default=None,
+                       help="between a trace's rows (default: the file's '# interpolation:' line, else linear)")
     group.add_argument("--budget-poll", type=_positive, default=None, metavar="SECONDS",
                        help="read FILE as a live source this often (URLs: default 10)")
     group.add_argument("--budget-align", choices=["start", "wall"], default="start",
@@ -313,11 +333,12 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     _add_fleet_arguments(group)
 
 
-def budget_signal(args: argparse.Namespace) -> Signal:
-    """The signal ``--power-budget`` names."""
-    spec = str(args.power_budget).strip()
-    wants_carbon = "carbon-cap" in args.policy
-    wants_price = "price" in args.policy
+def budget_signal(args: argparse.Namespace, settings: Mapping[str, Any] | None = None) -> Signal:
+    """The signal ``--power-budget`` (or the config's ``power_budget``) names."""
+    spec = str(_option(args, "power_budget", settings)).strip()
+    policy = str(_option(args, "policy", settings))
+    wants_carbon = "carbon-cap" in policy
+    wants_price = "price" in policy
     try:
         watts = float(spec)
     except ValueError:
@@ -328,20 +349,30 @@ def budget_signal(args: argparse.Namespace) -> Signal:
         if args.budget_scale != 1.0:
             raise ConfigError("--budget-scale applies to traces and constants, not live sources")
         return LiveSource(spec, args.budget_poll or 10.0, has_carbon=wants_carbon, has_price=wants_price)
-    trace = load_trace(spec)
+    interpolation = _option(args, "interpolation", settings)
+    if interpolation not in (None, "step", "linear"):
+        raise ConfigError(f"interpolation must be step or linear, not {interpolation!r}")
+    trace = load_trace(spec, interpolation)
     return trace.scaled(args.budget_scale) if args.budget_scale != 1.0 else trace
 
 
-def plan_budget(args: argparse.Namespace, backends: list[str], threads: int | None = None) -> LivePlan | None:
-    """The live throttle's plan for ``hashcore mine`` (None without ``--power-budget``).
+def plan_budget(
+    args: argparse.Namespace,
+    backends: list[str],
+    threads: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> LivePlan | None:
+    """The live throttle's plan for ``hashcore mine`` (None without a power budget).
 
-    Call it before the miner starts: without ``--model`` it benchmarks each backend for
+    ``settings`` is the config file's ``[throttle]`` section (power_budget, policy,
+    carbon_cap, price_ceiling, hashprice, interpolation); flags override it. Call it
+    before the miner starts: without ``--model`` it benchmarks each backend for
     ``--bench-seconds`` (about a second each) to model its power.
     """
-    if args.power_budget is None:
+    if _option(args, "power_budget", settings) is None:
         return None
-    signal = budget_signal(args)
-    policy = _policy(args, signal)
+    signal = budget_signal(args, settings)
+    policy = _policy(args, signal, settings)
     fleet = _fleet(args, _backend_names(",".join(backends)), threads)
     return LivePlan(signal=signal, policy=policy, fleet=fleet, tick_s=args.throttle_tick, align=args.budget_align,
                     idle_watts=args.idle_watts, config=ControllerConfig())

@@ -13,6 +13,11 @@ already what mining adds, so the floor is 0. A measured source (RAPL, NVML, a bo
 sees the whole device, so the throttle first holds the fleet paused for
 ``calibration_ticks`` ticks and takes the average as the floor (or uses ``idle_watts``).
 With no energy source at all the controller runs on its model alone.
+
+The operator may override the signal with :meth:`LiveThrottle.set_target` (the API's
+and the dashboard's power target); ``set_target(None)`` hands control back to the
+signal and policy. While the operator has paused the miner (``miner.paused``) the
+controller does not learn from the silence.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from hashcore.errors import ConfigError
 from hashcore.throttle.actuators import EngineKnobs, Knobs, default_chain
 from hashcore.throttle.clock import Clock, RealClock
 from hashcore.throttle.controller import Controller, ControllerConfig
@@ -79,8 +86,6 @@ class LiveThrottle:
         self.knobs = knobs or EngineKnobs(miner)
         missing = [n for n in plan.fleet.names if n not in miner.backend_names]
         if missing:
-            from hashcore.errors import ConfigError
-
             raise ConfigError(f"the power model has {', '.join(missing)}, which the miner does not run")
         chains = {b.name: default_chain(b, self.knobs, plan.gpu_device) for b in plan.fleet.backends}
         self.controller = Controller(plan.fleet, self.knobs, chains, plan.config)
@@ -95,6 +100,7 @@ class LiveThrottle:
         self._source = "none"
         self._idle: float | None = plan.idle_watts
         self._calibration: list[float] = []
+        self._target: float | None = None
         self.ticks = 0
         self.error: str | None = None
 
@@ -142,6 +148,12 @@ class LiveThrottle:
             if next_at < self.clock.now() - tick:
                 next_at = self.clock.now()  # fell behind (a suspended host): do not race to catch up
 
+    def set_target(self, watts: float | None) -> None:
+        """Follow a fixed power target instead of the signal (None: back to the signal)."""
+        if watts is not None and not (math.isfinite(watts) and watts >= 0):
+            raise ConfigError(f"a power target must be a non-negative number of watts, not {watts}")
+        self._target = watts
+
     # --- one tick ------------------------------------------------------------------------
 
     def _tick_sync(self, now: float, stats: Any) -> None:
@@ -149,13 +161,14 @@ class LiveThrottle:
         t = now + self._offset
         point = self.plan.signal.at(t)
         cap = self.plan.policy.limit(point, self.plan.fleet)
-        budget = min(point.watts, cap)
+        budget = min(point.watts, cap) if self._target is None else self._target
         if self._idle is None and self._source not in _PROCESS_ONLY_SOURCES and self._source != "none":
             self._calibrate(measured)
             budget_for_controller = 0.0
         else:
             budget_for_controller = budget
-        usable = measured if self._source != "none" else None
+        operator_paused = bool(getattr(self.miner, "paused", False))
+        usable = measured if self._source != "none" and not operator_paused else None
         self.controller.step(budget_for_controller, usable)
         self.book.full_w = self.controller.status()["full_w"]
         self._point, self._signal_t, self._budget = point, t, budget
@@ -196,6 +209,8 @@ class LiveThrottle:
         fractions = [b["fraction"] or 0.0 for b in controller["backends"].values()]
         if calibrating:
             state = "calibrating"
+        elif getattr(self.miner, "paused", False):
+            state = "paused by operator"
         elif not any(fractions):
             state = "paused"
         elif all(f >= 0.999 for f in fractions):
@@ -205,14 +220,16 @@ class LiveThrottle:
         signal = self.plan.signal
         return {
             "state": state,
-            "policy": self.plan.policy.name,
+            "policy": self.plan.policy.name if self._target is None else "operator target",
             "signal": signal.describe(),
             "signal_time": self._signal_t,
             "signal_w": self._point.watts,
             "gco2_per_kwh": self._point.gco2_per_kwh,
             "price": self._point.price,
             "budget_w": self._budget,
+            "target_w": self._target,
             "measured_w": self._measured,
+            "power_w": self._measured,
             "energy_source": self._source,
             "idle_w": self._idle,
             "policy_state": self.plan.policy.state(),

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.live import Live
 
+from hashcore.api import ApiServer
 from hashcore.backends import base as registry
 from hashcore.bench import bench
 from hashcore.config import Config, load_config
@@ -22,11 +23,16 @@ from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError, HashcoreError
 from hashcore.liveview import bench_chart, bench_table, format_energy, format_rate, miner_line, miner_table
 from hashcore.metering import MeterSettings
+from hashcore.metrics import MetricsServer
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 from hashcore.telemetry import telemetry_report
 
+log = logging.getLogger("hashcore.cli")
+
 #: How long `hashcore mine --embedded` runs unless told otherwise (--forever runs on).
 EMBEDDED_DEFAULT_SECONDS = 60.0
+#: Where the cgminer API listens while mining unless told otherwise (cgminer's port).
+DEFAULT_API_LISTEN = "127.0.0.1:4028"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +50,15 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
     return value
+
+
+def parse_listen(text: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) into its parts; ConfigError naming ``what``."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{what} {text!r} is not HOST:PORT")
+    return host, int(port_text)
 
 
 def _positive_int(text: str) -> int:
@@ -138,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--no-version-rolling", action="store_true", help="do not ask for BIP 310 version rolling")
     _add_backend_options(mine)
     _add_energy_options(mine)
+    farm = mine.add_argument_group("farm tools")
+    farm.add_argument("--api-listen", default=None, metavar="HOST:PORT",
+                      help=f"cgminer API (default {DEFAULT_API_LISTEN}; 'off' disables it)")
+    farm.add_argument("--api-allow", default=None, metavar="LIST",
+                      help="cgminer --api-allow syntax, e.g. W:127.0.0.1,R:10.0.0.0/8 (default: read-only loopback)")
+    farm.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                      help="Prometheus metrics over HTTP (off unless given)")
 
     pool = commands.add_parser("pool", help="run the embedded Stratum pool")
     pool.add_argument("--host", default="127.0.0.1")
@@ -218,10 +240,15 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
         fail_fast=True,
         meter_settings=_meter_settings(args, config),
     )
+    stop = asyncio.Event()
+    services: list[Any] = []
     try:
         await miner.start()
-        stats = await _watch(miner, duration, console)
+        services = await _start_farm_services(args, config, miner, stop, console)
+        stats = await _watch(miner, duration, console, stop)
     finally:
+        for service in reversed(services):
+            await service.stop()
         await miner.stop()
         if pool is not None:
             await pool.stop()
@@ -229,10 +256,37 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-async def _watch(miner: Miner, duration: float | None, console: Console) -> MinerStats:
-    """Run the miner, showing the live view, until done or interrupted."""
+async def _start_farm_services(
+    args: argparse.Namespace, config: Config, miner: Miner, stop: asyncio.Event, console: Console
+) -> list[Any]:
+    """The cgminer API (on unless 'off') and Prometheus metrics (off unless asked)."""
+    services: list[Any] = []
+    api_listen = args.api_listen or config.api.get("listen") or DEFAULT_API_LISTEN
+    if api_listen != "off":
+        host, port = parse_listen(api_listen, "--api-listen")
+        api = ApiServer(miner, host, port, allow=args.api_allow or config.api.get("allow"), on_quit=stop.set)
+        try:
+            await api.start()
+            services.append(api)
+            console.print(f"cgminer API on {host}:{api.port}", highlight=False)
+        except ConfigError as exc:
+            if args.api_listen or config.api.get("listen"):
+                raise
+            # The default port may be taken by another miner on this host: mine without it.
+            log.warning("cgminer API not started: %s", exc)
+    metrics_listen = args.metrics_listen or config.metrics.get("listen")
+    if metrics_listen and metrics_listen != "off":
+        host, port = parse_listen(metrics_listen, "--metrics-listen")
+        metrics = MetricsServer(miner, host, port)
+        await metrics.start()
+        services.append(metrics)
+        console.print(f"Prometheus metrics on http://{host}:{metrics.port}/metrics", highlight=False)
+    return services
+
+
+async def _watch(miner: Miner, duration: float | None, console: Console, interrupted: asyncio.Event) -> MinerStats:
+    """Run the miner, showing the live view, until done, interrupted or told to quit."""
     run = asyncio.create_task(miner.run(duration))
-    interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

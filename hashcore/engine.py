@@ -33,7 +33,7 @@ from hashcore.metering import EnergyLedger, MeterSettings
 from hashcore.stratum import events as ev
 from hashcore.stratum.client import ClientOptions, Connected, Disconnected, Link, StratumClient
 from hashcore.telemetry.base import EnergyMeter
-from hashcore.work import NONCE_SPACE, difficulty_to_target, verify_nonce
+from hashcore.work import NONCE_SPACE, Work, difficulty_to_target, target_to_difficulty, verify_nonce
 from hashcore.workers import MAX_RESULTS, ChunkSizer, ProcessScanner, Scanner, default_threads, open_scanners
 from hashcore.worksource import Template, WorkSource, WorkUnit
 
@@ -44,27 +44,44 @@ RECENT_SECONDS = 5.0
 
 
 @dataclass(slots=True)
-class PoolCounters:
-    """Shares by outcome for one pool."""
+class ShareCounts:
+    """Shares by the pool's answer, kept per pool and per backend."""
 
-    url: str
     accepted: int = 0
     rejected: int = 0
     stale: int = 0
-    unanswered: int = 0
     difficulty_accepted: float = 0.0
-    connected: bool = False
-    difficulty: float | None = None
     last_share_time: float | None = None
     last_reject_reason: str | None = None
 
+    def record(self, result: ev.ShareResult, difficulty: float) -> None:
+        if result.accepted:
+            self.accepted += 1
+            self.difficulty_accepted += difficulty
+            self.last_share_time = time.time()
+        elif result.stale:
+            self.stale += 1
+        else:
+            self.rejected += 1
+            self.last_reject_reason = result.reason
+
 
 @dataclass(slots=True)
-class BackendCounters:
-    """Hashes and results for one backend."""
+class PoolCounters(ShareCounts):
+    """Shares by outcome for one pool, and its connection state."""
 
-    name: str
-    threads: int
+    url: str = ""
+    unanswered: int = 0
+    connected: bool = False
+    difficulty: float | None = None
+
+
+@dataclass(slots=True)
+class BackendCounters(ShareCounts):
+    """Hashes, results and shares for one backend."""
+
+    name: str = ""
+    threads: int = 0
     hashes: int = 0
     results: int = 0
     false_positives: int = 0
@@ -188,7 +205,7 @@ class Miner:
             raise ConfigError(f"unknown pool client option: {exc}") from None
         self.client = StratumClient(list(pools), options, self._on_pool_event)
         self.source = WorkSource(nonce_span=nonce_span)
-        self.pools = [PoolCounters(e.url) for e in self.client.endpoints]  # URLs without passwords
+        self.pools = [PoolCounters(url=e.url) for e in self.client.endpoints]  # URLs without passwords
         self.counters: dict[str, BackendCounters] = {}
         self.discarded = 0
         self.duplicates = 0
@@ -219,7 +236,7 @@ class Miner:
                 options = self.backend_options.get(name, {})
                 self._scanners[name] = await asyncio.to_thread(open_scanners, name, count, options)
                 path = getattr(self._scanners[name][0], "path", None)
-                self.counters[name] = BackendCounters(name, count, path=path)
+                self.counters[name] = BackendCounters(name=name, threads=count, path=path)
                 self._duty[name] = 1.0
                 self._active_threads[name] = count
             first = {name: scanners[0] for name, scanners in self._scanners.items()}
@@ -317,7 +334,7 @@ class Miner:
     def add_pool(self, url: str) -> int:
         """Add a pool at the lowest priority; returns its index."""
         index = self.client.add_pool(url)
-        self.pools.append(PoolCounters(self.client.endpoints[index].url))
+        self.pools.append(PoolCounters(url=self.client.endpoints[index].url))
         return index
 
     def switch_pool(self, index: int) -> None:
@@ -403,9 +420,9 @@ class Miner:
             if not share.meets_target:
                 counters.false_positives += 1
                 continue
-            self._consider(unit, share)
+            self._consider(unit, share, name)
 
-    def _consider(self, unit: WorkUnit, share: Any) -> None:
+    def _consider(self, unit: WorkUnit, share: Any, backend: str) -> None:
         template = self.source.template(unit.key)
         if template is None:
             self.discarded += 1  # its job was cleaned or its connection is gone
@@ -436,11 +453,13 @@ class Miner:
             pool.unanswered += 1
             log.warning("%s: %s not sent: %s", link.url, kind, exc)
             return
-        task = asyncio.create_task(self._count_answer(link, answer, kind))
+        task = asyncio.create_task(self._count_answer(link, answer, kind, backend, share.work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _count_answer(self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str) -> None:
+    async def _count_answer(
+        self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str, backend: str, work: Work
+    ) -> None:
         pool = self.pools[link.index]
         try:
             result = await self.client.wait_answer(answer)
@@ -453,15 +472,11 @@ class Miner:
                 self.blocks_accepted += 1
             log.warning("%s: block candidate %s", link.url, "accepted" if result.accepted else result.reason)
             return
-        if result.accepted:
-            pool.accepted += 1
-            pool.difficulty_accepted += pool.difficulty or 0.0
-            pool.last_share_time = time.time()
-        elif result.stale:
-            pool.stale += 1
-        else:
-            pool.rejected += 1
-            pool.last_reject_reason = result.reason
+        # A share is worth the difficulty its work was sent at, not today's.
+        difficulty = target_to_difficulty(work.share_target) if work.share_target else 0.0
+        pool.record(result, difficulty)
+        self.counters[backend].record(result, difficulty)
+        if not result.accepted and not result.stale:
             log.warning("%s: share rejected: %s", link.url, result.reason)
 
     # --- pool events (event loop) ------------------------------------------------------
@@ -517,6 +532,11 @@ class Miner:
                 "errors": c.errors,
                 "duty": self._duty.get(name, 1.0),
                 "active_threads": self._active_threads.get(name, c.threads),
+                "accepted": c.accepted,
+                "rejected": c.rejected,
+                "stale": c.stale,
+                "difficulty_accepted": c.difficulty_accepted,
+                "last_share_time": c.last_share_time,
                 **per_backend.get(name, {}),
             }
             for name, c in self.counters.items()

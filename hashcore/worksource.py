@@ -173,6 +173,12 @@ class WorkSource:
         with self._lock:
             return self._templates.get(key)
 
+    @property
+    def current_job(self) -> Job | None:
+        """The job being scanned now (None between connections)."""
+        with self._lock:
+            return self._current.job if self._current is not None else None
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True

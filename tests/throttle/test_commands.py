@@ -129,3 +129,16 @@ def test_format_status_is_one_line():
     status = {"budget_w": 5.0, "measured_w": 4.2, "state": "throttled", "policy": "follow", "signal_error": None,
               "controller": {"backends": {"c": {"duty": 0.5, "active_threads": 2}}}}
     assert format_status(status) == "budget 5.0 W  measured 4.2 W  throttled  c duty 0.50 x2  policy follow"
+
+
+def test_the_config_files_throttle_section_fills_in_what_the_flags_leave_out(model):
+    settings = {"power_budget": str(TRACES / "grid-carbon.csv"), "policy": "carbon-cap", "carbon_cap": 300,
+                "interpolation": "step"}
+    plan = plan_budget(parse(add_budget_arguments, ["--model", model]), ["c"], settings=settings)
+    assert plan is not None and plan.policy.name == "carbon-cap"
+    assert isinstance(plan.signal, Trace) and plan.signal.interpolation == "step"
+    flagged = plan_budget(parse(add_budget_arguments, ["--model", model, "--power-budget", "7"]), ["c"],
+                          settings=settings | {"policy": "follow"})
+    assert flagged is not None and flagged.signal == ConstantSignal(7.0) and flagged.policy.name == "follow"
+    with pytest.raises(ConfigError, match="interpolation"):
+        plan_budget(parse(add_budget_arguments, ["--model", model]), ["c"], settings=settings | {"interpolation": "x"})

@@ -15,9 +15,10 @@ element type to promote to, and scalar words enter them only through ``vsplat``/
 which truncate to 32 bits. Numba's own integer typing would widen ``uint32 + uint32`` to
 64 bits; no hash arithmetic here goes through it.
 
-Precomputed once per Work (``prepare``): the midstate, the state after the first three
-rounds of the header's second block (lanes) or the first two (shani; rounds go in
-pairs there), and the message words 16 and 17, which do not depend on the nonce.
+Precomputed once per Work (``prepare``, layout in ``_precompute``): the midstate, the
+state after the first three rounds of the header's second block (lanes) or the first
+two (shani; rounds go in pairs there), and the message words 16 and 17, which do not
+depend on the nonce.
 Skipped per nonce: rounds 61-63 of the second hash in ``lanes`` (the top hash word is
 already known after round 60); each nonce passing the top-word test is then hashed in
 full and compared on all 256 bits, so both kernels return exact results.
@@ -34,6 +35,7 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
+from hashcore.backends._precompute import P_MID, P_STATE2, P_STATE3, P_TAIL, P_TARGET, P_W16, precompute
 from hashcore.sha256 import IV, K
 from hashcore.work import Work
 
@@ -364,54 +366,18 @@ def sha_msg2(typingctx: Any, a: types.Type, b: types.Type) -> Any:
 
 # --- per-Work data --------------------------------------------------------------------
 
-MASK32 = 0xFFFFFFFF
-
-#: Offsets into the array :func:`prepare` returns.
-P_MID = 0  # midstate a..h
-P_TAIL = 8  # header words 16-18 (big-endian, as the message reads them)
-P_STATE3 = 11  # a..h after rounds 0-2 of the second block
-P_W16 = 19  # message words 16 and 17 of the second block
-P_STATE2 = 21  # a..h after rounds 0-1 of the second block
-P_TARGET = 29  # the target as 8 little-endian words, most significant last
-P_SIZE = 37
-
 _K = np.array(K, dtype=np.uint32)
 _IV = np.array(IV, dtype=np.uint32)
 
-
-def _rotr(x: int, n: int) -> int:
-    return ((x >> n) | (x << (32 - n))) & MASK32
-
-
-def _round(state: list[int], kw: int) -> list[int]:
-    a, b, c, d, e, f, g, h = state
-    t1 = (h + (_rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)) + ((e & f) ^ (~e & g)) + kw) & MASK32
-    t2 = ((_rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) & MASK32
-    return [(t1 + t2) & MASK32, a, b, c, (d + t1) & MASK32, e, f, g]
+# Numba's disk cache is keyed by this file's time stamp alone, and the offsets are baked
+# into the compiled code: a new layout in _precompute must come with an edit here.
+if (P_MID, P_TAIL, P_STATE3, P_W16, P_STATE2, P_TARGET) != (0, 8, 11, 19, 21, 29):
+    raise ImportError("the _precompute layout changed: update this check so that Numba recompiles")
 
 
 def prepare(work: Work) -> np.ndarray:
-    """The nonce-independent part of scanning ``work`` (see the module docstring)."""
-    tail = [int.from_bytes(work.tail[i : i + 4], "big") for i in range(0, 12, 4)]
-    state = list(work.midstate)
-    states = []
-    for i in range(3):
-        state = _round(state, (K[i] + tail[i]) & MASK32)
-        states.append(state)
-
-    def ssig0(x: int) -> int:
-        return _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> 3)
-
-    def ssig1(x: int) -> int:
-        return _rotr(x, 17) ^ _rotr(x, 19) ^ (x >> 10)
-
-    # Words 16-17 from w0..w15 = tail0 tail1 tail2 nonce 0x80000000 0*10 640.
-    w16 = (ssig1(0) + 0 + ssig0(tail[1]) + tail[0]) & MASK32
-    w17 = (ssig1(640) + 0 + ssig0(tail[2]) + tail[1]) & MASK32
-    target = [(work.target >> (32 * i)) & MASK32 for i in range(8)]
-    out = [*work.midstate, *tail, *states[2], w16, w17, *states[1], *target]
-    assert len(out) == P_SIZE
-    return np.array(out, dtype=np.uint32)
+    """The nonce-independent words of ``work`` (layout in ``_precompute``)."""
+    return np.array(precompute(work), dtype=np.uint32)
 
 
 # --- shared pieces ----------------------------------------------------------------------

@@ -15,10 +15,6 @@ from __future__ import annotations
 #: 8 measured faster: at 16 the state spills.
 NUMBA_LANES = 8
 
-#: Nonces a Numba scan checks between looks at the result count (keeps a scan whose
-#: max_results is reached early from running on; cheap, so small).
-NUMBA_RESULT_SLOTS_MIN = 16
-
 # --- OpenCL -----------------------------------------------------------------------------
 
 #: Target seconds for one kernel launch. Four launches make one of the engine's
@@ -30,17 +26,20 @@ OPENCL_LAUNCH_SECONDS = 0.25 / 4
 #: so easy that most nonces qualify) makes the host rescan that launch in smaller parts.
 OPENCL_RESULT_SLOTS = 4096
 
-#: Candidate settings the auto-tune times on each device: nonces per work item, SIMD
-#: width of the kernel (uintN lanes per work item) and work-group size (0: the driver's
-#: choice).
-OPENCL_NONCES_PER_ITEM = (16, 64, 256)
-OPENCL_VECTOR_WIDTHS = (1, 4, 8)
-OPENCL_LOCAL_SIZES = (0, 64, 256)
+#: What the auto-tune times on each kind of device, one dimension at a time (vector
+#: width, then nonces per work item, then work-group size), starting from the middle
+#: value (for CPUs the widest vector). Work-group sizes are always explicit: PoCL's own
+#: choice for a large launch can overflow its thread stacks.
+OPENCL_TUNE_GRID: dict[str, dict[str, tuple[int, ...]]] = {
+    # PoCL on x86 with the SHA extensions: three nonces per step, so multiples of 3.
+    "x86sha": {"vector_widths": (1,), "nonces_per_item": (48, 192, 768), "local_sizes": (1, 4, 16)},
+    # CPUs without them: 8 lanes fill AVX2, 16 give two independent chains.
+    "cpu": {"vector_widths": (4, 8, 16), "nonces_per_item": (64, 256), "local_sizes": (4, 16)},
+    # GPUs: one nonce per lane already runs in lockstep; enough items to hide latency.
+    "gpu": {"vector_widths": (1, 2), "nonces_per_item": (16, 64, 256), "local_sizes": (64, 128, 256)},
+}
 
-#: Seconds of device time each auto-tune candidate gets (after one warm-up launch).
-OPENCL_TUNE_SECONDS = 0.15
-
-#: Settings used without an auto-tune (``tune=False``) and as the tune's starting point.
-OPENCL_DEFAULT_NONCES_PER_ITEM = 64
-OPENCL_DEFAULT_VECTOR_WIDTH = 1
-OPENCL_DEFAULT_LOCAL_SIZE = 0
+#: Seconds of device time each auto-tune candidate gets (best of two launches, after a
+#: warm-up): enough to average over PoCL's thread start-up, short enough that a tune
+#: takes a few seconds.
+OPENCL_TUNE_SECONDS = 0.1

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hashcore.backends import base, numba_cpu
+from hashcore.backends._precompute import P_SIZE
 from hashcore.errors import BackendUnavailable, ConfigError
 from hashcore.work import MAX_TARGET, Work
 from tests.backends.scan_contract import ScanContract, expected
@@ -62,23 +63,37 @@ def test_other_lane_counts_and_parallel_scans_match_hashlib(path: str, lanes: in
 def test_hash_arithmetic_is_typed_as_uint32_vectors_never_wider_integers() -> None:
     k = importlib.import_module("hashcore.backends._numba_kernels")
     import numpy as np
+    from numba import njit
 
-    # The un-cached inner kernels, so their type annotations exist in this process.
-    prep = k.prepare(Work.from_header(bytes(76), MAX_TARGET))
-    out = np.empty(4, dtype=np.uint32)
-    k._scan_lanes(prep, 0, 8, out, tuple(np.uint32(i) for i in range(8)))
+    # Small callers compile the kernels' (un-cached) pieces here, so their type
+    # annotations exist in this process without compiling whole scan kernels.
+    @njit
+    def lanes(w: Any, offsets: Any) -> Any:
+        v = k.vfrom_tuple(offsets)
+        k._schedule(w, 16, 64, v)
+        return k.vlane(k._rounds((v, v, v, v, v, v, v, v), w, 0, 64)[0], 0)
+
+    @njit
+    def shani(prep: Any) -> Any:
+        z = k.v4(0, 0, 0, 0)
+        r = k._first_hash3(prep, z, z, z, z, z)
+        return k.vlane(k._second_hash3(r[0], r[1], r[2], r[3], r[4], r[5], z, z, z, z)[0], 0)
+
+    lanes(np.zeros(64 * 8, dtype=np.uint32), tuple(np.uint32(i) for i in range(8)))
+    pieces = [k._rounds, k._schedule]
     if "shani" in numba_cpu.supported_paths():
-        k._scan_shani(prep, 0, 3, out)
+        shani(np.zeros(P_SIZE, dtype=np.uint32))
+        pieces += [k._first_hash3, k._second_hash3]
     state_names = ("a", "b", "c", "d", "e", "f", "g", "h", "t1", "t2")
     for overload in k._rounds.overloads.values():
         typemap = overload.type_annotation.typemap
         state = [name for name in typemap if name.split(".")[0] in state_names]
         assert state and all(isinstance(typemap[name], k.Lanes) for name in state), typemap
-    for fn in (k._rounds, k._schedule, k._scan_lanes, k._scan_shani, k._first_hash3, k._second_hash3):
+    for fn in pieces:
         for overload in fn.overloads.values():
             for name, ty in overload.type_annotation.typemap.items():
                 assert str(ty) not in ("uint64", "float64"), f"{fn.__name__}: {name} widened to {ty}"
-    for fn in (k._first_hash3, k._second_hash3):
+    for fn in pieces[2:]:
         for overload in fn.overloads.values():
             typemap = overload.type_annotation.typemap
             hashing = {name: ty for name, ty in typemap.items() if name.split(".")[0][0] in "xyuvzkw"}

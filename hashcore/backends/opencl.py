@@ -496,9 +496,10 @@ class _Device:
         cl.enqueue_nd_range_kernel(self.queue, scan, (global_size,), (settings.local_size,))
         return cl.enqueue_copy(self.queue, self._host[slot], self._results[slot], is_blocking=False)
 
-    def _collect(self, slot: int, start: int, count: int, settings: Settings) -> list[int]:
-        """The nonces of a finished launch, in order; rescans the launch in smaller parts
-        when more were found than the buffer holds (only with very easy targets)."""
+    def _collect(self, slot: int, start: int, count: int, settings: Settings, need: int) -> list[int]:
+        """The nonces of a finished launch, in order (at least the first ``need``); when
+        more were found than the buffer holds (only with very easy targets), the launch
+        is rescanned in parts small enough not to overflow, until ``need`` are known."""
         host = self._host[slot]
         found = int(host[0])
         if found <= tuning.OPENCL_RESULT_SLOTS:
@@ -508,7 +509,9 @@ class _Device:
         for offset in range(0, count, part):
             size = min(part, count - offset)
             self._enqueue(2, start + offset, size, settings).wait()
-            nonces.extend(self._collect(2, start + offset, size, settings))
+            nonces.extend(self._collect(2, start + offset, size, settings, need - len(nonces)))
+            if len(nonces) >= need:
+                break
         return nonces
 
     def scan(self, work: Work, start: int, count: int, need: int, settings: Settings) -> tuple[list[int], int]:
@@ -527,7 +530,7 @@ class _Device:
                 pending.append((slot, s, c, self._enqueue(slot, s, c, settings)))
             slot, s, c, event = pending.popleft()
             event.wait()
-            found.extend(self._collect(slot, s, c, settings))
+            found.extend(self._collect(slot, s, c, settings, need - len(found)))
             free.append(slot)
             if len(found) >= need:
                 self.queue.finish()  # the launch still queued finishes; its results are not needed

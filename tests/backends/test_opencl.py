@@ -168,6 +168,9 @@ def test_more_results_in_one_launch_than_slots_are_rescanned_not_lost() -> None:
         work = Work.from_header(b"\x0b" * 76, MAX_TARGET)
         result = backend.scan(work, 11, count, count)
         assert result.nonces == list(range(11, 11 + count))
+        # With few results wanted the rescan stops once they are known.
+        few = backend.scan(work, 11, count, 5)
+        assert few.nonces == [11, 12, 13, 14, 15] and few.hashes_done == 5
     finally:
         backend.close()
 

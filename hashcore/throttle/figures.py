@@ -17,7 +17,8 @@ what a paused fleet still draws; Pf the full-duty power):
 - ``settle_time_s``: after each step (the reachable budget min(max(B, Pp), Pf) moving
   by more than ``step_fraction`` of Pf - Pp between ticks), the time from the step to
   the end of the last tick whose power was outside ±``settle_band`` × (Pf - Pp) of it,
-  before the next step; the longest over the run (``settle_time_p50_s``: the median).
+  while the budget holds (until the next step, or until it moves by more than the band:
+  following a moving budget is tracking, not settling); the longest over the run (``settle_time_p50_s``: the median).
   ``overshoot_w``: the furthest any tick went past the new budget, in the step's
   direction, while that budget held still.
 - ``co2_g`` = ∫ P × intensity (location-based, when the signal has an intensity);
@@ -71,10 +72,12 @@ class FigureBook:
             does not read as steps).
         step_fraction / settle_band: what counts as a step, and as settled (fractions of
             the controllable power Pf - Pp).
+        max_samples: keep at most this many tracking errors for the 95th percentile (a
+            live run that goes on for weeks); the mean is kept over the whole run.
     """
 
     def __init__(self, paused_w: float, full_w: float, step_fraction: float = 0.1,
-                 settle_band: float = 0.05) -> None:
+                 settle_band: float = 0.05, max_samples: int | None = None) -> None:
         self.paused_w = paused_w
         self.full_w = full_w
         self._step_full = full_w
@@ -86,6 +89,9 @@ class FigureBook:
         self.co2: float | None = 0.0
         self.cost: float | None = 0.0
         self.errors = array("d")
+        self.max_samples = max_samples
+        self._error_sum = 0.0
+        self._error_count = 0
         self.settles: list[float] = []
         self.overshoot = 0.0
         self._reach_before: float | None = None
@@ -111,7 +117,12 @@ class FigureBook:
         if self.cost is not None:
             self.cost = None if price is None else self.cost + p * dt / _J_PER_KWH * price
         if b > paused:
-            self.errors.append(abs(p - min(b, full)))
+            error = abs(p - min(b, full))
+            self._error_sum += error
+            self._error_count += 1
+            self.errors.append(error)
+            if self.max_samples is not None and len(self.errors) > self.max_samples:
+                del self.errors[: len(self.errors) // 2]  # the p95 covers the recent past
         self._settling(t, dt, b, p)
 
     def _settling(self, t: float, dt: float, b: float, p: float) -> None:
@@ -119,9 +130,13 @@ class FigureBook:
         span = max(self.full_w - paused, 1e-12)
         held = min(max(b, paused), self._step_full)
         before, self._reach_before = self._reach_before, held
-        if before is not None and abs(held - before) > self.step_fraction * max(self._step_full - paused, 1e-12):
+        change = 0.0 if before is None else held - before
+        moved = abs(change)
+        if moved > self.step_fraction * max(self._step_full - paused, 1e-12):
             self._close_step()
-            self._step_at, self._step_sign, self._last_out = t, 1.0 if held > before else -1.0, None
+            self._step_at, self._step_sign, self._last_out = t, 1.0 if change > 0 else -1.0, None
+        elif moved > self.settle_band * span:
+            self._close_step()  # the budget moves on: from here it is tracking, not settling
         if self._step_at is None:
             return
         reach = min(max(b, paused), self.full_w)
@@ -150,7 +165,7 @@ class FigureBook:
             renewable_available_j=self.available,
             renewable_absorbed_j=self.absorbed,
             absorbed_fraction=self.absorbed / self.available if self.available > 0 else None,
-            tracking_error_mean_w=float(errors.mean()) if errors is not None else None,
+            tracking_error_mean_w=self._error_sum / self._error_count if self._error_count else None,
             tracking_error_p95_w=float(np.percentile(errors, 95)) if errors is not None else None,
             settle_time_s=max(settles) if settles else None,
             settle_time_p50_s=float(np.median(settles)) if settles else None,

@@ -89,7 +89,9 @@ class LiveThrottle:
             raise ConfigError(f"the power model has {', '.join(missing)}, which the miner does not run")
         chains = {b.name: default_chain(b, self.knobs, plan.gpu_device) for b in plan.fleet.backends}
         self.controller = Controller(plan.fleet, self.knobs, chains, plan.config)
-        self.book = FigureBook(plan.fleet.paused_watts, plan.fleet.full_watts)
+        # A week of ticks for the p95; a live run may go on for months.
+        self.book = FigureBook(plan.fleet.paused_watts, plan.fleet.full_watts,
+                               max_samples=int(7 * 86_400 / plan.tick_s))
         self._task: asyncio.Task[None] | None = None
         self._offset = 0.0
         self._last: tuple[float, float, float] | None = None  # joules, seconds, hashes at the last tick

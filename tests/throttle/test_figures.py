@@ -67,3 +67,23 @@ def test_co2_and_cost_need_the_signal_to_carry_them():
 def test_an_empty_run_has_no_ratio():
     f = FigureBook(0.0, 10.0).figures()
     assert f.absorbed_fraction is None and f.tracking_error_mean_w is None and f.settle_time_s is None
+
+
+def test_a_budget_that_keeps_moving_after_a_step_is_tracking_not_settling():
+    book = FigureBook(paused_w=0.0, full_w=1000.0)  # band 50 W, step > 100 W
+    book.add(0, 2, 100, 100)
+    book.add(2, 2, 400, 400)  # a step, settled at once
+    for k in range(10):  # then a ramp of 60 W a tick, followed a tick late
+        book.add(4 + 2 * k, 2, 460 + 60 * k, 400 + 60 * k)
+    f = book.figures()
+    assert f.steps == 1 and f.settle_time_s == 0.0
+
+
+def test_a_long_live_run_keeps_the_mean_whole_and_the_p95_recent():
+    book = FigureBook(paused_w=0.0, full_w=1000.0, max_samples=100)
+    for k in range(1000):
+        book.add(k, 1, 500, 500 + (10 if k < 900 else 30))
+    f = book.figures()
+    assert f.tracking_error_mean_w == pytest.approx(12.0)
+    assert f.tracking_error_p95_w == pytest.approx(30.0)
+    assert len(book.errors) <= 100

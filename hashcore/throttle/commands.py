@@ -373,7 +373,13 @@ def plan_budget(
         return None
     signal = budget_signal(args, settings)
     policy = _policy(args, signal, settings)
-    fleet = _fleet(args, _backend_names(",".join(backends)), threads)
+    names = _backend_names(",".join(backends))
+    fleet = _fleet(args, names, threads)
+    missing = [n for n in names if n not in fleet.names]
+    if missing:
+        raise ConfigError(f"the power model {args.model} has no figures for {', '.join(missing)} "
+                          "(bench it: hashcore bench --all --json)")
+    fleet = FleetModel(tuple(b for b in fleet.backends if b.name in names))  # a bench --all file has more
     return LivePlan(signal=signal, policy=policy, fleet=fleet, tick_s=args.throttle_tick, align=args.budget_align,
                     idle_watts=args.idle_watts, config=ControllerConfig())
 

@@ -87,6 +87,9 @@ class LiveThrottle:
         missing = [n for n in plan.fleet.names if n not in miner.backend_names]
         if missing:
             raise ConfigError(f"the power model has {', '.join(missing)}, which the miner does not run")
+        unmodelled = [n for n in miner.backend_names if n not in plan.fleet.names]
+        if unmodelled:  # it would run at full power outside the budget
+            raise ConfigError(f"the power model has no figures for {', '.join(unmodelled)}")
         chains = {b.name: default_chain(b, self.knobs, plan.gpu_device) for b in plan.fleet.backends}
         self.controller = Controller(plan.fleet, self.knobs, chains, plan.config)
         # A week of ticks for the p95; a live run may go on for months.
@@ -196,7 +199,8 @@ class LiveThrottle:
         return measured
 
     def _calibrate(self, measured: float | None) -> None:
-        if measured is not None:
+        # The first measured tick still holds the tail of the scans running at start.
+        if measured is not None and self.ticks > 1:
             self._calibration.append(measured)
         if len(self._calibration) >= self.plan.calibration_ticks:
             self._idle = sum(self._calibration) / len(self._calibration)

@@ -131,6 +131,18 @@ def test_format_status_is_one_line():
     assert format_status(status) == "budget 5.0 W  measured 4.2 W  throttled  c duty 0.50 x2  policy follow"
 
 
+def test_a_model_file_must_cover_every_backend_mined_with_and_extra_ones_are_dropped(tmp_path, model):
+    with pytest.raises(ConfigError, match="no figures for reference"):
+        plan_budget(parse(add_budget_arguments, ["--power-budget", "5", "--model", model]), ["c", "reference"])
+    both = tmp_path / "all.json"
+    both.write_text(json.dumps({"backends": [
+        {"backend": "c", "watts": 8.0, "hashrate_hs": 4e7},
+        {"backend": "reference", "watts": 4.0, "hashrate_hs": 4e5},
+    ]}))
+    plan = plan_budget(parse(add_budget_arguments, ["--power-budget", "5", "--model", str(both)]), ["reference"])
+    assert plan is not None and plan.fleet.names == ["reference"]
+
+
 def test_the_config_files_throttle_section_fills_in_what_the_flags_leave_out(model):
     settings = {"power_budget": str(TRACES / "grid-carbon.csv"), "policy": "carbon-cap", "carbon_cap": 300,
                 "interpolation": "step"}

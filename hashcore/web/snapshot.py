@@ -1,0 +1,185 @@
+"""What the page is sent: built from ``Miner.stats()``, the throttle's status and bench reports.
+
+Everything here is a pure function over plain values, so what reaches the browser can be
+checked without a server. Only whitelisted fields leave: the miner's JSON summary (whose
+pool URLs carry no credentials; any ``user:password@`` is stripped again here all the
+same), four throttle fields and the bench table's columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+from hashcore.engine import MinerStats
+
+#: The throttle fields the page shows; anything else in its status stays on the server.
+THROTTLE_FIELDS = ("budget_w", "power_w", "policy", "state")
+
+#: The bench table's columns (see :class:`hashcore.bench.BenchReport`).
+BENCH_FIELDS = (
+    "backend",
+    "path",
+    "threads",
+    "hashrate_hs",
+    "per_thread_hs",
+    "ratio_per_thread",
+    "baseline_hashrate_hs",
+    "watts",
+    "j_per_th",
+    "energy_source",
+    "energy_exact",
+)
+
+#: Longest string taken from the throttle or a bench file (they are labels, not documents).
+_MAX_TEXT = 80
+
+
+@runtime_checkable
+class Throttle(Protocol):
+    """What the dashboard needs of a throttle: its status, and a way to set the target.
+
+    ``status()`` may carry ``budget_w``, ``power_w``, ``policy`` and ``state``, each
+    optional. ``set_target(None)`` gives the power target back to the throttle's signal.
+    """
+
+    def status(self) -> dict[str, Any]: ...
+
+    def set_target(self, watts: float | None) -> None: ...
+
+
+def strip_credentials(url: Any) -> Any:
+    """``scheme://user:pass@host`` -> ``scheme://user@host``; anything else unchanged."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.rsplit("@", 1)[-1]
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:_MAX_TEXT]
+
+
+def throttle_view(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The four throttle fields, numbers finite or None, labels short strings or None."""
+    return {
+        "budget_w": _number(status.get("budget_w")),
+        "power_w": _number(status.get("power_w")),
+        "policy": _text(status.get("policy")),
+        "state": _text(status.get("state")),
+    }
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity; the page shows them as unknown."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def summary(stats: MinerStats) -> dict[str, Any]:
+    """``stats.to_json()`` (the ``hashcore mine --json`` summary), credentials stripped."""
+    data = _finite(stats.to_json())
+    data["pools"] = [{**pool, "url": strip_credentials(pool.get("url"))} for pool in data["pools"]]
+    return data
+
+
+def mean_duty(stats: MinerStats) -> float | None:
+    """The backends' duty cycles weighted by their threads (None before any backend runs)."""
+    weights = [(float(b.get("duty", 1.0)), int(b.get("threads", 1))) for b in stats.backends.values()]
+    total = sum(w for _, w in weights)
+    return sum(d * w for d, w in weights) / total if total else None
+
+
+def snapshot(
+    stats: MinerStats,
+    throttle: Mapping[str, Any] | None,
+    *,
+    now: float,
+    state: str,
+    control: bool,
+    throttle_error: str | None = None,
+) -> dict[str, Any]:
+    """One update for the page.
+
+    ``summary`` is exactly the JSON summary; ``live`` adds what the live view shows beside
+    it (the 5-second hashrate, the active pool, the mean duty cycle); ``point`` is the chart
+    sample recorded for this moment.
+    """
+    budget = throttle.get("budget_w") if throttle else None
+    return {
+        "time": now,
+        "state": state,
+        "control": control,
+        "summary": summary(stats),
+        "live": {
+            "recent_hashrate_hs": _finite(stats.recent_hashrate_hs),
+            "active_pool": strip_credentials(stats.active_pool),
+            "duty": mean_duty(stats),
+        },
+        "throttle": dict(throttle) if throttle is not None else None,
+        "throttle_error": throttle_error,
+        "point": [now, _finite(stats.recent_hashrate_hs), _finite(stats.energy.get("recent_watts")), budget],
+    }
+
+
+def bench_rows(reports: Any) -> list[dict[str, Any]]:
+    """The bench table from ``hashcore bench --json`` output: one report, ``{"backends": [...]}``
+    (``--all``) or a list of reports. Raises ValueError naming what is wrong."""
+    if isinstance(reports, Mapping):
+        reports = reports.get("backends", [reports])
+    if not isinstance(reports, Sequence) or isinstance(reports, (str, bytes)):
+        raise ValueError("a bench table is a report, a list of reports or {\"backends\": [...]}")
+    rows = []
+    for index, report in enumerate(reports):
+        if not isinstance(report, Mapping) or "backend" not in report:
+            raise ValueError(f"bench report {index} is not a report (it has no 'backend')")
+        row: dict[str, Any] = {}
+        for key in BENCH_FIELDS:
+            value = report.get(key)
+            if key == "energy_exact":
+                row[key] = bool(value)
+            elif key in ("backend", "path", "energy_source"):
+                row[key] = _text(value)
+            elif key == "threads":
+                row[key] = int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+            else:
+                row[key] = _number(value)
+        rows.append(row)
+    return rows
+
+
+def load_bench(path: Path) -> list[dict[str, Any]]:
+    """Read a ``hashcore bench --json`` file. Raises ValueError naming the file and the fault."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read bench file {path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"bench file {path} is not JSON: {exc}") from exc
+    try:
+        return bench_rows(data)
+    except ValueError as exc:
+        raise ValueError(f"bench file {path}: {exc}") from exc

@@ -21,11 +21,13 @@ The gains, and why:
 
 - ``adapt_rate`` = 0.5. With the model right, a step in the budget lands in the first
   tick after it (feed-forward, no integrator to wind up). With the model off by a
-  factor, ĝ's error halves every steady tick: 30% off is within 2% after four. The rate
-  is the same whatever the error (an additive integrator's loop gain would scale with
-  the unknown plant gain), and it is below 1, so ĝ approaches the true gain from one
-  side: no overshoot, no oscillation. 1.0 would be deadbeat on a noiseless plant but
-  would pass every watt of meter noise straight into the command; 0.5 halves it.
+  factor, ĝ's error halves with every steady tick; a correction moves the settings, so
+  the tick after it is in transit and teaches nothing: 30% off is within 2% after about
+  eight ticks. The rate is the same whatever the error (an additive integrator's loop
+  gain would scale with the unknown plant gain), and it is below 1, so ĝ approaches the
+  true gain from one side: no overshoot, no oscillation. 1.0 would be deadbeat on a
+  noiseless plant but would pass all of the meter's noise into the command; 0.5 passes
+  sqrt(0.5 / 1.5), about 58% of it.
 - ``steady_band`` = 1% of the power set. ĝ learns only from a tick whose settings were
   within 1% of the tick before's: a tick with a change in it averages two operating
   points (actuator lag), and learning from it is what makes a plain integrator

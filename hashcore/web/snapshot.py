@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
+from hashcore.api.control import redact_url
 from hashcore.engine import MinerStats
 
 #: The throttle fields the page shows; anything else in its status stays on the server.
@@ -44,27 +44,23 @@ class Throttle(Protocol):
     """What the dashboard needs of a throttle: its status, and a way to set the target.
 
     ``status()`` may carry ``budget_w``, ``power_w``, ``policy`` and ``state``, each
-    optional. ``set_target(None)`` gives the power target back to the throttle's signal.
+    optional (the object the cgminer API and the metrics take fits).
+    ``set_target(None)`` gives the power target back to the throttle's signal.
     """
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> Mapping[str, Any]: ...
 
     def set_target(self, watts: float | None) -> None: ...
 
 
 def strip_credentials(url: Any) -> Any:
-    """``scheme://user:pass@host`` -> ``scheme://user@host``; anything else unchanged."""
+    """``scheme://user:pass@host`` -> ``scheme://user@host`` (the API's rule); else unchanged."""
     if not isinstance(url, str) or "@" not in url:
         return url
     try:
-        parts = urlsplit(url)
-    except ValueError:
+        return redact_url(url)
+    except ValueError:  # not a URL urllib can take apart: keep only what follows the last '@'
         return url.rsplit("@", 1)[-1]
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _number(value: Any) -> float | None:

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from hashcore.api import ApiServer
 from hashcore.backends import base as registry
@@ -26,6 +27,7 @@ from hashcore.metering import MeterSettings
 from hashcore.metrics import MetricsServer
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 from hashcore.telemetry import telemetry_report
+from hashcore.throttle import commands as throttle_commands
 
 log = logging.getLogger("hashcore.cli")
 
@@ -160,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="cgminer --api-allow syntax, e.g. W:127.0.0.1,R:10.0.0.0/8 (default: read-only loopback)")
     farm.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                       help="Prometheus metrics over HTTP (off unless given)")
+    throttle_commands.add_budget_arguments(mine)
+
+    simulate = commands.add_parser("simulate", help="replay a power-budget trace on a virtual clock")
+    throttle_commands.add_simulate_arguments(simulate)
+    _add_energy_options(simulate)
+
+    trace = commands.add_parser("trace", help="generate a budget trace: pvlib solar, windpowerlib wind, a grid day")
+    throttle_commands.add_trace_arguments(trace)
 
     pool = commands.add_parser("pool", help="run the embedded Stratum pool")
     pool.add_argument("--host", default="127.0.0.1")
@@ -226,6 +236,9 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
     backend_options = {name: dict(options) for name, options in config.backends.items()}
     for name, options in _backend_options(args).items():
         backend_options.setdefault(name, {}).update(options)
+    # Before the miner starts: without --model this benchmarks each backend (about a second each).
+    plan = await asyncio.to_thread(throttle_commands.plan_budget, args, backends,
+                                   args.threads or settings.get("threads"), config.throttle)
     miner = Miner(
         urls,
         user,
@@ -242,29 +255,37 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
     )
     stop = asyncio.Event()
     services: list[Any] = []
+    throttle: throttle_commands.LiveThrottle | None = None
     try:
         await miner.start()
-        services = await _start_farm_services(args, config, miner, stop, console)
-        stats = await _watch(miner, duration, console, stop)
+        if plan is not None:
+            throttle = throttle_commands.LiveThrottle(miner, plan)
+            throttle.start()
+        services = await _start_farm_services(args, config, miner, stop, console, throttle)
+        stats = await _watch(miner, duration, console, stop, throttle)
     finally:
         for service in reversed(services):
             await service.stop()
+        if throttle is not None:
+            await throttle.stop()
         await miner.stop()
         if pool is not None:
             await pool.stop()
-    _print_mine_summary(stats, args.json, console)
+    _print_mine_summary(stats, args.json, console, throttle)
     return 0
 
 
 async def _start_farm_services(
-    args: argparse.Namespace, config: Config, miner: Miner, stop: asyncio.Event, console: Console
+    args: argparse.Namespace, config: Config, miner: Miner, stop: asyncio.Event, console: Console,
+    throttle: throttle_commands.LiveThrottle | None = None,
 ) -> list[Any]:
     """The cgminer API (on unless 'off') and Prometheus metrics (off unless asked)."""
     services: list[Any] = []
     api_listen = args.api_listen or config.api.get("listen") or DEFAULT_API_LISTEN
     if api_listen != "off":
         host, port = parse_listen(api_listen, "--api-listen")
-        api = ApiServer(miner, host, port, allow=args.api_allow or config.api.get("allow"), on_quit=stop.set)
+        api = ApiServer(miner, host, port, allow=args.api_allow or config.api.get("allow"), on_quit=stop.set,
+                        throttle=throttle)
         try:
             await api.start()
             services.append(api)
@@ -277,14 +298,15 @@ async def _start_farm_services(
     metrics_listen = args.metrics_listen or config.metrics.get("listen")
     if metrics_listen and metrics_listen != "off":
         host, port = parse_listen(metrics_listen, "--metrics-listen")
-        metrics = MetricsServer(miner, host, port)
+        metrics = MetricsServer(miner, host, port, throttle=throttle)
         await metrics.start()
         services.append(metrics)
         console.print(f"Prometheus metrics on http://{host}:{metrics.port}/metrics", highlight=False)
     return services
 
 
-async def _watch(miner: Miner, duration: float | None, console: Console, interrupted: asyncio.Event) -> MinerStats:
+async def _watch(miner: Miner, duration: float | None, console: Console, interrupted: asyncio.Event,
+                 throttle: throttle_commands.LiveThrottle | None = None) -> MinerStats:
     """Run the miner, showing the live view, until done, interrupted or told to quit."""
     run = asyncio.create_task(miner.run(duration))
     loop = asyncio.get_running_loop()
@@ -292,7 +314,13 @@ async def _watch(miner: Miner, duration: float | None, console: Console, interru
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, interrupted.set)
     stop_wait = asyncio.create_task(interrupted.wait())
-    live = Live(miner_table(miner.stats()), console=console, refresh_per_second=2, transient=False) \
+
+    def view(stats: MinerStats) -> Any:
+        if throttle is None:
+            return miner_table(stats)
+        return Group(miner_table(stats), Text(throttle_commands.format_status(throttle.status())))
+
+    live = Live(view(miner.stats()), console=console, refresh_per_second=2, transient=False) \
         if console.is_terminal else None
     try:
         if live is not None:
@@ -303,9 +331,11 @@ async def _watch(miner: Miner, duration: float | None, console: Console, interru
             ticks += 1
             stats = miner.stats()
             if live is not None:
-                live.update(miner_table(stats))
+                live.update(view(stats))
             elif ticks % 5 == 0:
                 console.print(miner_line(stats), highlight=False)
+                if throttle is not None:
+                    console.print(throttle_commands.format_status(throttle.status()), highlight=False)
     finally:
         if live is not None:
             live.stop()
@@ -322,9 +352,13 @@ async def _watch(miner: Miner, duration: float | None, console: Console, interru
     return miner.stats()
 
 
-def _print_mine_summary(stats: MinerStats, as_json: bool, console: Console) -> None:
+def _print_mine_summary(stats: MinerStats, as_json: bool, console: Console,
+                        throttle: throttle_commands.LiveThrottle | None = None) -> None:
     if as_json:
-        print(json.dumps(stats.to_json()))
+        summary = stats.to_json()
+        if throttle is not None:
+            summary["throttle"] = throttle.status()
+        print(json.dumps(summary))
         return
     console.print(miner_table(stats))
     console.print(
@@ -333,6 +367,8 @@ def _print_mine_summary(stats: MinerStats, as_json: bool, console: Console) -> N
         f"{format_energy(stats.energy)}",
         highlight=False,
     )
+    if throttle is not None:
+        console.print(throttle_commands.format_status(throttle.status()), highlight=False)
 
 
 # --- pool, devices, bench ----------------------------------------------------------------
@@ -443,6 +479,31 @@ def _telemetry(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# --- simulate, trace ---------------------------------------------------------------------
+
+
+def _simulate(args: argparse.Namespace, console: Console) -> int:
+    if args.model is None:
+        console.print(f"modelling the fleet: hashcore bench, {args.bench_seconds:g} s per backend...", highlight=False)
+    report = throttle_commands.run_simulate(args)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+    return 0
+
+
+def _trace(args: argparse.Namespace, console: Console) -> int:
+    report = throttle_commands.run_trace(args)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -463,6 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args, console)
         if args.command == "telemetry":
             return _telemetry(args, console)
+        if args.command == "simulate":
+            return _simulate(args, console)
+        if args.command == "trace":
+            return _trace(args, console)
     except HashcoreError as exc:
         print(f"hashcore: error: {exc}", file=sys.stderr)
         return 1

@@ -220,7 +220,10 @@ def _probe() -> BackendInfo:
     path = auto_path()  # BackendUnavailable here when Numba is missing
     import numba
 
-    seconds, from_cache = _ready(path, tuning.NUMBA_LANES, False)
+    try:
+        seconds, from_cache = _ready(path, tuning.NUMBA_LANES, False)
+    except BackendError as exc:  # a failed known answer: listed as unavailable, with why
+        return BackendInfo("numba", False, str(exc))
     how = "loaded from the disk cache" if from_cache else "compiled (cached on disk for next time)"
     return BackendInfo(
         "numba",

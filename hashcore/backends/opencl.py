@@ -210,6 +210,21 @@ def _platforms(cl: ModuleType) -> list[Any]:
     return platforms
 
 
+def _describe(cl: ModuleType, p: int, d: int, platform: Any, device: Any) -> DeviceRef:
+    return DeviceRef(
+        id=f"{p}:{d}",
+        platform=platform.name.strip(),
+        platform_version=platform.version.strip(),
+        name=device.name.strip(),
+        vendor=device.vendor.strip(),
+        vendor_id=int(device.vendor_id),
+        driver=device.driver_version.strip(),
+        kind=_kind(cl, device),
+        compute_units=int(device.max_compute_units),
+        pci_bus_id=_pci_bus_id(cl, device),
+    )
+
+
 def list_devices() -> list[tuple[DeviceRef, Any]]:
     """Every OpenCL device on every platform, with its pyopencl handle."""
     cl = _cl()
@@ -221,18 +236,11 @@ def list_devices() -> list[tuple[DeviceRef, Any]]:
             log.debug("OpenCL platform %s has no usable device: %s", platform.name, exc)
             continue
         for d, device in enumerate(devices):
-            ref = DeviceRef(
-                id=f"{p}:{d}",
-                platform=platform.name.strip(),
-                platform_version=platform.version.strip(),
-                name=device.name.strip(),
-                vendor=device.vendor.strip(),
-                vendor_id=int(device.vendor_id),
-                driver=device.driver_version.strip(),
-                kind=_kind(cl, device),
-                compute_units=int(device.max_compute_units),
-                pci_bus_id=_pci_bus_id(cl, device),
-            )
+            try:
+                ref = _describe(cl, p, d, platform, device)
+            except cl.Error as exc:
+                log.warning("OpenCL device %d:%d of %s cannot be queried: %s", p, d, platform.name, exc)
+                continue
             found.append((ref, device))
     if not found:
         names = ", ".join(p.name.strip() for p in cl.get_platforms())
@@ -432,7 +440,6 @@ class _Device:
             ) from exc
         self._zero = np.zeros(1, dtype=np.uint32)
         self._pre_key: tuple[bytes, int] | None = None
-        self.settings = default_settings(ref, "portable")
 
     # -- building
 
@@ -682,6 +689,7 @@ class OpenCLBackend:
         return {}
 
     def _shares(self, start: int, count: int) -> list[tuple[int, int]]:
+        """Consecutive parts of the range, one per device, in proportion to their rates."""
         rates = [max(s.rate_hs, 1.0) for s in self.settings]
         total = sum(rates)
         shares, at = [], start
@@ -705,33 +713,30 @@ class OpenCLBackend:
         check_range(nonce_start, count, max_results)
         if count == 0:
             return ScanResult([], 0)
+        shares = self._shares(nonce_start, count)
         with self._lock:
             try:
                 if self._pool is None:
                     parts = [self._devices[0].scan(work, nonce_start, count, max_results, self.settings[0])]
                 else:
-                    futures = [
-                        self._pool.submit(dev.scan, work, s, c, max_results, settings)
-                        for dev, settings, (s, c) in zip(
-                            self._devices, self.settings, self._shares(nonce_start, count), strict=True
-                        )
-                    ]
+                    runs = zip(self._devices, self.settings, shares, strict=True)
+                    futures = [self._pool.submit(dev.scan, work, s, c, max_results, st) for dev, st, (s, c) in runs]
                     parts = [f.result() for f in futures]
             except self._cl_error() as exc:
                 raise BackendError(
                     f"OpenCL backend: a device failed mid-scan ({exc}); the device may be lost or reset; "
                     "fix: check the driver (dmesg, clinfo) and restart hashcore"
                 ) from exc
-        shares = self._shares(nonce_start, count) if self._pool is not None else [(nonce_start, count)]
-        found: list[int] = []
-        for dev, (share_start, _size), (nonces, done) in zip(self._devices, shares, parts, strict=True):
-            found.extend(self._verified(work, nonces, dev.ref))
-            if len(found) >= max_results:
-                found = found[:max_results]
-                return ScanResult(found, found[-1] + 1 - nonce_start)
-            if done < _size:  # this device stopped early, but the merged list is still short
-                return ScanResult(found, share_start + done - nonce_start)
-        return ScanResult(found, count)
+            # Shares in range order: complete up to the first one that stopped early.
+            found: list[int] = []
+            for dev, (share_start, size), (nonces, done) in zip(self._devices, shares, parts, strict=True):
+                found.extend(self._verified(work, nonces, dev.ref))
+                if len(found) >= max_results:
+                    found = found[:max_results]
+                    return ScanResult(found, found[-1] + 1 - nonce_start)
+                if done < size:  # stopped at its own max_results, some of which hashlib refused
+                    return ScanResult(found, share_start + done - nonce_start)
+            return ScanResult(found, count)
 
     def _cl_error(self) -> type[Exception]:
         return self._devices[0].cl.Error
@@ -871,8 +876,10 @@ def _probe() -> BackendInfo:
     for ref, _ in entries:
         path = "x86sha" if x86sha_possible(ref) else "portable"
         tuned = cached_settings(ref, path, source) if source else None
+        if tuned is not None:
+            tuned = replace(tuned, launch_nonces=_launch_nonces(tuned, tuning.OPENCL_LAUNCH_SECONDS))
         note = f"tuned: {tuned.describe()}" if tuned else "not tuned yet (the first open tunes it)"
-        mark = " [auto]" if ref.id in chosen else ""
+        mark = ", picked by auto" if ref.id in chosen else ""  # no brackets: the CLI prints rich markup
         lines.append(f"{ref.describe()}{mark}, path {path}, {note}")
         extra_devices.append(
             {**asdict(ref), "auto": ref.id in chosen, "path": path, "tuned": asdict(tuned) if tuned else None}

@@ -219,6 +219,8 @@ class Miner:
         self._duty: dict[str, float] = {}
         self._active_threads: dict[str, int] = {}
         self._paused = False
+        # Idle and duty-cycle naps wait here, so a control change wakes them at once.
+        self._control = threading.Condition()
         self._client_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -277,6 +279,7 @@ class Miner:
 
     async def stop(self) -> None:
         self._stop.set()
+        self._controls_changed()
         self.source.stop()
         if self._client_task is not None:
             self._client_task.cancel()
@@ -313,13 +316,16 @@ class Miner:
         if backend not in self._duty:
             raise ConfigError(f"backend {backend!r} is not running")
         self._duty[backend] = min(max(duty, 0.0), 1.0)
+        self._controls_changed()
 
     def pause(self) -> None:
         """Stop hashing on every backend; the pool connection stays up."""
         self._paused = True
+        self._controls_changed()
 
     def resume(self) -> None:
         self._paused = False
+        self._controls_changed()
 
     @property
     def paused(self) -> bool:
@@ -330,6 +336,17 @@ class Miner:
         if backend not in self._active_threads:
             raise ConfigError(f"backend {backend!r} is not running")
         self._active_threads[backend] = min(max(threads, 0), len(self._scanners[backend]))
+        self._controls_changed()
+
+    def _controls_changed(self) -> None:
+        with self._control:
+            self._control.notify_all()
+
+    def _nap(self, seconds: float) -> None:
+        """Sleep in a worker until ``seconds`` pass or a control (or stop) changes."""
+        with self._control:
+            if not self._stop.is_set():
+                self._control.wait(seconds)
 
     def add_pool(self, url: str) -> int:
         """Add a pool at the lowest priority; returns its index."""
@@ -370,7 +387,7 @@ class Miner:
         while not self._stop.is_set():
             duty = self._duty[name]
             if self._paused or duty <= 0.0 or index >= self._active_threads[name]:
-                self._stop.wait(self.scan_seconds)
+                self._nap(self.scan_seconds)
                 continue
             unit = self.source.take(sizer.count)
             if unit is None:
@@ -391,7 +408,7 @@ class Miner:
             except RuntimeError:
                 return  # the loop is closed: the miner is shutting down
             if duty < 1.0:
-                self._stop.wait(elapsed * (1.0 - duty) / duty)
+                self._nap(elapsed * (1.0 - duty) / duty)
 
     def _on_worker_error(self, name: str) -> None:
         self.counters[name].errors += 1

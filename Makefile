@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml $(wildcard setup.py csrc/*.c csrc/*.h csrc/*.py)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# The main job: mine against the embedded pool with the live view (60 s; ARGS=--forever runs on).
+# The main job: mine against the embedded pool with the live view and the dashboard
+# (60 s; ARGS=--forever runs on).
+WEB ?= 127.0.0.1:8080
 run: $(STAMP)
-	$(BIN)/hashcore mine --embedded $(ARGS)
+	$(BIN)/hashcore mine --embedded --web-listen $(WEB) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

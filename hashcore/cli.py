@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -28,6 +28,9 @@ from hashcore.metrics import MetricsServer
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 from hashcore.telemetry import telemetry_report
 from hashcore.throttle import commands as throttle_commands
+
+if TYPE_CHECKING:
+    from hashcore.web import WebServer
 
 log = logging.getLogger("hashcore.cli")
 
@@ -162,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="cgminer --api-allow syntax, e.g. W:127.0.0.1,R:10.0.0.0/8 (default: read-only loopback)")
     farm.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                       help="Prometheus metrics over HTTP (off unless given)")
+    farm.add_argument("--web-listen", default=None, metavar="HOST:PORT",
+                      help="the web dashboard, e.g. 127.0.0.1:8080 (off unless given)")
+    farm.add_argument("--web-allow-control", action="store_true",
+                      help="let the dashboard pause, resume, set the power target and switch pools, "
+                           "with the token printed at start")
+    farm.add_argument("--web-bench", default=None, metavar="FILE",
+                      help="a 'hashcore bench --json' file for the dashboard's bench table (re-read on each view)")
     throttle_commands.add_budget_arguments(mine)
 
     simulate = commands.add_parser("simulate", help="replay a power-budget trace on a virtual clock")
@@ -279,7 +289,7 @@ async def _start_farm_services(
     args: argparse.Namespace, config: Config, miner: Miner, stop: asyncio.Event, console: Console,
     throttle: throttle_commands.LiveThrottle | None = None,
 ) -> list[Any]:
-    """The cgminer API (on unless 'off') and Prometheus metrics (off unless asked)."""
+    """The cgminer API (on unless 'off'), Prometheus metrics and the dashboard (off unless asked)."""
     services: list[Any] = []
     api_listen = args.api_listen or config.api.get("listen") or DEFAULT_API_LISTEN
     if api_listen != "off":
@@ -302,7 +312,29 @@ async def _start_farm_services(
         await metrics.start()
         services.append(metrics)
         console.print(f"Prometheus metrics on http://{host}:{metrics.port}/metrics", highlight=False)
+    web_listen = args.web_listen or config.web.get("listen")
+    if web_listen and web_listen != "off":
+        services.append(await _start_dashboard(args, config, miner, web_listen, console, throttle))
+    elif args.web_allow_control or args.web_bench:
+        raise ConfigError("--web-allow-control and --web-bench need --web-listen HOST:PORT")
     return services
+
+
+async def _start_dashboard(
+    args: argparse.Namespace, config: Config, miner: Miner, listen: str, console: Console,
+    throttle: throttle_commands.LiveThrottle | None,
+) -> WebServer:
+    from hashcore.web import WebServer  # aiohttp loads only when the dashboard is asked for
+
+    host, port = parse_listen(listen, "--web-listen")
+    allow_control = args.web_allow_control or bool(config.web.get("allow_control", False))
+    web = WebServer(miner, host, port, allow_control=allow_control, throttle=throttle, bench_reports=args.web_bench)
+    await web.start()
+    console.print(f"dashboard on {web.url}", highlight=False)
+    if web.token:
+        console.print(f"dashboard control token: {web.token}  (or open {web.url}#token={web.token})",
+                      highlight=False)
+    return web
 
 
 async def _watch(miner: Miner, duration: float | None, console: Console, interrupted: asyncio.Event,

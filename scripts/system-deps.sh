@@ -11,6 +11,9 @@ python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(
 if [ -z "$(ls /etc/OpenCL/vendors/*.icd 2>/dev/null)" ]; then
   missing+=(ocl-icd-libopencl1 pocl-opencl-icd)
 fi
+# The dashboard's browser test: headless Chromium and its driver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages: ${missing[*]}"

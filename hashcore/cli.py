@@ -271,7 +271,7 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
         if plan is not None:
             throttle = throttle_commands.LiveThrottle(miner, plan)
             throttle.start()
-        services = await _start_farm_services(args, config, miner, stop, console, throttle)
+        await _start_farm_services(args, config, miner, stop, console, throttle, services)
         stats = await _watch(miner, duration, console, stop, throttle)
     finally:
         for service in reversed(services):
@@ -287,10 +287,12 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
 
 async def _start_farm_services(
     args: argparse.Namespace, config: Config, miner: Miner, stop: asyncio.Event, console: Console,
-    throttle: throttle_commands.LiveThrottle | None = None,
-) -> list[Any]:
-    """The cgminer API (on unless 'off'), Prometheus metrics and the dashboard (off unless asked)."""
-    services: list[Any] = []
+    throttle: throttle_commands.LiveThrottle | None, services: list[Any],
+) -> None:
+    """The cgminer API (on unless 'off'), Prometheus metrics and the dashboard (off unless asked).
+
+    Each is added to ``services`` as soon as it runs, so the caller stops what started
+    even when a later one fails."""
     api_listen = args.api_listen or config.api.get("listen") or DEFAULT_API_LISTEN
     if api_listen != "off":
         host, port = parse_listen(api_listen, "--api-listen")
@@ -317,7 +319,6 @@ async def _start_farm_services(
         services.append(await _start_dashboard(args, config, miner, web_listen, console, throttle))
     elif args.web_allow_control or args.web_bench:
         raise ConfigError("--web-allow-control and --web-bench need --web-listen HOST:PORT")
-    return services
 
 
 async def _start_dashboard(

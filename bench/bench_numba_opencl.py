@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for t in result["opencl_tune"]:
         print(
-            f"OpenCL tune, {t['device']}: {t['path']} width {t['vector_width']}, {t['nonces_per_item']} nonces/item, "
+            f"OpenCL tune, {t['device']}: {t['path']} width {t['width']}, {t['nonces_per_item']} nonces/item, "
             f"work group {t['local_size']}, {t['launch_nonces']} nonces/launch, {t['rate_hs'] / 1e6:.1f} MH/s"
         )
     return 0

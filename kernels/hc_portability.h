@@ -8,6 +8,7 @@
  *   HC_RESULT_SLOTS   result slots after the counter in the results buffer
  *   HC_X86_SHA        1 where the device is an x86 CPU with the SHA extensions and the
  *                     compiler is clang (PoCL): the sha256rnds2/msg1/msg2 builtins
+ *   HC_X86_STREAMS    nonces in flight through them (HC_X86_SHA only)
  *   HC_P_*            offsets into the per-Work words (hashcore/backends/_precompute.py)
  */
 #ifndef HC_PORTABILITY_H
@@ -69,6 +70,9 @@ typedef uint16 hc_u32x;
 #define HC_BSWAP32(x) as_uint(as_uchar4((uint)(x)).s3210)
 
 #if HC_X86_SHA
+#ifndef HC_X86_STREAMS
+#error "HC_X86_STREAMS must come from the host"
+#endif
 /* The SHA extensions through clang's builtins. Functions using them carry
  * HC_X86_SHA_FN, so the rest of the kernel keeps the device's baseline target. */
 typedef uint hc_v4 __attribute__((__vector_size__(16)));

@@ -4,8 +4,8 @@
  * Two variants of the same work:
  *   - on hc_u32x (HC_VECTOR_WIDTH nonces per vector; 1 on GPUs, where the hardware
  *     already runs work items in lockstep, wider on CPUs to fill SIMD registers);
- *   - with the x86 SHA extensions (HC_X86_SHA), three nonces in flight, since
- *     sha256rnds2 has a latency of several cycles but starts about once a cycle.
+ *   - with the x86 SHA extensions (HC_X86_SHA), HC_X86_STREAMS nonces in flight,
+ *     since sha256rnds2 has a latency of several cycles but starts about once a cycle.
  *
  * Precomputed by the host once per Work (hashcore/backends/_precompute.py, at the
  * HC_P_* offsets): the midstate, the state after rounds 0-2 of the header's second
@@ -148,12 +148,12 @@ HC_INLINE bool hc_meets_target(const uint *digest, HC_CONSTANT const uint *pre)
 #define HC_ABEF(p, at) ((hc_v4){(p)[(at) + 5], (p)[(at) + 4], (p)[(at) + 1], (p)[(at)]})
 #define HC_CDGH(p, at) ((hc_v4){(p)[(at) + 7], (p)[(at) + 6], (p)[(at) + 3], (p)[(at) + 2]})
 
-/* Rounds 4g.. of one compression for three streams, message schedule included;
+/* Rounds 4g.. of one compression for every stream, message schedule included;
  * m[s][0..3] hold W[4g-16..4g-1] of stream s on entry and are moved along. */
-#define HC_SCHEDULED_GROUPS_X3(abef, cdgh, m, first)                                   \
+#define HC_SCHEDULED_GROUPS(abef, cdgh, m, first)                                   \
     _Pragma("unroll") for (int g = (first); g < 16; g++) {                             \
         const hc_v4 k_ = HC_K4(g);                                                     \
-        _Pragma("unroll") for (int s = 0; s < 3; s++) {                                \
+        _Pragma("unroll") for (int s = 0; s < HC_X86_STREAMS; s++) {                                \
             const hc_v4 n_ = HC_NEXT_W(m[s][0], m[s][1], m[s][2], m[s][3]);            \
             HC_QUAD(abef[s], cdgh[s], n_ + k_);                                        \
             m[s][0] = m[s][1];                                                         \
@@ -163,15 +163,16 @@ HC_INLINE bool hc_meets_target(const uint *digest, HC_CONSTANT const uint *pre)
         }                                                                              \
     }
 
-/* SHA-256d of the header with nonces n, n+1, n+2: digests in ABEF/CDGH layout. */
-HC_X86_SHA_FN void hc_sha256d_x3(HC_CONSTANT const uint *pre, const uint n, hc_v4 *abef, hc_v4 *cdgh)
+/* SHA-256d of the header with nonces n .. n + HC_X86_STREAMS - 1: digests in the
+ * ABEF/CDGH layout. */
+HC_X86_SHA_FN void hc_sha256d_xn(HC_CONSTANT const uint *pre, const uint n, hc_v4 *abef, hc_v4 *cdgh)
 {
     const hc_v4 m1 = {0x80000000u, 0u, 0u, 0u}, m2 = {0u, 0u, 0u, 0u}, m3 = {0u, 0u, 0u, 640u};
     const hc_v4 abef2 = HC_ABEF(pre, HC_P_STATE2), cdgh2 = HC_CDGH(pre, HC_P_STATE2);
-    hc_v4 m[3][4];
+    hc_v4 m[HC_X86_STREAMS][4];
     /* Rounds 0-1 were done by the host; rounds 2-3 read the nonce (word 3). */
 #pragma unroll
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < HC_X86_STREAMS; s++) {
         m[s][0] = (hc_v4){pre[HC_P_TAIL], pre[HC_P_TAIL + 1], pre[HC_P_TAIL + 2], HC_BSWAP32(n + (uint)s)};
         m[s][1] = m1;
         m[s][2] = m2;
@@ -183,16 +184,16 @@ HC_X86_SHA_FN void hc_sha256d_x3(HC_CONSTANT const uint *pre, const uint n, hc_v
     for (int g = 1; g < 4; g++) {
         const hc_v4 wk = (g == 1 ? m1 : g == 2 ? m2 : m3) + HC_K4(g);
 #pragma unroll
-        for (int s = 0; s < 3; s++)
+        for (int s = 0; s < HC_X86_STREAMS; s++)
             HC_QUAD(abef[s], cdgh[s], wk);
     }
-    HC_SCHEDULED_GROUPS_X3(abef, cdgh, m, 4)
+    HC_SCHEDULED_GROUPS(abef, cdgh, m, 4)
     const hc_v4 mid_abef = HC_ABEF(pre, HC_P_MID), mid_cdgh = HC_CDGH(pre, HC_P_MID);
     const hc_v4 iv_abef = HC_ABEF(HC_IV, 0), iv_cdgh = HC_CDGH(HC_IV, 0);
     const hc_v4 d2 = {0x80000000u, 0u, 0u, 0u}, d3 = {0u, 0u, 0u, 256u};
     /* The second hash: message = the first digest (H0..H7) and its padding. */
 #pragma unroll
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < HC_X86_STREAMS; s++) {
         const hc_v4 a = abef[s] + mid_abef, c = cdgh[s] + mid_cdgh;
         m[s][0] = HC_SHUFFLE4(a, c, 3, 2, 7, 6);
         m[s][1] = HC_SHUFFLE4(a, c, 1, 0, 5, 4);
@@ -205,12 +206,12 @@ HC_X86_SHA_FN void hc_sha256d_x3(HC_CONSTANT const uint *pre, const uint n, hc_v
     for (int g = 0; g < 4; g++) {
         const hc_v4 k_ = HC_K4(g);
 #pragma unroll
-        for (int s = 0; s < 3; s++)
+        for (int s = 0; s < HC_X86_STREAMS; s++)
             HC_QUAD(abef[s], cdgh[s], m[s][g] + k_);
     }
-    HC_SCHEDULED_GROUPS_X3(abef, cdgh, m, 4)
+    HC_SCHEDULED_GROUPS(abef, cdgh, m, 4)
 #pragma unroll
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < HC_X86_STREAMS; s++) {
         abef[s] += iv_abef;
         cdgh[s] += iv_cdgh;
     }

@@ -7,8 +7,9 @@
  * HC_RESULT_SLOTS in no particular order. A count above HC_RESULT_SLOTS tells the host
  * that some were dropped; it rescans that launch in smaller parts.
  *
- * Hash kernels: the full digest (H0..H7) of nonce base + i at out[8 i ..]; the host
- * compares them with hashlib on each device before real work (the known answer).
+ * Hash kernels: the full digest (H0..H7) of nonce base + i at out[8 i ..], work item i
+ * taking HC_VECTOR_WIDTH (portable) or HC_X86_STREAMS (x86 SHA) nonces; the host compares
+ * them with hashlib on each device before real work (the known answer).
  */
 #include "hc_sha256.cl"
 
@@ -69,13 +70,13 @@ HC_X86_SHA_FN void hc_scan_x86_sha(HC_CONSTANT const uint *pre, const uint base,
                                    const uint per_item, HC_GLOBAL uint *results)
 {
     const uint first = (uint)get_global_id(0) * per_item;
-    for (uint j = 0; j < per_item; j += 3) {
+    for (uint j = 0; j < per_item; j += HC_X86_STREAMS) {
         const uint offset = first + j;
         if (offset >= count)
             return;
-        hc_v4 abef[3], cdgh[3];
-        hc_sha256d_x3(pre, base + offset, abef, cdgh);
-        for (uint s = 0; s < 3 && offset + s < count && j + s < per_item; s++) {
+        hc_v4 abef[HC_X86_STREAMS], cdgh[HC_X86_STREAMS];
+        hc_sha256d_xn(pre, base + offset, abef, cdgh);
+        for (uint s = 0; s < HC_X86_STREAMS && offset + s < count && j + s < per_item; s++) {
             if (HC_BSWAP32(cdgh[s][0]) > pre[HC_P_TARGET + 7]) /* H7, the top word */
                 continue;
             uint digest[8];
@@ -94,10 +95,10 @@ HC_KERNEL void hc_sha256d_scan_x86sha(HC_CONSTANT const uint *pre, const uint ba
 
 HC_X86_SHA_FN void hc_hash_x86_sha(HC_CONSTANT const uint *pre, const uint base, HC_GLOBAL uint *out)
 {
-    const uint first = (uint)get_global_id(0) * 3;
-    hc_v4 abef[3], cdgh[3];
-    hc_sha256d_x3(pre, base + first, abef, cdgh);
-    for (uint s = 0; s < 3; s++) {
+    const uint first = (uint)get_global_id(0) * HC_X86_STREAMS;
+    hc_v4 abef[HC_X86_STREAMS], cdgh[HC_X86_STREAMS];
+    hc_sha256d_xn(pre, base + first, abef, cdgh);
+    for (uint s = 0; s < HC_X86_STREAMS; s++) {
         uint digest[8];
         hc_digest_words(abef[s], cdgh[s], digest);
         for (int i = 0; i < 8; i++)

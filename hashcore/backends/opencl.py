@@ -7,9 +7,9 @@ device-specific and passes it as ``-D`` options; the kernels carry no vendor che
 
 Code paths, per device:
 
-* ``portable``: ``vector_width`` nonces per vector (1 on GPUs; 8 or 16 on CPUs, where
-  the lanes fill SIMD registers), any OpenCL 1.2 device;
-* ``x86sha``: three nonces in flight through the x86 SHA extensions, on PoCL's CPU
+* ``portable``: ``width`` nonces per vector (1 on GPUs; 8 or 16 on CPUs, where the
+  lanes fill SIMD registers), any OpenCL 1.2 device;
+* ``x86sha``: ``width`` nonces in flight through the x86 SHA extensions, on PoCL's CPU
   device where the CPU has them (PoCL compiles with clang, whose builtins reach them).
 
 One backend object drives every selected device (``device="auto"``: every GPU, else
@@ -59,7 +59,8 @@ log = logging.getLogger("hashcore.backends.opencl")
 
 PATHS: tuple[str, ...] = ("x86sha", "portable")
 CHOICES: tuple[str, ...] = ("auto", *PATHS)
-VECTOR_WIDTHS: tuple[int, ...] = (1, 2, 4, 8, 16)
+#: Widths each path's kernels are written for: vector lanes, or SHA streams in flight.
+WIDTHS: dict[str, tuple[int, ...]] = {"portable": (1, 2, 4, 8, 16), "x86sha": (2, 3, 4, 5, 6, 7, 8)}
 ENTRY = "hc_sha256d_scan.cl"
 _KERNELS = {
     "portable": ("hc_sha256d_scan", "hc_sha256d_hash"),
@@ -307,7 +308,7 @@ class Settings:
 
     Attributes:
         path: portable or x86sha.
-        vector_width: nonces per vector in the portable kernel (1 for x86sha).
+        width: nonces side by side: vector lanes (portable) or nonces in flight (x86sha).
         nonces_per_item: nonces each work item checks.
         local_size: work-group size.
         rate_hs: nonces per second measured by the tune (0 when not tuned).
@@ -316,7 +317,7 @@ class Settings:
     """
 
     path: str
-    vector_width: int
+    width: int
     nonces_per_item: int
     local_size: int
     rate_hs: float = 0.0
@@ -329,7 +330,7 @@ class Settings:
         return self.local_size * self.nonces_per_item
 
     def describe(self) -> str:
-        width = f" x{self.vector_width}" if self.path == "portable" else ""
+        width = f" x{self.width}"
         rate = f", {self.rate_hs / 1e6:.1f} MH/s tuned" if self.tuned else ""
         return (
             f"{self.path}{width}, {self.nonces_per_item} nonces/item, work group {self.local_size}, "
@@ -402,13 +403,8 @@ def _grid_name(ref: DeviceRef, path: str) -> str:
 
 
 def default_settings(ref: DeviceRef, path: str) -> Settings:
-    grid = tuning.OPENCL_TUNE_GRID[_grid_name(ref, path)]
-    return Settings(
-        path,
-        grid["vector_widths"][-1 if ref.kind == "CPU" else 0],
-        grid["nonces_per_item"][len(grid["nonces_per_item"]) // 2],
-        grid["local_sizes"][len(grid["local_sizes"]) // 2],
-    )
+    width, per_item, local = tuning.OPENCL_TUNE_GRID[_grid_name(ref, path)]["start"]
+    return Settings(path, width, per_item, local)
 
 
 # --- one device ---------------------------------------------------------------------------
@@ -444,17 +440,18 @@ class _Device:
     # -- building
 
     def options(self, path: str, width: int) -> list[str]:
+        x86sha = path == "x86sha"
         return [
             *(f"-DHC_{name}={value}" for name, value in OFFSETS.items()),
-            f"-DHC_VECTOR_WIDTH={width}",
             f"-DHC_RESULT_SLOTS={tuning.OPENCL_RESULT_SLOTS}",
-            f"-DHC_X86_SHA={int(path == 'x86sha')}",
+            f"-DHC_X86_SHA={int(x86sha)}",
+            f"-DHC_X86_STREAMS={width}" if x86sha else f"-DHC_VECTOR_WIDTH={width}",
             *self.build_options,
         ]
 
     def kernels(self, path: str, width: int) -> tuple[Any, Any]:
         """(scan kernel, hash kernel) for a path and vector width, built once."""
-        key = (path, width if path == "portable" else 1)
+        key = (path, width)
         if key not in self._programs:
             cl = self.cl
             options = self.options(*key)
@@ -493,7 +490,7 @@ class _Device:
     def _enqueue(self, slot: int, start: int, count: int, settings: Settings) -> Any:
         """Reset the counter, launch the scan kernel, read the results back: all queued."""
         cl, np = self.cl, self.np
-        scan, _ = self.kernels(settings.path, settings.vector_width)
+        scan, _ = self.kernels(settings.path, settings.width)
         items = -(-count // settings.nonces_per_item)
         global_size = -(-items // settings.local_size) * settings.local_size
         cl.enqueue_copy(self.queue, self._results[slot], self._zero, is_blocking=False)
@@ -548,11 +545,11 @@ class _Device:
     def hashes(self, work: Work, start: int, count: int, settings: Settings) -> list[bytes]:
         """Full digests of ``count`` nonces from ``start`` by the hash kernel (known answer)."""
         cl, np = self.cl, self.np
-        per_item = 3 if settings.path == "x86sha" else settings.vector_width
+        per_item = settings.width
         items = -(-count // per_item)
         out = cl.Buffer(self.context, cl.mem_flags.WRITE_ONLY, 4 * 8 * items * per_item)
         self.set_work(work)
-        _, digest = self.kernels(settings.path, settings.vector_width)
+        _, digest = self.kernels(settings.path, settings.width)
         digest.set_args(self._pre, np.uint32(start), out)
         cl.enqueue_nd_range_kernel(self.queue, digest, (items,), (1,))
         words = np.empty(8 * items * per_item, dtype=np.uint32)
@@ -629,20 +626,20 @@ def autotune(dev: _Device, path: str, fixed: dict[str, Any] | None = None) -> Se
     best = replace(default_settings(dev.ref, path), **fixed)
     rates: dict[Settings, float] = {}
     for field, values in (
-        ("vector_width", grid["vector_widths"]),
+        ("width", grid["widths"]),
         ("nonces_per_item", grid["nonces_per_item"]),
         ("local_size", grid["local_sizes"]),
     ):
         for value in [fixed[field]] if field in fixed else values:
             change: dict[str, Any] = {field: value}
             candidate = replace(best, **change)
-            if candidate in rates or candidate.local_size > dev.max_local_size(path, candidate.vector_width):
+            if candidate in rates or candidate.local_size > dev.max_local_size(path, candidate.width):
                 continue
             rates[candidate] = dev.rate(candidate, tuning.OPENCL_TUNE_SECONDS)
             log.debug("OpenCL tune %s: %s -> %.2f MH/s", dev.ref.id, candidate.describe(), rates[candidate] / 1e6)
             best = max(rates, key=rates.__getitem__)
     if best not in rates:  # every candidate was too large a work group for this kernel
-        best = replace(best, local_size=min(best.local_size, dev.max_local_size(path, best.vector_width)))
+        best = replace(best, local_size=min(best.local_size, dev.max_local_size(path, best.width)))
         rates[best] = dev.rate(best, tuning.OPENCL_TUNE_SECONDS)
     return replace(best, rate_hs=rates[best], tuned=True)
 
@@ -767,7 +764,7 @@ def _open(
     device: str = "auto",
     path: str = "auto",
     tune: bool = True,
-    vector_width: int | None = None,
+    width: int | None = None,
     nonces_per_item: int | None = None,
     local_size: int | None = None,
     launch_seconds: float = tuning.OPENCL_LAUNCH_SECONDS,
@@ -783,15 +780,15 @@ def _open(
         path: auto (x86sha where possible, else portable), portable or x86sha.
         tune: time the settings grid once per device and driver (cached on disk);
             False uses the defaults of ``tuning``.
-        vector_width / nonces_per_item / local_size: fix one setting (the tune then
-            leaves it alone).
+        width / nonces_per_item / local_size: fix a setting (the tune then leaves it
+            alone); width is vector lanes (portable) or nonces in flight (x86sha).
         launch_seconds: target duration of one kernel launch.
         build_options: extra options for the OpenCL compiler (``-D...``).
         kernel_dir: a directory holding the kernels instead of the installed ones.
     """
     if path not in CHOICES:
         raise ConfigError(f"unknown OpenCL code path {path!r} (choose from {', '.join(CHOICES)})")
-    width = _option_int("vector_width", vector_width, VECTOR_WIDTHS)
+    width = _option_int("width", width, sorted(set(WIDTHS["portable"]) | set(WIDTHS["x86sha"])))
     per_item = _option_int("nonces_per_item", nonces_per_item)
     local = _option_int("local_size", local_size)
     if not isinstance(launch_seconds, (int, float)) or not 0 < launch_seconds <= 10:
@@ -803,11 +800,7 @@ def _open(
     cl = _cl()
     source = load_source(Path(kernel_dir) if kernel_dir else default_kernel_dir())
     chosen = select_devices(device, list_devices())
-    fixed = {
-        k: v
-        for k, v in (("vector_width", width), ("nonces_per_item", per_item), ("local_size", local))
-        if v is not None
-    }
+    fixed = {k: v for k, v in (("width", width), ("nonces_per_item", per_item), ("local_size", local)) if v is not None}
     devices: list[_Device] = []
     settings: list[Settings] = []
     try:
@@ -846,8 +839,8 @@ def _prepare_device(dev: _Device, path: str, tune: bool, fixed: dict[str, Any], 
 
 
 def _ready(dev: _Device, path: str, tune: bool, fixed: dict[str, Any]) -> Settings:
-    if path == "x86sha":  # one nonce per lane of three streams: no vector width to choose
-        fixed = {k: v for k, v in fixed.items() if k != "vector_width"}
+    if "width" in fixed and fixed["width"] not in WIDTHS[path]:
+        raise ConfigError(f"OpenCL width {fixed['width']} is not one the {path} kernels take ({WIDTHS[path]})")
     start = replace(default_settings(dev.ref, path), **fixed)
     known_answer(dev, start)  # builds first: a build error surfaces here, with its log
     if not tune or len(fixed) == 3:
@@ -860,7 +853,7 @@ def _ready(dev: _Device, path: str, tune: bool, fixed: dict[str, Any]) -> Settin
         log.info("OpenCL %s tuned in %.1f s: %s", dev.ref.id, time.perf_counter() - began, settings.describe())
         if not fixed:
             _write_tune_cache(key, dev.ref, settings)
-    if settings.vector_width != start.vector_width:
+    if settings.width != start.width:
         known_answer(dev, settings)  # another width is another build: check it too
     return settings
 

@@ -114,6 +114,22 @@ def test_results_are_identical_on_every_device_and_path(device: str, path: str) 
     assert len(got[3]) == 1
 
 
+@pytest.mark.parametrize(("path", "width", "per_item"), [("x86sha", 3, 48), ("x86sha", 5, 50), ("x86sha", 6, 768),
+                                                         ("portable", 1, 7), ("portable", 8, 64)])  # fmt: skip
+def test_other_widths_and_item_sizes_match_hashlib(path: str, width: int, per_item: int) -> None:
+    # Items whose nonce count is not a multiple of the width end inside a step.
+    if path == "x86sha" and not X86SHA:
+        pytest.skip("no device here can take the x86sha path")
+    device = X86SHA[0] if path == "x86sha" else DEVICES[0][0].id
+    backend = _open(device=device, path=path, width=width, nonces_per_item=per_item, local_size=2)
+    try:
+        assert backend.settings[0].width == width
+        work = Work.from_header(bytes([width]) * 76, MAX_TARGET >> 3)
+        assert backend.scan(work, MAX_NONCE - 4999, 5000, 5000).nonces == expected(work, MAX_NONCE - 4999, 5000)
+    finally:
+        backend.close()
+
+
 def test_several_devices_split_a_range_and_merge_in_nonce_order() -> None:
     # Two contexts on the same device stand in for two devices: the split, the
     # concurrent runs and the ordered merge are what is checked.
@@ -283,7 +299,8 @@ def test_auto_takes_every_gpu_else_the_first_cpu_device() -> None:
     ("options", "match"),
     [
         ({"path": "cuda"}, "cuda"),
-        ({"vector_width": 3}, "vector_width"),
+        ({"path": "portable", "width": 3}, "width 3 is not one the portable kernels take"),
+        ({"width": 32}, "width"),
         ({"nonces_per_item": 0}, "nonces_per_item"),
         ({"local_size": True}, "local_size"),
         ({"launch_seconds": 0}, "launch_seconds"),

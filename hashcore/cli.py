@@ -100,6 +100,13 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend options")
     group.add_argument("--c-path", choices=["auto", "avx512", "avx2", "shani", "scalar"], default=None,
                        help="C backend code path (default: the fastest this CPU has)")
+    group.add_argument("--numba-path", choices=["auto", "shani", "lanes"], default=None,
+                       help="Numba code path (default: shani where the CPU has SHA-NI, else lanes)")
+    group.add_argument("--opencl-device", metavar="PLATFORM:DEVICE", default=None,
+                       help="OpenCL device(s): auto (every GPU, else the CPU through PoCL), all, or "
+                            "PLATFORM:DEVICE indices, comma-separated (hashcore devices lists them)")
+    group.add_argument("--opencl-path", choices=["auto", "x86sha", "portable"], default=None,
+                       help="OpenCL kernels (default: x86sha on PoCL with SHA-NI, else portable)")
     group.add_argument("--asic-port", default=None, help="ASIC serial port, or 'emulator'")
     group.add_argument("--asic-chip", choices=["bm1366", "bm1397"], default=None, help="ASIC chip model")
 
@@ -124,6 +131,12 @@ def _backend_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     options: dict[str, dict[str, Any]] = {}
     if args.c_path:
         options.setdefault("c", {})["path"] = args.c_path
+    if args.numba_path:
+        options.setdefault("numba", {})["path"] = args.numba_path
+    if args.opencl_device:
+        options.setdefault("opencl", {})["device"] = args.opencl_device
+    if args.opencl_path:
+        options.setdefault("opencl", {})["path"] = args.opencl_path
     if args.asic_port:
         options.setdefault("asic", {})["port"] = args.asic_port
     if args.asic_chip:

@@ -5,8 +5,8 @@ second copy of any counter: a scrape and the JSON summary (or the cgminer API) t
 the same moment show the same numbers. Counters (``*_total``) are the miner's own
 monotonic counts since start.
 
-:class:`MetricsServer` serves ``/metrics`` from the miner's asyncio loop rather than
-with ``prometheus_client.start_http_server``: the miner's counters live on the loop and
+:class:`MetricsServer` serves ``/metrics`` from the miner's asyncio loop (aiohttp) rather
+than with ``prometheus_client.start_http_server``: the miner's counters live on the loop and
 are changed there without locks (``stats()`` walks deques the loop appends to), so a
 scrape in the exporter's own thread could race them. On the loop, a scrape is one more
 short callback between share answers, and the server starts and stops with the miner.
@@ -44,14 +44,11 @@ Pool URLs never carry a password (``user:pass@`` is cut to ``user@``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gzip
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -64,7 +61,6 @@ from hashcore.errors import ConfigError
 log = logging.getLogger("hashcore.metrics")
 
 _OUTCOMES = ("accepted", "rejected", "stale", "unanswered")
-_MAX_HEAD = 16384
 
 
 class MinerCollector(Collector):
@@ -206,6 +202,8 @@ def registry_for(miner: MinerControl, throttle: ThrottleControl | None = None) -
 class MetricsServer:
     """Serves ``GET /metrics`` (Prometheus text, or OpenMetrics when asked) on the loop.
 
+    An aiohttp application (the dashboard's HTTP library) on the miner's loop.
+
     Args:
         miner: the miner whose figures are served.
         host / port: where to listen (port 0 picks a free one; see :attr:`port`).
@@ -218,39 +216,37 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         throttle: ThrottleControl | None = None,
-        *,
-        request_timeout: float = 10.0,
     ) -> None:
         self.host = host
         self._port = port
         self.registry = registry_for(miner, throttle)
-        self.request_timeout = request_timeout
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
 
     @property
     def port(self) -> int:
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
+        """The port listened on (the real one when 0 was asked for)."""
+        if self._runner is not None and self._runner.addresses:
+            return int(self._runner.addresses[0][1])
         return self._port
 
     async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/", self._index)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
         try:
-            self._server = await asyncio.start_server(
-                self._serve, self.host, self._port, limit=_MAX_HEAD, reuse_address=True
-            )
+            await web.TCPSite(runner, self.host, self._port, reuse_address=True).start()
         except OSError as exc:
+            await runner.cleanup()
             raise ConfigError(f"metrics cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from exc
+        self._runner = runner
         log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.port)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
-            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def __aenter__(self) -> MetricsServer:
         await self.start()
@@ -259,74 +255,18 @@ class MetricsServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-            writer.write(self.respond(head))
-            await writer.drain()
-        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, ValueError):
-            with contextlib.suppress(OSError):
-                writer.write(_response(400, "text/plain; charset=utf-8", b"bad request\n"))
-                await writer.drain()
-        except (TimeoutError, OSError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the server is stopping
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-            if task is not None:
-                self._connections.discard(task)
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(text='<html><body><a href="/metrics">hashcore metrics</a></body></html>\n',
+                            content_type="text/html")
 
-    def respond(self, head: bytes) -> bytes:
-        """The whole HTTP response to one request head (request line and headers)."""
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return _response(400, "text/plain; charset=utf-8", b"bad request\n")
-        method, target = parts[0], parts[1]
-        headers = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            if colon:
-                headers[name.strip().lower()] = value.strip()
-        if method not in ("GET", "HEAD"):
-            return _response(405, "text/plain; charset=utf-8", b"method not allowed\n", {"Allow": "GET, HEAD"})
-        path = target.split("?", 1)[0]
-        if path == "/":
-            page = b'<html><body><a href="/metrics">hashcore metrics</a></body></html>\n'
-            return _response(200, "text/html; charset=utf-8", page, head_only=method == "HEAD")
-        if path != "/metrics":
-            return _response(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
-        encoder, content_type = choose_encoder(headers.get("accept", ""))
+    async def _metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         try:
             body = encoder(self.registry)
         except Exception:
             log.exception("metrics: collecting failed")
-            return _response(500, "text/plain; charset=utf-8", b"collecting the metrics failed\n")
-        extra = {}
-        if "gzip" in headers.get("accept-encoding", ""):
-            body, extra = gzip.compress(body), {"Content-Encoding": "gzip"}
-        return _response(200, content_type, body, extra, head_only=method == "HEAD")
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
-
-
-def _response(
-    code: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None, head_only: bool = False
-) -> bytes:
-    fields = {
-        "Content-Type": content_type,
-        "Content-Length": str(len(body)),
-        "Connection": "close",
-        "Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
-        **(headers or {}),
-    }
-    head = f"HTTP/1.1 {code} {_REASONS[code]}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
-    return head.encode("latin-1") + (b"" if head_only else body)
+            raise web.HTTPInternalServerError(text="collecting the metrics failed\n") from None
+        response = web.Response(body=body, headers={"Content-Type": content_type})
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression()
+        return response

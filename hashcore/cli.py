@@ -22,6 +22,7 @@ from hashcore.bench import bench
 from hashcore.config import Config, load_config
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError, HashcoreError
+from hashcore.listen import parse_listen
 from hashcore.liveview import bench_chart, bench_table, format_energy, format_rate, miner_line, miner_table
 from hashcore.metering import MeterSettings
 from hashcore.metrics import MetricsServer
@@ -55,15 +56,6 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
     return value
-
-
-def parse_listen(text: str, what: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` too) into its parts; ConfigError naming ``what``."""
-    host, sep, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"{what} {text!r} is not HOST:PORT")
-    return host, int(port_text)
 
 
 def _positive_int(text: str) -> int:

@@ -102,26 +102,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (loopback) -> (host, port).
-
-    Raises ConfigError naming the accepted forms."""
-    host, colon, port_text = text.strip().rpartition(":")
-    if not colon:
-        raise ConfigError(f"a listen address is HOST:PORT, e.g. 127.0.0.1:8080; got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"write an IPv6 address in brackets, e.g. [::1]:8080; got {text!r}")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"{port_text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"port {port} is not 0-65535")
-    return host or "127.0.0.1", port
-
-
 def _load_assets() -> dict[str, bytes]:
     folder = resources.files("hashcore.web").joinpath("static")
     try:

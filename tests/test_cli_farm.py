@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from tests.test_mining_e2e import free_port
+from tests.live import free_port
 
 
 def api(port: int, request: dict) -> dict:

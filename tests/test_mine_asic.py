@@ -7,7 +7,7 @@ import hashlib
 
 from hashcore.engine import Miner
 from hashcore.stratum.pool import EmbeddedPool
-from tests.test_mining_e2e import FAST, wait_until
+from tests.live import FAST, wait_until
 
 
 async def test_emulated_bm1366_chain_gets_version_rolled_shares_accepted():

@@ -8,10 +8,8 @@ platform exists (CI installs PoCL); a machine without one skips them, saying why
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,17 +19,9 @@ from hashcore.engine import Miner
 from hashcore.errors import BackendUnavailable
 from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool
 from hashcore.work import difficulty_to_target, nbits_to_target
+from tests.live import FAST, wait_until
 
-FAST = {"backoff_base": 0.05, "backoff_max": 0.3, "connect_timeout": 2.0, "failback_interval": 0.3}
 DIFFICULTY = 1e-3  # about 4.3 million hashes a share: several a second at these backends' rates
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def _options(name: str) -> dict[str, Any]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 import ssl
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,23 +14,11 @@ from hashcore.engine import Miner
 from hashcore.errors import ConfigError, PoolError
 from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool
 from hashcore.work import difficulty_to_target, nbits_to_target
+from tests.live import FAST, free_port, wait_until
 
-FAST = {"backoff_base": 0.05, "backoff_max": 0.3, "connect_timeout": 2.0, "failback_interval": 0.3}
 DIFFICULTY = 1e-4  # about 430,000 hashes a share: a few shares a second with hashlib
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def miner_for(urls: list[str], **kwargs: Any) -> Miner:

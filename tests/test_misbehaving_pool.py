@@ -9,7 +9,8 @@ from typing import Any
 
 from hashcore.engine import Miner
 from hashcore.stratum.pool import EmbeddedPool
-from tests.test_mining_e2e import DIFFICULTY, FAST, wait_until
+from tests.live import FAST, wait_until
+from tests.test_mining_e2e import DIFFICULTY
 
 GARBAGE = [
     b"this is not json\n",

@@ -13,7 +13,7 @@ from typing import Any
 from hashcore.api import ApiServer
 from hashcore.engine import Miner
 from hashcore.stratum.pool import EmbeddedPool
-from tests.test_mining_e2e import FAST
+from tests.live import FAST
 
 #: About 140,000 hashes a share: several shares a second with the reference backend.
 DIFFICULTY = 3e-5

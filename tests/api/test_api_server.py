@@ -11,7 +11,7 @@ import pytest
 
 from hashcore.api import ApiServer
 from tests.api.client import ask, ask_json, parse_text, rig, status_of
-from tests.test_mining_e2e import wait_until
+from tests.live import wait_until
 
 #: Every report command, its parameter, the JSON section of its reply, and what starts
 #: that section's rows in the text form (the section name, or the row's own id field).

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hashcore.metrics import MetricsServer
 from tests.api.client import ask_json, rig
-from tests.test_mining_e2e import wait_until
+from tests.live import wait_until
 
 
 class FakeThrottle:

@@ -4,7 +4,6 @@ power measured by its own meter, a budget stepping on the real clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -16,21 +15,14 @@ from hashcore.throttle.live import LivePlan, LiveThrottle
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.policies import FollowBudget
 from hashcore.throttle.signals import ConstantSignal
+from tests.live import FAST, wait_until
 
 from .conftest import steps
 
-FAST = {"backoff_base": 0.05, "backoff_max": 0.3, "connect_timeout": 2.0, "failback_interval": 0.3}
 DIFFICULTY = 3e-5  # about 130,000 hashes a share: shares every second or so, even on a busy host
 #: One reference thread at full duty, as the estimate sees it: one busy core at 4 W.
 FLEET = FleetModel((BackendModel("reference", 4.0, 4.5e5, threads=1, source="estimate"),))
 
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def miner_for(url: str) -> Miner:

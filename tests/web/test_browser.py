@@ -24,7 +24,7 @@ import pytest
 from hashcore.engine import Miner
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.web import WebServer
-from tests.test_mining_e2e import FAST, free_port, wait_until
+from tests.live import FAST, free_port, wait_until
 from tests.web.conftest import BENCH_REPORTS, FakeThrottle
 
 DIFFICULTY = 1e-4

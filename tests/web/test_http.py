@@ -25,7 +25,7 @@ from hashcore.errors import ConfigError
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.web import WebServer
 from hashcore.web.server import MAX_BODY
-from tests.test_mining_e2e import FAST, wait_until
+from tests.live import FAST, wait_until
 from tests.web.conftest import BENCH_REPORTS, FakeThrottle, read_events
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -8,6 +8,11 @@ rather than every thread at a low one: fewer wake-ups, the same average power); 
 is the NVML power limit then duty; an ASIC's is duty. The realised fraction is the
 product of the factors, and the controller's model uses that, not what it asked for.
 
+With ``actuator="dvfs"`` (:func:`make_chain`) a backend with an efficiency curve gets
+:class:`DvfsActuator` first: it picks the operating point with the most hashes per
+joule that draws the fraction asked, and leaves duty cycling to the duty actuator only
+below the most efficient point.
+
 The knobs are the engine's (:class:`EngineKnobs` wraps a :class:`~hashcore.engine.Miner`)
 or the simulated plant's; both speak :class:`Knobs`.
 """
@@ -16,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from hashcore.errors import ConfigError, TelemetryError
+from hashcore.throttle.devices import EfficiencyCurve, Mix
 from hashcore.throttle.model import BackendModel
+
+ACTUATORS = ("duty", "dvfs")
 
 #: The engine's workers sleep ``scan × (1 - duty) / duty`` after each scan without
 #: looking at their duty again, so a small duty leaves them deaf to a change for a long
@@ -214,6 +222,84 @@ class GpuPowerLimit:
                 self._nvml.shutdown()
         self._handle = None
         self.available = False
+
+
+class PointKnobs(Protocol):
+    """Knobs that can also set a backend's operating point (the simulated plant)."""
+
+    def set_operating_point(self, backend: str, mix: Mix) -> None: ...
+
+
+class DvfsActuator:
+    """Frequency and voltage: the operating point with the most hashes per joule for the
+    fraction asked (see :mod:`hashcore.throttle.devices` for the envelope).
+
+    Below the most efficient point it sets that point and returns its share of the
+    power, so the next actuator (duty) makes up the rest; from there up it returns the
+    whole fraction. Where the knobs cannot set an operating point (the engine has no
+    such control yet) it says why, realises nothing (factor 1) and duty takes over.
+    """
+
+    name = "dvfs"
+
+    def __init__(self, knobs: Knobs, backend: BackendModel) -> None:
+        self.knobs = knobs
+        self.curve: EfficiencyCurve | None = backend.curve
+        self.paused_w = backend.paused_watts
+        self.span_w = backend.span_watts
+        settable = callable(getattr(knobs, "set_operating_point", None))
+        self._points = cast(PointKnobs, knobs) if settable else None
+        self.available = backend.curve is not None and settable
+        if backend.curve is None:
+            self.reason = f"{backend.name} has no operating points (hashcore bench --sweep, or --device-model)"
+        elif not self.available:
+            self.reason = "this miner exposes no operating-point control; duty cycling instead"
+        else:
+            self.reason = ""
+        self._lowest = backend.curve.envelope(self.paused_w)[0] if backend.curve is not None else None
+        self.mix: Mix | None = None
+
+    def apply(self, backend: str, fraction: float) -> float:
+        if not self.available or self.curve is None or self._lowest is None or self._points is None:
+            return 1.0
+        want = self.paused_w + min(1.0, max(0.0, fraction)) * self.span_w
+        if want <= self._lowest.watts:
+            mix = Mix(self._lowest, self._lowest, 0.0)
+        else:
+            mix, _ = self.curve.for_power(want, self.paused_w)
+        if mix != self.mix:
+            self._points.set_operating_point(backend, mix)
+            self.mix = mix
+        return max(0.0, (mix.watts - self.paused_w) / self.span_w)
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"name": self.name, "active": self.available}
+        if not self.available:
+            info["reason"] = self.reason
+        elif self.mix is not None:
+            info.update(freq_mhz=self.mix.freq_mhz, low_mhz=self.mix.low.freq_mhz, high_mhz=self.mix.high.freq_mhz,
+                        share_high=self.mix.share, watts=self.mix.watts)
+        return info
+
+    def close(self) -> None:
+        pass
+
+
+def make_chain(backend: BackendModel, knobs: Knobs, actuator: str = "duty",
+               gpu_device: int | str | None = None, *, real_devices: bool = True) -> list[Actuator]:
+    """The chain for ``--actuator duty`` (:func:`default_chain`) or ``dvfs`` (the
+    operating point first, then duty). ``real_devices`` False (a simulation) leaves out
+    actuators that would set a real device here (a GPU's power limit)."""
+    if actuator == "duty":
+        if not real_devices and backend.kind == "gpu":
+            return [DutyActuator(knobs)]
+        return default_chain(backend, knobs, gpu_device)
+    if actuator != "dvfs":
+        raise ConfigError(f"unknown actuator {actuator!r} (choose from {', '.join(ACTUATORS)})")
+    if backend.curve is None:
+        raise ConfigError(f"--actuator dvfs needs operating points for {backend.name}: --device-model, or a "
+                          "--model written by 'hashcore bench --sweep --json'")
+    return [DvfsActuator(knobs, backend), DutyActuator(knobs)]
 
 
 def default_chain(backend: BackendModel, knobs: Knobs, gpu_device: int | str | None = None) -> list[Actuator]:

@@ -2,6 +2,11 @@
 
 ``cli.py`` adds these arguments to its parsers and calls these functions; they return
 data (reports, a live throttle) and never print.
+
+``simulate`` runs a fleet of a bench model (``--model`` or a fresh bench) or of a device
+model (``--device-model``, its efficiency curve scaled to ``--miner-watts``), with the
+duty or the DVFS actuator, a forecast, a site battery and a carbon account; ``--run DIR``
+writes what ``hashcore report DIR`` renders.
 """
 
 from __future__ import annotations
@@ -16,9 +21,16 @@ from typing import Any
 import numpy as np
 
 from hashcore.errors import ConfigError
+from hashcore.report.account import BUDGET_SOURCES, AccountSettings
+from hashcore.throttle.actuators import ACTUATORS
+from hashcore.throttle.battery import Battery, BatteryConfig, LiveBatteryState
+from hashcore.throttle.clock import VirtualClock
 from hashcore.throttle.controller import ControllerConfig
+from hashcore.throttle.devices import DEVICE_MODELS, device_curve
+from hashcore.throttle.dispatch import DispatchConfig
+from hashcore.throttle.forecast import FORECASTS, SolarSite, make_forecast
 from hashcore.throttle.live import LivePlan, LiveThrottle
-from hashcore.throttle.model import FleetModel, load_fleet, measure_fleet
+from hashcore.throttle.model import BackendModel, FleetModel, load_fleet, measure_fleet
 from hashcore.throttle.plant import SimulatedMiner
 from hashcore.throttle.policies import POLICY_NAMES, Policy, make_policy
 from hashcore.throttle.signals import ConstantSignal, LiveSource, Signal, Trace
@@ -36,6 +48,7 @@ __all__ = [
     "plan_budget",
     "run_simulate",
     "run_trace",
+    "write_live_run",
 ]
 
 
@@ -56,6 +69,16 @@ def _non_negative(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"{text!r} must be zero or more")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
     return value
 
 
@@ -159,24 +182,128 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                        help="relative standard deviation of the simulated meter")
     fleet.add_argument("--lag", type=_non_negative, default=0.25, metavar="SECONDS",
                        help="time constant of the fleet's response to a new setting (default 0.25)")
+    fleet.add_argument("--device-model", choices=DEVICE_MODELS, default=None,
+                       help="model the fleet as this device's efficiency curve, scaled to --miner-watts, "
+                            "instead of benchmarking (asic-bm1366: the emulated chip's V/f model)")
+    fleet.add_argument("--actuator", choices=ACTUATORS, default="duty",
+                       help="duty: duty-cycle at full speed; dvfs: the operating point with the most hashes per "
+                            "joule that fits, duty cycling only below the most efficient one (default duty)")
+    ahead = parser.add_argument_group("forecast")
+    ahead.add_argument("--forecast", choices=FORECASTS, default="none",
+                       help="ramp ahead of, and make battery room for, the surplus to come: persistence (the recent "
+                            "past), clearsky (pvlib x the recent cloud index), perfect (the trace itself, the bound)")
+    ahead.add_argument("--site-lat", type=float, default=None,
+                       help="clearsky: the PV site (default: the trace's notes)")
+    ahead.add_argument("--site-lon", type=float, default=None)
+    ahead.add_argument("--site-pv-kw", type=_positive, default=None, metavar="KW", help="clearsky: the array, kW DC")
+    ahead.add_argument("--site-load-kw", type=_non_negative, default=None, metavar="KW",
+                       help="clearsky: the site's mean load")
+    ahead.add_argument("--site-load-profile", choices=["residential", "flat"], default="residential")
+    _add_battery_arguments(parser)
+    _add_account_arguments(parser)
+    parser.add_argument("--run", default=None, metavar="DIR",
+                        help="write the run (figures, series, carbon account) to DIR for 'hashcore report DIR'")
+
+
+def _add_battery_arguments(parser: argparse.ArgumentParser | Any, *, simulated: bool = True) -> None:
+    group = parser.add_argument_group("site battery")
+    group.add_argument("--battery-kwh", type=_positive, default=None, metavar="KWH",
+                       help="a battery of this usable capacity takes the surplus the miners cannot use")
+    group.add_argument("--battery-kw", type=_positive, default=None, metavar="KW",
+                       help="its power either way (default: half its capacity per hour)")
+    group.add_argument("--battery-efficiency", type=_fraction, default=0.92, metavar="FRACTION",
+                       help="round-trip efficiency (default 0.92)")
+    group.add_argument("--battery-soc-min", type=_fraction, default=0.10, metavar="FRACTION",
+                       help="never discharge below this state of charge (default 0.10)")
+    group.add_argument("--battery-soc-max", type=_fraction, default=0.95, metavar="FRACTION",
+                       help="never charge above this state of charge (default 0.95)")
+    if simulated:
+        group.add_argument("--battery-soc-start", type=_fraction, default=0.50, metavar="FRACTION",
+                           help="the state of charge at the start (default 0.50)")
+
+
+def _battery_config(args: argparse.Namespace) -> BatteryConfig | None:
+    if getattr(args, "battery_kwh", None) is None:
+        if getattr(args, "battery_kw", None) is not None:
+            raise ConfigError("--battery-kw needs --battery-kwh")
+        return None
+    power = args.battery_kw if args.battery_kw is not None else args.battery_kwh / 2
+    return BatteryConfig(args.battery_kwh, power, args.battery_efficiency, args.battery_soc_min,
+                         args.battery_soc_max, getattr(args, "battery_soc_start", 0.5))
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser | Any, *, simulated: bool = True) -> None:
+    group = parser.add_argument_group("carbon account (GHG Protocol Scope 2)")
+    group.add_argument("--budget-source", choices=BUDGET_SOURCES, default="auto",
+                       help="what the budget's watts are: on-site surplus, or grid power (default auto: grid when "
+                            "the signal carries a carbon intensity, else surplus)")
+    group.add_argument("--grid-intensity", type=_non_negative, default=None, metavar="GCO2_PER_KWH",
+                       help="location-based factor for grid energy when the signal has no intensity")
+    group.add_argument("--contract-gco2", type=_non_negative, default=None, metavar="GCO2_PER_KWH",
+                       help="market-based factor of the supply contract (default: the grid average)")
+    if simulated:
+        group.add_argument("--share-difficulty", type=_positive, default=65_536.0, metavar="D",
+                           help="the pool difficulty for the expected shares (default 65536)")
+
+
+def _account_settings(args: argparse.Namespace, signal: Signal) -> AccountSettings:
+    source = getattr(args, "budget_source", "auto")
+    if source == "auto":
+        source = "grid" if signal.has_carbon else "surplus"
+    return AccountSettings(source, getattr(args, "grid_intensity", None), getattr(args, "contract_gco2", None),
+                           getattr(args, "share_difficulty", 65_536.0))
+
+
+def _site(args: argparse.Namespace, trace: Trace) -> SolarSite | None:
+    given = [args.site_lat, args.site_lon, args.site_pv_kw, args.site_load_kw]
+    if all(v is None for v in given):
+        return None
+    if any(v is None for v in given):
+        raise ConfigError("a PV site needs all of --site-lat, --site-lon, --site-pv-kw and --site-load-kw")
+    return SolarSite(args.site_lat, args.site_lon, args.site_pv_kw, args.site_load_kw, args.site_load_profile,
+                     trace.utc_offset_s)
+
+
+def _simulated_fleet(args: argparse.Namespace) -> FleetModel:
+    if args.device_model is None:
+        return _fleet(args, _backend_names(args.backend), args.threads)
+    if args.model:
+        raise ConfigError("--device-model and --model both say what the fleet is: give one")
+    curve = device_curve(args.device_model)
+    kind = "asic" if args.device_model.startswith("asic") else args.device_model
+    return FleetModel((BackendModel.from_curve(args.device_model, curve, kind=kind, threads=1),))
 
 
 def run_simulate(args: argparse.Namespace) -> SimulationReport:
-    """Replay ``args.trace`` on a virtual clock; write ``args.plot`` when asked."""
+    """Replay ``args.trace`` on a virtual clock; write ``args.plot`` and ``args.run`` when asked."""
     trace = load_trace(args.trace, args.interpolation)
-    fleet = _fleet(args, _backend_names(args.backend), args.threads)
+    fleet = _simulated_fleet(args)
     fleet = fleet.scaled(args.miner_watts, args.miner_j_per_th, args.paused_watts)
     policy = _policy(args, trace)
     truth = fleet.scaled(fleet.full_watts * args.plant_error) if args.plant_error != 1.0 else fleet
     plant = SimulatedMiner(truth, lag_s=args.lag, noise=args.noise)
+    clock = VirtualClock(trace.start)
+    forecast = make_forecast(args.forecast, trace, clock, site=_site(args, trace), start=trace.start, end=trace.end)
+    config = _battery_config(args)
+    battery = Battery(config) if config is not None else None
+    # Ramp ahead by twice the fleet's response time: a first-order lag is 86% done by then.
+    dispatch = DispatchConfig(lead_s=2 * args.lag)
     report = simulate(trace, fleet, policy, start=trace.start, end=trace.end, tick_s=args.tick, plant=plant,
-                      speedup=args.speedup, utc_offset_s=trace.utc_offset_s)
+                      speedup=args.speedup, utc_offset_s=trace.utc_offset_s, actuator=args.actuator,
+                      forecast=forecast, battery=battery, dispatch=dispatch, account=_account_settings(args, trace),
+                      clock=clock)
     report.notes = trace.notes
+    report.device_model = args.device_model
     if args.plot:
         from hashcore.throttle.plot import plot_report
 
         plot_report(report, args.plot)
         report.plot = args.plot
+    if args.run:
+        from hashcore.report.run import write_run
+
+        write_run(report, args.run)
+        report.run_dir = args.run
     return report
 
 
@@ -331,6 +458,13 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--idle-watts", type=_non_negative, default=None, metavar="W",
                        help="the host's idle power (default: 0 for the estimate, else measured paused at start)")
     _add_fleet_arguments(group)
+    group.add_argument("--battery-state", default=None, metavar="FILE|URL",
+                       help="a site battery's state of charge (a number 0-1 or %%, or JSON {soc, available_w}), read "
+                            "every --budget-poll seconds: the miners lean on it through lulls of the surplus")
+    group.add_argument("--account-dir", default=None, metavar="DIR",
+                       help="at the end, write the run and its carbon account to DIR (hashcore report DIR)")
+    _add_battery_arguments(parser, simulated=False)
+    _add_account_arguments(parser, simulated=False)
 
 
 def budget_signal(args: argparse.Namespace, settings: Mapping[str, Any] | None = None) -> Signal:
@@ -380,8 +514,26 @@ def plan_budget(
         raise ConfigError(f"the power model {args.model} has no figures for {', '.join(missing)} "
                           "(bench it: hashcore bench --all --json)")
     fleet = FleetModel(tuple(b for b in fleet.backends if b.name in names))  # a bench --all file has more
+    battery = None
+    config = _battery_config(args)
+    if getattr(args, "battery_state", None):
+        if config is None:
+            raise ConfigError("--battery-state needs the battery's size: --battery-kwh (and --battery-kw)")
+        battery = LiveBatteryState(args.battery_state, config, args.budget_poll or 10.0)
+    elif config is not None:
+        raise ConfigError("a live battery's state comes from --battery-state FILE|URL")
     return LivePlan(signal=signal, policy=policy, fleet=fleet, tick_s=args.throttle_tick, align=args.budget_align,
-                    idle_watts=args.idle_watts, config=ControllerConfig())
+                    idle_watts=args.idle_watts, config=ControllerConfig(), battery=battery,
+                    account=_account_settings(args, signal))
+
+
+def write_live_run(args: argparse.Namespace, throttle: LiveThrottle) -> str | None:
+    """After ``hashcore mine --account-dir DIR``: write the run and its carbon account
+    (None when the flag is not given)."""
+    directory = getattr(args, "account_dir", None)
+    if not directory:
+        return None
+    return throttle.write_run(directory)
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -395,6 +547,9 @@ def format_status(status: dict[str, Any]) -> str:
     for name, backend in status["controller"]["backends"].items():
         parts.append(f"{name} duty {backend['duty']:.2f} x{backend['active_threads']}")
     parts.append(f"policy {status['policy']}")
+    battery = status.get("battery")
+    if battery and battery.get("soc") is not None:
+        parts.append(f"battery {battery['soc']:.0%}")
     if status.get("signal_error"):
         parts.append(f"signal: {status['signal_error']}")
     return "  ".join(parts)

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashcore.errors import ConfigError
-from hashcore.throttle.actuators import Actuator, Knobs, apply_chain, default_chain
+from hashcore.throttle.actuators import Actuator, Knobs, apply_chain, make_chain
 from hashcore.throttle.model import FleetModel
 
 
@@ -97,8 +97,11 @@ class Controller:
     Args:
         fleet: the power model of every backend, cheapest J/H first.
         knobs: the miner's (or the simulated plant's) duty and threads.
-        chains: an actuator chain per backend (default: :func:`default_chain`).
+        chains: an actuator chain per backend (default: :func:`make_chain` for ``actuator``).
         config: gains.
+        actuator: ``duty`` or ``dvfs``, for the default chains.
+        real_devices: False in a simulation: the default chains then leave out actuators
+            that would set a real device (a GPU's power limit).
     """
 
     def __init__(
@@ -107,11 +110,14 @@ class Controller:
         knobs: Knobs,
         chains: Mapping[str, list[Actuator]] | None = None,
         config: ControllerConfig | None = None,
+        actuator: str = "duty",
+        real_devices: bool = True,
     ) -> None:
         self.fleet = fleet
         self.knobs = knobs
         self.config = config or ControllerConfig()
-        self.chains = dict(chains) if chains is not None else {b.name: default_chain(b, knobs) for b in fleet.backends}
+        self.chains = (dict(chains) if chains is not None
+                       else {b.name: make_chain(b, knobs, actuator, real_devices=real_devices) for b in fleet.backends})
         missing = [b.name for b in fleet.backends if b.name not in self.chains]
         if missing:
             raise ConfigError(f"no actuator chain for {', '.join(missing)}")

@@ -164,9 +164,15 @@ def pv_ac_watts(
 def _pv_ac_watts(day: Day, lat: float, lon: float, pv_kw: float, cloud_cover: np.ndarray | None,
                  altitude: float | None, tilt: float | None, azimuth: float | None, air_temp_c: float,
                  wind_ms: float, dc_ac_ratio: float) -> np.ndarray:
+    return _pv_ac_at(day.index(), lat, lon, pv_kw, cloud_cover, altitude, tilt, azimuth, air_temp_c, wind_ms,
+                     dc_ac_ratio)
+
+
+def _pv_ac_at(times: pd.DatetimeIndex, lat: float, lon: float, pv_kw: float, cloud_cover: np.ndarray | None,
+              altitude: float | None, tilt: float | None, azimuth: float | None, air_temp_c: float,
+              wind_ms: float, dc_ac_ratio: float) -> np.ndarray:
     import pvlib
 
-    times = day.index()
     site = pvlib.location.Location(lat, lon, altitude=altitude)
     position = site.get_solarposition(times)
     clear = site.get_clearsky(times, model="ineichen", solar_position=position)
@@ -188,6 +194,33 @@ def _pv_ac_watts(day: Day, lat: float, lon: float, pv_kw: float, cloud_cover: np
     dc = dc * (1.0 - pvlib.pvsystem.pvwatts_losses() / 100.0)
     ac = pvlib.inverter.pvwatts(dc, pv_kw * 1000.0 / dc_ac_ratio)
     return np.asarray(ac.fillna(0.0).clip(lower=0.0), dtype=np.float64)
+
+
+def clear_sky_ac(lat: float, lon: float, pv_kw: float, epochs: np.ndarray, **pv_options: Any) -> np.ndarray:
+    """Clear-sky AC output (W) of a ``pv_kw`` array at any epoch seconds: the same model
+    chain as :func:`pv_ac_watts`, without clouds (what a clear-sky forecast starts from)."""
+    import pandas as pd
+
+    if not -90 <= lat <= 90 or not -180 <= lon <= 180:
+        raise ConfigError(f"site out of range: {lat}, {lon}")
+    if pv_kw <= 0:
+        raise ConfigError(f"the PV array must be positive, not {pv_kw} kW")
+    index = pd.to_datetime(np.asarray(epochs, dtype=np.float64), unit="s", utc=True)
+    with _quiet_libraries():
+        return _pv_ac_at(index, lat, lon, pv_kw, None, pv_options.get("altitude"), pv_options.get("tilt"),
+                         pv_options.get("azimuth"), pv_options.get("air_temp_c", 20.0),
+                         pv_options.get("wind_ms", 1.0), pv_options.get("dc_ac_ratio", 1.1))
+
+
+def load_at(epochs: np.ndarray, utc_offset_s: float, load_kw: float, profile: str = "residential") -> np.ndarray:
+    """The site's load (W) at any epoch seconds, from a profile scaled to a mean of ``load_kw``."""
+    if profile == "flat":
+        return np.full(len(epochs), load_kw * 1000.0)
+    if profile != "residential":
+        raise ConfigError(f"unknown load profile {profile!r} (choose from {', '.join(LOAD_PROFILES)})")
+    hours = ((np.asarray(epochs, dtype=np.float64) + utc_offset_s) % 86_400.0) / 3600.0
+    shape = np.interp(hours, np.arange(25), [*RESIDENTIAL_SHAPE, RESIDENTIAL_SHAPE[0]])
+    return np.asarray(shape / np.mean(RESIDENTIAL_SHAPE) * load_kw * 1000.0, dtype=np.float64)
 
 
 def solar_surplus(

@@ -18,6 +18,13 @@ The operator may override the signal with :meth:`LiveThrottle.set_target` (the A
 and the dashboard's power target); ``set_target(None)`` hands control back to the
 signal and policy. While the operator has paused the miner (``miner.paused``) the
 controller does not learn from the silence.
+
+A site battery, where the plan has one, is read live (:class:`LiveBatteryState`: its
+state of charge from a file or URL); the dispatcher lets the miners lean on it through
+short lulls of the surplus (and at night only where the policy's grid gate allows), as
+in a simulation. Every tick is booked in a carbon account (energy by source, Scope 2
+emissions, per TH and per accepted share): :meth:`LiveThrottle.carbon_account`, and
+:meth:`LiveThrottle.write_run` for ``hashcore report``.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hashcore.errors import ConfigError
+from hashcore.report.account import AccountSettings, CarbonAccount, CarbonBook
 from hashcore.throttle.actuators import EngineKnobs, Knobs, default_chain
+from hashcore.throttle.battery import LiveBatteryState
 from hashcore.throttle.clock import Clock, RealClock
 from hashcore.throttle.controller import Controller, ControllerConfig
+from hashcore.throttle.dispatch import Dispatcher
 from hashcore.throttle.figures import FigureBook
 from hashcore.throttle.model import FleetModel
 from hashcore.throttle.policies import Policy
@@ -58,6 +68,8 @@ class LivePlan:
         calibration_ticks: paused ticks to measure the floor with.
         config: the controller's gains.
         gpu_device: the GPU a GPU backend runs on (for its power limit).
+        battery: the site battery's live state, if the site has one.
+        account: how to keep the carbon account.
     """
 
     signal: Signal
@@ -69,6 +81,32 @@ class LivePlan:
     calibration_ticks: int = 3
     config: ControllerConfig = field(default_factory=ControllerConfig)
     gpu_device: int | str | None = None
+    battery: LiveBatteryState | None = None
+    account: AccountSettings = field(default_factory=AccountSettings)
+
+
+class _LiveBattery:
+    """A live battery's state as the dispatcher asks for it (at the tick's time)."""
+
+    def __init__(self, state: LiveBatteryState) -> None:
+        self.state = state
+        self.t = 0.0
+
+    def available_w(self, dt: float) -> float:
+        return self.state.available_w(self.t)
+
+    def deliverable_j(self) -> float:
+        reading = self.state.reading(self.t)
+        if reading is None:
+            return 0.0
+        config = self.state.config
+        return max(0.0, reading.soc - config.soc_min) * config.capacity_kwh * 3.6e6 * config.one_way
+
+
+#: Seconds per row of a live run's series (what ``hashcore report`` plots).
+_SERIES_BUCKET_S = 60.0
+#: Rows kept: a week of minutes.
+_SERIES_ROWS = 7 * 1440
 
 
 class LiveThrottle:
@@ -108,6 +146,15 @@ class LiveThrottle:
         self._target: float | None = None
         self.ticks = 0
         self.error: str | None = None
+        self._battery = _LiveBattery(plan.battery) if plan.battery is not None else None
+        self.dispatcher = Dispatcher(plan.fleet.paused_watts + plan.fleet.span_watts, plan.fleet.paused_watts,
+                                     battery=self._battery,
+                                     night_gate=any(n in plan.policy.name for n in ("carbon-cap", "price")))
+        self._discharge_ok = False
+        self._dispatch_w = 0.0
+        self.carbon: CarbonBook | None = None
+        self._bucket: list[list[float]] = []
+        self.series: list[tuple[float, ...]] = []
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -143,6 +190,8 @@ class LiveThrottle:
                     await asyncio.to_thread(self.plan.signal.refresh, now + self._offset)
                 else:
                     self.plan.signal.refresh(now + self._offset)
+                if self.plan.battery is not None:
+                    await asyncio.to_thread(self.plan.battery.refresh, now)
                 self._tick_sync(now, self.miner.stats())
                 self.error = None
             except Exception as exc:  # a bad tick must not end throttling: pause and go on
@@ -166,7 +215,12 @@ class LiveThrottle:
         t = now + self._offset
         point = self.plan.signal.at(t)
         cap = self.plan.policy.limit(point, self.plan.fleet)
-        budget = min(point.watts, cap) if self._target is None else self._target
+        if self._battery is not None:
+            self._battery.t = now
+        decision = self.dispatcher.decide(t, self.plan.tick_s, point.watts, cap)
+        self._discharge_ok = decision.discharge_ok and self._target is None
+        self._dispatch_w = decision.budget_w
+        budget = decision.budget_w if self._target is None else self._target
         if self._idle is None and self._source not in _PROCESS_ONLY_SOURCES and self._source != "none":
             self._calibrate(measured)
             budget_for_controller = 0.0
@@ -196,7 +250,61 @@ class LiveThrottle:
         if self._idle is not None or self._source in _PROCESS_ONLY_SOURCES or self._source == "none":
             self.book.add(self._signal_t, dt, self._budget, measured, sample[2] - last[2],
                           self._point.gco2_per_kwh, self._point.price)
+            self._book_carbon(dt, measured, sample[2] - last[2], stats)
         return measured
+
+    def _book_carbon(self, dt: float, measured: float, hashes: float, stats: Any) -> None:
+        """The tick that ended, by source: the surplus first, then what the battery may
+        give (it covers a draw beyond the surplus, as its inverter does), then the grid."""
+        if self.carbon is None:
+            self.carbon = CarbonBook(self.plan.account, self._signal_t)
+        surplus = max(0.0, self._point.watts) if self.plan.account.budget_source == "surplus" else 0.0
+        battery = 0.0
+        if self._battery is not None and self._discharge_ok:
+            battery = min(max(0.0, measured - surplus), self._battery.available_w(dt))
+        self.carbon.add(self._signal_t, dt, measured, surplus_w=surplus, battery_w=battery,
+                        curtailed_w=0.0 if self._battery is not None else max(0.0, surplus - measured),
+                        gco2_per_kwh=self._point.gco2_per_kwh, hashes=hashes)
+        accepted = getattr(stats, "accepted", None)
+        if isinstance(accepted, int | float):
+            self.carbon.set_accepted_shares(float(accepted))
+        grid = max(0.0, measured - surplus - battery)
+        soc = math.nan
+        if self.plan.battery is not None:
+            reading = self.plan.battery.reading(self.clock.now())
+            soc = math.nan if reading is None else reading.soc
+        self._bucket.append([self._signal_t, surplus, self._budget, self._dispatch_w, measured, hashes / dt, soc,
+                             -battery, grid, 0.0, math.nan,
+                             math.nan if self._point.gco2_per_kwh is None else self._point.gco2_per_kwh,
+                             math.nan if self._point.price is None else self._point.price])
+        if self._signal_t - self._bucket[0][0] >= _SERIES_BUCKET_S:
+            first = self._bucket[0][0]
+            columns = list(zip(*self._bucket, strict=True))
+            row = [first, *(_mean(c) for c in columns[1:])]
+            self.series.append(tuple(row))
+            del self.series[:-_SERIES_ROWS]
+            self._bucket = []
+
+    def carbon_account(self) -> CarbonAccount | None:
+        """The run's carbon account so far (None before the first booked tick)."""
+        return None if self.carbon is None else self.carbon.account()
+
+    def write_run(self, directory: str) -> str:
+        """Write the run folder ``hashcore report`` renders (see :mod:`hashcore.report.run`)."""
+        from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
+
+        status = self.status()
+        account = self.carbon_account()
+        meta = {"kind": "live", **status["figures"], "signal": status["signal"], "policy": status["policy"],
+                "full_power_w": self.book.full_w, "paused_power_w": self.plan.fleet.paused_watts,
+                "model_source": self.plan.fleet.source, "fleet": self.plan.fleet.to_json(), "tick_s": self.plan.tick_s,
+                "actuator": "duty", "forecast": "none", "battery_state": status.get("battery"),
+                "utc_offset_s": getattr(self.plan.signal, "utc_offset_s", 0.0),
+                **({} if account is None else {k: account.to_json()[k] for k in
+                                               ("co2_location_g", "co2_market_g", "g_co2_per_th")})}
+        rows = self.series or [tuple([self._signal_t, *[math.nan] * (len(SERIES_COLUMNS) - 1)])]
+        write_run_files(directory, meta, series_columns(rows, SERIES_COLUMNS), account)
+        return directory
 
     def _calibrate(self, measured: float | None) -> None:
         # The first measured tick still holds the tail of the scans running at start.
@@ -244,4 +352,18 @@ class LiveThrottle:
             "error": self.error,
             "ticks": self.ticks,
             "figures": self.book.figures().to_json(),
+            "dispatch": self.dispatcher.status(),
+            "battery": None if self.plan.battery is None else self.plan.battery.status(self.clock.now()),
+            "carbon": None if self.carbon is None else _carbon_summary(self.carbon.account()),
         }
+
+
+def _mean(values: tuple[float, ...]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _carbon_summary(account: CarbonAccount) -> dict[str, Any]:
+    data = account.to_json()
+    return {k: data[k] for k in ("surplus_j", "battery_j", "grid_j", "co2_location_g", "co2_market_g",
+                                 "g_co2_per_th", "g_co2_per_share", "shares", "shares_kind")}

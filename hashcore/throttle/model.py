@@ -7,6 +7,10 @@ hashrate is ``fraction × full hashrate``. The full-duty figures come from
 says so in ``source``). Every watt here is power above the host's idle floor: what
 mining adds. ``paused_watts`` is what a paused backend still draws (zero for a CPU,
 the sleep power of an ASIC board).
+
+A backend may also carry an efficiency curve (its operating points, from
+``hashcore bench --sweep`` or a device model): full duty is then its top point, and a
+DVFS actuator may run it at a slower, cheaper point instead of duty-cycling it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hashcore.errors import ConfigError
+from hashcore.throttle.devices import EfficiencyCurve, curve_from_points
 
 #: Which backends are not CPU code (for the actuators they get).
 KIND_BY_BACKEND = {"opencl": "gpu", "cuda": "gpu", "asic": "asic"}
@@ -36,6 +41,7 @@ class BackendModel:
         paused_watts: power while paused (W), part of ``full_watts``.
         kind: cpu, gpu or asic (which actuators apply).
         source: where the figures come from (``estimate``, ``rapl``, ``model``...).
+        curve: its operating points (the top one is full duty), where known.
     """
 
     name: str
@@ -45,6 +51,7 @@ class BackendModel:
     paused_watts: float = 0.0
     kind: str = "cpu"
     source: str = "model"
+    curve: EfficiencyCurve | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.full_watts) and self.full_watts > 0):
@@ -55,6 +62,32 @@ class BackendModel:
             raise ConfigError(f"{self.name}: hashrate must be positive, not {self.hashrate_hs}")
         if self.threads < 1:
             raise ConfigError(f"{self.name}: threads must be at least 1")
+        if self.curve is not None:
+            top = self.curve.top
+            if not (math.isclose(top.watts, self.full_watts, rel_tol=1e-6)
+                    and math.isclose(top.hashrate_hs, self.hashrate_hs, rel_tol=1e-6)):
+                raise ConfigError(f"{self.name}: full duty must be the curve's top operating point")
+            if self.curve.points[0].watts <= self.paused_watts:
+                raise ConfigError(f"{self.name}: every operating point must draw more than the paused power")
+
+    @classmethod
+    def from_curve(cls, name: str, curve: EfficiencyCurve, *, kind: str = "asic", threads: int = 1,
+                   paused_watts: float = 0.0, source: str | None = None) -> BackendModel:
+        """A backend whose full duty is ``curve``'s top point."""
+        return cls(name, curve.top.watts, curve.top.hashrate_hs, threads, paused_watts, kind,
+                   source or curve.source.split(":")[0], curve)
+
+    def resized(self, watts_factor: float, j_per_th: float | None = None) -> BackendModel:
+        """More (or fewer) machines of the same kind, and optionally another efficiency."""
+        hash_factor = watts_factor
+        if j_per_th is not None:
+            hash_factor = self.full_watts * watts_factor / (j_per_th * 1e-12) / self.hashrate_hs
+        curve = None
+        if self.curve is not None:
+            curve = self.curve.scaled(self.full_watts * watts_factor, j_per_th)
+        return replace(self, full_watts=self.full_watts * watts_factor, hashrate_hs=self.hashrate_hs * hash_factor,
+                       paused_watts=self.paused_watts * watts_factor, curve=curve,
+                       source="model" if j_per_th is not None else self.source)
 
     @property
     def span_watts(self) -> float:
@@ -135,13 +168,11 @@ class FleetModel:
             if not (math.isfinite(miner_watts) and miner_watts > 0):
                 raise ConfigError(f"--miner-watts must be positive, not {miner_watts}")
             k = miner_watts / self.full_watts
-            backends = [replace(b, full_watts=b.full_watts * k, hashrate_hs=b.hashrate_hs * k,
-                                paused_watts=b.paused_watts * k) for b in backends]
+            backends = [b.resized(k) for b in backends]
         if j_per_th is not None:
             if not (math.isfinite(j_per_th) and j_per_th > 0):
                 raise ConfigError(f"J/TH must be positive, not {j_per_th}")
-            backends = [replace(b, hashrate_hs=b.full_watts / (j_per_th * 1e-12), source="model")
-                        for b in backends]
+            backends = [b.resized(1.0, j_per_th) for b in backends]
         if paused_watts is not None:
             total = sum(b.full_watts for b in backends)
             if not 0 <= paused_watts < total:
@@ -160,6 +191,7 @@ class FleetModel:
                 "j_per_th": b.j_per_hash * 1e12,
                 "kind": b.kind,
                 "source": b.source,
+                **({"operating_points": b.curve.to_json()} if b.curve is not None else {}),
             }
             for b in self.backends
         ]
@@ -169,6 +201,13 @@ def backend_from_report(report: dict[str, Any]) -> BackendModel:
     """A backend model from one ``hashcore bench --json`` report (or its dict)."""
     try:
         name = str(report["backend"])
+        points = report.get("operating_points")
+        if points:
+            curve = curve_from_points(name, points, "sweep")
+            return BackendModel.from_curve(name, curve, kind=str(report.get("kind", KIND_BY_BACKEND.get(name, "cpu"))),
+                                           threads=int(report.get("threads", 1)),
+                                           paused_watts=float(report.get("paused_watts", 0.0)),
+                                           source=str(report.get("source", "sweep")))
         return BackendModel(
             name=name,
             full_watts=float(report["watts"]),
@@ -182,7 +221,19 @@ def backend_from_report(report: dict[str, Any]) -> BackendModel:
 
 
 def fleet_from_reports(reports: Iterable[dict[str, Any]]) -> FleetModel:
-    return FleetModel(tuple(backend_from_report(r) for r in reports))
+    """A fleet from bench reports, or from the operating points of ``bench --sweep``
+    (rows with ``freq_mhz``: one backend per ``backend`` named in them)."""
+    rows = list(reports)
+    if rows and all("freq_mhz" in r for r in rows):
+        by_backend: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_backend.setdefault(str(row.get("backend", "sweep")), []).append(row)
+        return FleetModel(tuple(
+            BackendModel.from_curve(name, curve_from_points(name, points, "sweep"),
+                                    kind=KIND_BY_BACKEND.get(name, "cpu"),
+                                    source=str(points[0].get("energy_source", "sweep")))
+            for name, points in by_backend.items()))
+    return FleetModel(tuple(backend_from_report(r) for r in rows))
 
 
 def load_fleet(path: str | Path) -> FleetModel:

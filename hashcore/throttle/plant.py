@@ -15,6 +15,7 @@ import math
 import random
 
 from hashcore.errors import ConfigError
+from hashcore.throttle.devices import Mix
 from hashcore.throttle.model import FleetModel
 
 
@@ -40,8 +41,11 @@ class SimulatedMiner:
         self._random = random.Random(seed)
         self._duty = dict.fromkeys(truth.names, 1.0)
         self._threads = {b.name: b.threads for b in truth.backends}
-        self._running = dict.fromkeys(truth.names, 0.0)  # starts cold: nothing running yet
-        self._rows = [(b.name, b.paused_watts, b.span_watts, b.hashrate_hs, b.threads) for b in truth.backends]
+        # Power above paused and hashrate, each lagging its target; starts cold.
+        self._running = {name: (0.0, 0.0) for name in truth.names}
+        self._point = {b.name: (b.span_watts, b.hashrate_hs) for b in truth.backends}
+        self._rows = [(b.name, b.paused_watts, b.threads) for b in truth.backends]
+        self.points: dict[str, Mix | None] = dict.fromkeys(truth.names)
         self.power_w = truth.paused_watts
 
     # --- knobs ---------------------------------------------------------------------------
@@ -61,6 +65,17 @@ class SimulatedMiner:
     def active_threads(self, backend: str) -> int:
         return self._threads[backend]
 
+    def set_operating_point(self, backend: str, mix: Mix) -> None:
+        """Run ``backend`` at ``mix`` of the truth's curve (scaled by the truth's own top
+        point, so a plant that draws more than the model does at every point too)."""
+        model = self.truth.backend(backend)
+        if model.curve is None:
+            raise ConfigError(f"{backend} has no operating points to set")
+        top = model.curve.top
+        ratio_w, ratio_h = model.full_watts / top.watts, model.hashrate_hs / top.hashrate_hs
+        self._point[backend] = (mix.watts * ratio_w - model.paused_watts, mix.hashrate_hs * ratio_h)
+        self.points[backend] = mix
+
     # --- physics -------------------------------------------------------------------------
 
     def advance(self, dt: float) -> tuple[float, float]:
@@ -72,13 +87,14 @@ class SimulatedMiner:
             decay = mix = 0.0
         power = hashes = 0.0
         running = self._running
-        for name, paused, span, rate, threads in self._rows:
-            target = self._duty[name] * self._threads[name] / threads
-            start = running[name]
-            average = target + (start - target) * mix
-            running[name] = target + (start - target) * decay
-            power += paused + average * span
-            hashes += average * rate * dt
+        for name, paused, threads in self._rows:
+            fraction = self._duty[name] * self._threads[name] / threads
+            span, rate = self._point[name]
+            target_w, target_h = fraction * span, fraction * rate
+            start_w, start_h = running[name]
+            running[name] = (target_w + (start_w - target_w) * decay, target_h + (start_h - target_h) * decay)
+            power += paused + target_w + (start_w - target_w) * mix
+            hashes += (target_h + (start_h - target_h) * mix) * dt
         self.power_w = power
         return power, hashes
 

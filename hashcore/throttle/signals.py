@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
+
 from hashcore.errors import ConfigError
 
 log = logging.getLogger("hashcore.throttle.signals")
@@ -145,6 +147,8 @@ class Trace:
         self.utc_offset_s = utc_offset_s
         self.notes = list(notes)
         self.name = name
+        self._times_array: np.ndarray | None = None
+        self._watts_array: np.ndarray | None = None
 
     @property
     def has_carbon(self) -> bool:
@@ -196,6 +200,18 @@ class Trace:
         price = self._value(self.price, i, t) if self.price is not None else None
         return SignalPoint(self._value(self.watts, i, t), carbon, price)
 
+    def watts_at(self, times: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The budget at many instants at once (what :meth:`at` gives, one by one)."""
+        t = np.clip(np.asarray(times, dtype=np.float64), self.times[0], self.times[-1])
+        if self._times_array is None:
+            self._times_array = np.asarray(self.times)
+            self._watts_array = np.asarray(self.watts)
+        assert self._watts_array is not None
+        if self.interpolation == "linear":
+            return np.interp(t, self._times_array, self._watts_array)
+        index = np.clip(np.searchsorted(self._times_array, t, side="right") - 1, 0, len(self.times) - 1)
+        return np.asarray(self._watts_array[index], dtype=np.float64)
+
     def refresh(self, t: float) -> None:
         pass
 
@@ -231,6 +247,20 @@ def parse_reading(text: str, where: str) -> SignalPoint:
 
     trace = parse_trace(stripped.splitlines(), name=where)
     return trace.at(trace.end)
+
+
+def read_location(location: str, timeout_s: float = 5.0) -> str:
+    """The text of a file or an HTTP(S) URL (at most 1 MiB); ConfigError naming it."""
+    if location.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(location, timeout=timeout_s) as response:
+                return str(response.read(1 << 20).decode("utf-8", errors="replace"))
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ConfigError(f"{location}: cannot read: {exc}") from exc
+    try:
+        return Path(location).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from exc
 
 
 class LiveSource:
@@ -280,16 +310,7 @@ class LiveSource:
         return self.location.startswith(("http://", "https://"))
 
     def _read(self) -> str:
-        if self.is_url:
-            try:
-                with urllib.request.urlopen(self.location, timeout=self.timeout_s) as response:
-                    return str(response.read(1 << 20).decode("utf-8", errors="replace"))
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                raise ConfigError(f"{self.location}: cannot read: {exc}") from exc
-        try:
-            return Path(self.location).read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise ConfigError(f"{self.location}: cannot read: {exc.strerror or exc}") from exc
+        return read_location(self.location, self.timeout_s)
 
     def refresh(self, t: float) -> None:
         with self._lock:

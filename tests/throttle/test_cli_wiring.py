@@ -15,7 +15,7 @@ from .conftest import TRACES
 def _wired(command: str) -> None:
     parser = cli.build_parser()
     choices = next(a for a in parser._subparsers._group_actions).choices  # type: ignore[union-attr]
-    if command not in choices:
+    if command not in (choices or {}):
         pytest.skip(f"cli.py does not wire 'hashcore {command}' yet")
 
 

@@ -5,10 +5,16 @@ bytes of a register write (ASIC.md). The encoders reproduce the examples in ASIC
 PLL ``40 A0 02 41`` = 200 MHz and ``50 C2 02 40`` = 485 MHz (BM1366), ``40 A0 02 25`` =
 200 MHz (BM1397); ticket masks ``00 00 00 FF`` (256) and ``00 00 80 FF`` (512); version
 mask ``90 00 FF FF`` for 0x1FFFE000.
+
+Operating points: a chip's V/f table (the lowest core voltage at which it hashes
+cleanly at each clock) and its power model, ``static + k * f * V**2`` relative to the
+stock point; and the board's core-voltage regulator, a PMBus device (a TPS546, as on
+Bitaxe boards) reached through a serial-to-SMBus bridge whose framing is below.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,6 +199,60 @@ def decode_misc_control_baud(value: int) -> int:
 # --- chip models -----------------------------------------------------------------------
 
 
+# --- operating points (V/f) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VfTable:
+    """The lowest core voltage (mV) at which a chip hashes cleanly, clock by clock (MHz).
+
+    Between rows the voltage is interpolated linearly and rounded up to the regulator's
+    5 mV step (rounding down would undervolt); outside them it is held flat.
+    """
+
+    rows: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.rows) < 2:
+            raise ConfigError("a V/f table needs at least two rows")
+        for (f0, v0), (f1, v1) in itertools.pairwise(self.rows):
+            if not (f1 > f0 and v1 >= v0):
+                raise ConfigError("a V/f table rises in frequency and never falls in voltage")
+
+    @property
+    def min_mhz(self) -> float:
+        return self.rows[0][0]
+
+    @property
+    def max_mhz(self) -> float:
+        return self.rows[-1][0]
+
+    def voltage_for(self, mhz: float) -> float:
+        """The core voltage (mV) the chip needs at ``mhz``."""
+        rows = self.rows
+        if mhz <= rows[0][0]:
+            return rows[0][1]
+        for (f0, v0), (f1, v1) in itertools.pairwise(rows):
+            if mhz <= f1:
+                exact = v0 + (v1 - v0) * (mhz - f0) / (f1 - f0)
+                return float(math.ceil(round(exact, 6) / VOLTAGE_STEP_MV) * VOLTAGE_STEP_MV)
+        return rows[-1][1]
+
+
+#: The regulator's output step (mV): table voltages are rounded up to it.
+VOLTAGE_STEP_MV = 5
+
+#: BM1366: stock 485 MHz at 1200 mV (a Bitaxe board's core voltage). The rows below
+#: stock follow the alpha-power law f ~ (V - Vt)**1.3 / V with Vt = 0.55 V, anchored at
+#: the stock point and rounded up to 5 mV; it gives 425 MHz at 1100 mV, the setting
+#: Bitaxe firmware offers. A model of the chip, not a measured table.
+BM1366_VF = VfTable((
+    (200.0, 790.0), (225.0, 820.0), (250.0, 850.0), (275.0, 885.0), (300.0, 915.0), (325.0, 950.0),
+    (350.0, 985.0), (375.0, 1025.0), (400.0, 1060.0), (425.0, 1100.0), (450.0, 1140.0), (475.0, 1185.0),
+    (485.0, 1200.0), (500.0, 1230.0), (525.0, 1275.0), (550.0, 1325.0), (575.0, 1375.0),
+))
+
+
 @dataclass(frozen=True, slots=True)
 class ChipModel:
     """The figures and habits of one chip model.
@@ -207,9 +267,13 @@ class ChipModel:
             (BM1366) or the midstate (BM1397) in a reply.
         on_chip_rolling: the chip rolls version bits itself (BM1366) instead of hashing
             host-rolled midstates (BM1397).
-        default_mhz: frequency set at open unless asked otherwise.
+        default_mhz: frequency set at open unless asked otherwise (the stock clock).
         start_mhz: frequency after reset, where the ramp starts.
         encode_pll / decode_pll: register 0x08 encodings.
+        stock_mv: the core voltage at the stock clock.
+        vf: the V/f table; None where none is known (the voltage then stays at stock).
+        static_fraction: the share of the stock point's power that does not scale with
+            the clock (leakage, I/O, the board's own draw).
     """
 
     name: str
@@ -223,6 +287,24 @@ class ChipModel:
     start_mhz: float
     encode_pll: Callable[[float], PllSetting]
     decode_pll: Callable[[int], float]
+    stock_mv: float = 1200.0
+    vf: VfTable | None = None
+    static_fraction: float = 0.15
+
+    def voltage_for(self, mhz: float) -> float:
+        """The core voltage (mV) for ``mhz``: the V/f table's, else the stock voltage."""
+        return self.vf.voltage_for(mhz) if self.vf is not None else self.stock_mv
+
+    def power_ratio(self, mhz: float, mv: float) -> float:
+        """The chip's power at ``mhz`` and ``mv`` over its power at the stock point:
+        ``s + (1 - s) * (f * V**2) / (f0 * V0**2)``, s the static fraction."""
+        s = self.static_fraction
+        dynamic = (mhz * mv * mv) / (self.default_mhz * self.stock_mv * self.stock_mv)
+        return s + (1.0 - s) * dynamic
+
+    def stable_at(self, mhz: float, mv: float) -> bool:
+        """Whether ``mv`` is enough for the chip to hash cleanly at ``mhz``."""
+        return mv + 1e-6 >= self.voltage_for(mhz) or self.vf is None
 
     def job_slot(self, job_id: int) -> int:
         """The job-table slot a reply's id byte points at."""
@@ -249,6 +331,8 @@ BM1366 = ChipModel(
     start_mhz=56.25,
     encode_pll=encode_pll_bm1366,
     decode_pll=decode_pll_bm1366,
+    stock_mv=1200.0,
+    vf=BM1366_VF,
 )
 
 BM1397 = ChipModel(
@@ -287,3 +371,177 @@ def ticket_target(ticket: int, base_difficulty: float = 1.0) -> int:
     """
     bound = Fraction(1 << 224) / (Fraction(ticket) * Fraction(base_difficulty))
     return min((1 << 256) - 1, math.ceil(bound) - 1)
+
+
+# --- operating-point curve -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChipPoint:
+    """One chip at one operating point, at the chip's published scale.
+
+    Attributes:
+        mhz / mv: clock and core voltage.
+        hashrate_hs: small cores x clock (ASIC.md's expected rate).
+        watts: the stock point's power (``j_per_th`` x its rate) times the power ratio.
+    """
+
+    mhz: float
+    mv: float
+    hashrate_hs: float
+    watts: float
+
+    @property
+    def j_per_th(self) -> float:
+        return self.watts / self.hashrate_hs * 1e12
+
+
+def chip_curve(model: ChipModel, j_per_th: float, frequencies: list[float] | None = None) -> list[ChipPoint]:
+    """The chip's operating points along its V/f table (default: its rows up to stock),
+    anchored at ``j_per_th`` joules per terahash at the stock point."""
+    if not j_per_th > 0:
+        raise ConfigError(f"J/TH must be positive, not {j_per_th}")
+    if frequencies is None:
+        rows = model.vf.rows if model.vf is not None else ((model.default_mhz, model.stock_mv),)
+        frequencies = [f for f, _ in rows if f <= model.default_mhz]
+    stock_watts = j_per_th * model.hashrate_per_mhz() * model.default_mhz / 1e12
+    points = []
+    for mhz in sorted(frequencies):
+        mv = model.voltage_for(mhz)
+        points.append(ChipPoint(mhz, mv, model.hashrate_per_mhz() * mhz, stock_watts * model.power_ratio(mhz, mv)))
+    return points
+
+
+# --- core-voltage regulator (PMBus over a serial-to-SMBus bridge) ----------------------
+
+#: The regulator's SMBus address (a TPS546 on Bitaxe boards).
+REGULATOR_ADDRESS = 0x24
+PMBUS_OPERATION = 0x01
+PMBUS_VOUT_MODE = 0x20
+PMBUS_VOUT_COMMAND = 0x21
+PMBUS_READ_VOUT = 0x8B
+PMBUS_READ_IOUT = 0x8C
+PMBUS_READ_POUT = 0x96
+#: VOUT_MODE: ULINEAR16 (mode bits 000) with exponent -9, so VOUT_COMMAND = volts * 512.
+VOUT_MODE_ULINEAR16_MINUS9 = 0x17
+
+#: The bridge's framing (the emulator's; a real board's bridge may differ). Host to
+#: board, 7 bytes: ``5A | op | address | command | lo | hi | PEC``, op 'W' (write word)
+#: or 'R' (read word; lo and hi zero). Board to host, 5 bytes: ``A5 | status | lo | hi |
+#: PEC``. The PECs are SMBus CRC-8 (poly 0x07, init 0): the request's over
+#: ``address<<1, command, lo, hi`` (a write) or ``address<<1, command, address<<1|1`` (a
+#: read), the reply's over ``address<<1|1, status, lo, hi``. Status 0 is an ACK.
+BRIDGE_HOST = 0x5A
+BRIDGE_REPLY = 0xA5
+BRIDGE_WRITE = 0x57
+BRIDGE_READ = 0x52
+BRIDGE_REQUEST_LENGTH = 7
+BRIDGE_REPLY_LENGTH = 5
+STATUS_ACK = 0x00
+STATUS_NACK = 0x01
+STATUS_BAD_PEC = 0x02
+
+
+def smbus_pec(data: bytes) -> int:
+    """SMBus packet error code: CRC-8, polynomial 0x07, initial 0, no reflection."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def vout_exponent(vout_mode: int) -> int:
+    """The exponent of a ULINEAR16 VOUT_MODE byte; ValueError for another mode."""
+    if (vout_mode >> 5) & 0x03:
+        raise ValueError(f"VOUT_MODE {vout_mode:#04x} is not ULINEAR16")
+    exponent = vout_mode & 0x1F
+    return exponent - 32 if exponent & 0x10 else exponent
+
+
+def encode_ulinear16(volts: float, exponent: int, *, round_up: bool = False) -> int:
+    """ULINEAR16 of ``volts``; ``round_up`` for a voltage that must not come out lower."""
+    exact = volts / 2.0**exponent
+    value = math.ceil(round(exact, 9)) if round_up else round(exact)
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{volts} V does not fit ULINEAR16 with exponent {exponent}")
+    return value
+
+
+def decode_ulinear16(value: int, exponent: int) -> float:
+    return value * 2.0**exponent
+
+
+def encode_linear11(x: float) -> int:
+    """PMBus LINEAR11: a 5-bit exponent and an 11-bit mantissa, both two's complement."""
+    exponent = -16
+    while exponent < 15 and abs(round(x / 2.0**exponent)) > 1023:
+        exponent += 1
+    mantissa = round(x / 2.0**exponent)
+    if not -1024 <= mantissa <= 1023:
+        raise ValueError(f"{x} does not fit LINEAR11")
+    return ((exponent & 0x1F) << 11) | (mantissa & 0x7FF)
+
+
+def decode_linear11(value: int) -> float:
+    exponent = (value >> 11) & 0x1F
+    mantissa = value & 0x7FF
+    if exponent & 0x10:
+        exponent -= 32
+    if mantissa & 0x400:
+        mantissa -= 0x800
+    return mantissa * 2.0**exponent
+
+
+@dataclass(frozen=True, slots=True)
+class RegulatorRequest:
+    """One SMBus word transaction for the regulator (``write``: False for a read)."""
+
+    write: bool
+    address: int
+    command: int
+    word: int = 0
+
+
+def encode_regulator_request(request: RegulatorRequest) -> bytes:
+    lo, hi = request.word & 0xFF, (request.word >> 8) & 0xFF
+    address_w = (request.address << 1) & 0xFF
+    if request.write:
+        pec = smbus_pec(bytes((address_w, request.command, lo, hi)))
+        return bytes((BRIDGE_HOST, BRIDGE_WRITE, request.address, request.command, lo, hi, pec))
+    pec = smbus_pec(bytes((address_w, request.command, address_w | 1)))
+    return bytes((BRIDGE_HOST, BRIDGE_READ, request.address, request.command, 0, 0, pec))
+
+
+def decode_regulator_request(frame: bytes) -> RegulatorRequest:
+    """A bridge request; ValueError naming what is wrong (length, preamble, op, PEC)."""
+    if len(frame) != BRIDGE_REQUEST_LENGTH or frame[0] != BRIDGE_HOST:
+        raise ValueError("not a regulator bridge request")
+    op, address, command, lo, hi, pec = frame[1:]
+    address_w = (address << 1) & 0xFF
+    if op == BRIDGE_WRITE:
+        expected = smbus_pec(bytes((address_w, command, lo, hi)))
+    elif op == BRIDGE_READ:
+        expected = smbus_pec(bytes((address_w, command, address_w | 1)))
+    else:
+        raise ValueError(f"unknown bridge operation {op:#04x}")
+    if pec != expected:
+        raise ValueError("bad PEC")
+    return RegulatorRequest(op == BRIDGE_WRITE, address, command, lo | (hi << 8))
+
+
+def encode_regulator_reply(address: int, status: int, word: int = 0) -> bytes:
+    lo, hi = word & 0xFF, (word >> 8) & 0xFF
+    pec = smbus_pec(bytes((((address << 1) | 1) & 0xFF, status, lo, hi)))
+    return bytes((BRIDGE_REPLY, status, lo, hi, pec))
+
+
+def decode_regulator_reply(frame: bytes, address: int) -> tuple[int, int]:
+    """(status, word) of a bridge reply; ValueError for a bad preamble, length or PEC."""
+    if len(frame) != BRIDGE_REPLY_LENGTH or frame[0] != BRIDGE_REPLY:
+        raise ValueError(f"not a regulator reply: {frame.hex(' ')}")
+    status, lo, hi, pec = frame[1:]
+    if pec != smbus_pec(bytes((((address << 1) | 1) & 0xFF, status, lo, hi))):
+        raise ValueError(f"bad PEC in regulator reply {frame.hex(' ')}")
+    return status, lo | (hi << 8)

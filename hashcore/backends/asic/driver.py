@@ -8,6 +8,12 @@ check: the captured job must come back with a captured nonce. After that
 :meth:`send_work` hands out jobs and :meth:`next_found` yields the nonces the reader
 thread mapped back to their job and rolled version through the :class:`JobTable`.
 
+Operating points: where the board's core-voltage regulator is reachable (a second port,
+``regulator_port``: PMBus word transactions through a serial-to-SMBus bridge, see
+:mod:`~hashcore.backends.asic.chips`), every clock change moves the voltage along the
+chip's V/f table: up before the clock rises, down after it falls, so the chips never run
+a clock their voltage cannot carry. :meth:`AsicDriver.set_operating_point` sets both.
+
 Every serial failure, a silent chain and a failed known answer become a
 :class:`~hashcore.errors.DeviceError` naming the port; once the device has failed, every
 later call raises that error, and :meth:`close` always stops the reader and frees the port.
@@ -31,8 +37,13 @@ from hashcore.backends.asic.chips import (
     BASE_BAUD,
     BM1366_FAST_BAUD,
     BM1366_FAST_UART_VALUE,
+    BRIDGE_REPLY_LENGTH,
     CHIP_VERSION_BITS,
     CHIPS,
+    PMBUS_READ_POUT,
+    PMBUS_READ_VOUT,
+    PMBUS_VOUT_COMMAND,
+    PMBUS_VOUT_MODE,
     REG_ANALOG_MUX,
     REG_CHIP_ID,
     REG_CLOCK_ORDER0,
@@ -49,12 +60,21 @@ from hashcore.backends.asic.chips import (
     REG_PLL3,
     REG_TICKET_MASK,
     REG_VERSION_MASK,
+    REGULATOR_ADDRESS,
+    STATUS_ACK,
     ChipModel,
+    RegulatorRequest,
+    decode_linear11,
+    decode_regulator_reply,
+    decode_ulinear16,
     encode_misc_control_baud,
+    encode_regulator_request,
     encode_ticket_mask,
+    encode_ulinear16,
     encode_version_mask,
     ticket_for_difficulty,
     ticket_target,
+    vout_exponent,
 )
 from hashcore.backends.asic.framing import (
     NonceReply,
@@ -106,6 +126,11 @@ class DriverConfig:
         base_difficulty: the difficulty a zero ticket mask stands for: 1 on real chips;
             an emulated chain may report at a lower one (see the emulator).
         read_timeout_s: the reader thread's serial read timeout.
+        regulator_port: the core-voltage regulator's bridge (None: the voltage is not
+            reachable and stays where the board keeps it).
+        regulator_address: its SMBus address.
+        regulator_timeout_s: how long one regulator transaction may take.
+        follow_vf: move the voltage along the chip's V/f table with every clock change.
     """
 
     frequency_mhz: float | None = None
@@ -122,6 +147,10 @@ class DriverConfig:
     hashrate_per_chip_mhz: float | None = None
     base_difficulty: float = 1.0
     read_timeout_s: float = 0.05
+    regulator_port: str | None = None
+    regulator_address: int = REGULATOR_ADDRESS
+    regulator_timeout_s: float = 0.5
+    follow_vf: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +166,7 @@ class DriverStats:
         stale, duplicates, bad_version: replies the job table dropped.
         frames, dropped_bytes, bad_frames: the reply decoder's counters.
         known_answer_passed: whether the check at open succeeded (None: not run).
+        voltage_mv: the core voltage last set or read (None: no regulator reachable).
     """
 
     chips: int
@@ -153,6 +183,7 @@ class DriverStats:
     dropped_bytes: int
     bad_frames: int
     known_answer_passed: bool | None
+    voltage_mv: float | None = None
 
 
 _WAKE = object()
@@ -198,6 +229,10 @@ class AsicDriver:
         self._census_count = 0
         self._last_census = 0.0
         self._raw_tail = b""
+        self._regulator: Any = None
+        self._regulator_lock = threading.Lock()
+        self._vout_exponent = -9
+        self.voltage_mv: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -210,6 +245,7 @@ class AsicDriver:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DeviceError(f"cannot open ASIC port {self.port}: {exc}") from exc
         try:
+            self._open_regulator()
             self._serial.reset_input_buffer()
             self._reader = threading.Thread(target=self._read_loop, name=f"asic-reader {self.port}", daemon=True)
             self._reader.start()
@@ -233,9 +269,10 @@ class AsicDriver:
         self._stopping.set()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(timeout=2.0)
-        if self._serial is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
-                self._serial.close()
+        for port in (self._serial, self._regulator):
+            if port is not None:
+                with contextlib.suppress(serial.SerialException, OSError):
+                    port.close()
         self._found.put(_WAKE)
 
     @property
@@ -434,7 +471,36 @@ class AsicDriver:
     # --- settings ----------------------------------------------------------------------
 
     def set_frequency(self, mhz: float, *, ramp: bool = True) -> float:
-        """Move the chips' clock to ``mhz`` in small steps; returns the frequency reached."""
+        """Move the chips' clock to ``mhz`` in small steps; returns the frequency reached.
+
+        With a regulator and ``follow_vf`` the voltage follows the chip's V/f table.
+        """
+        mv = self.chip.voltage_for(self.chip.encode_pll(mhz).mhz) if self._follows_vf else None
+        return self.set_operating_point(mhz, mv, ramp=ramp)[0]
+
+    def set_operating_point(
+        self, mhz: float, mv: float | None = None, *, ramp: bool = True
+    ) -> tuple[float, float | None]:
+        """Clock ``mhz`` at core voltage ``mv`` (None: leave the voltage as it is); returns
+        the (MHz, mV) reached. A higher voltage is set before the clock rises, a lower one
+        after it falls."""
+        if mv is not None and self._regulator is None:
+            raise DeviceError(f"no core-voltage regulator reachable for {self.port}: "
+                              "the board's voltage cannot be set (DriverConfig.regulator_port)")
+        # READ_VOUT is good to half a register step: closer than that is already there.
+        tolerance = 2.0**self._vout_exponent * 500.0
+        if mv is not None and self.voltage_mv is not None and mv > self.voltage_mv + tolerance:
+            self.set_voltage(mv)
+        self._ramp_clock(mhz, ramp)
+        if mv is not None and (self.voltage_mv is None or mv < self.voltage_mv - tolerance):
+            self.set_voltage(mv)
+        return self.frequency_mhz, self.voltage_mv
+
+    @property
+    def _follows_vf(self) -> bool:
+        return self.config.follow_vf and self._regulator is not None and self.chip.vf is not None
+
+    def _ramp_clock(self, mhz: float, ramp: bool) -> None:
         target = self.chip.encode_pll(mhz)
         steps: list[float] = []
         step = self.config.ramp_step_mhz
@@ -450,7 +516,71 @@ class AsicDriver:
             if self.config.ramp_delay_s > 0 and f != mhz:
                 time.sleep(self.config.ramp_delay_s)
         log.info("%s clock at %.2f MHz", self.port, self.frequency_mhz)
-        return self.frequency_mhz
+
+    # --- core voltage ------------------------------------------------------------------
+
+    def _open_regulator(self) -> None:
+        port = self.config.regulator_port
+        if port is None:
+            return
+        try:
+            self._regulator = self._open_serial(port, baudrate=BASE_BAUD, timeout=self.config.regulator_timeout_s,
+                                                write_timeout=2.0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open the core-voltage regulator port {port}: {exc}") from exc
+        try:
+            self._vout_exponent = vout_exponent(self._regulator_read(PMBUS_VOUT_MODE) & 0xFF)
+        except ValueError as exc:
+            raise DeviceError(f"regulator on {port}: {exc}") from exc
+        self.voltage_mv = self.read_voltage()
+        log.info("%s: core voltage %.0f mV", port, self.voltage_mv)
+
+    def _regulator_transaction(self, request: RegulatorRequest) -> int:
+        port = self.config.regulator_port
+        with self._regulator_lock:
+            try:
+                self._regulator.reset_input_buffer()
+                self._regulator.write(encode_regulator_request(request))
+                frame = bytes(self._regulator.read(BRIDGE_REPLY_LENGTH))
+            except (serial.SerialException, OSError) as exc:
+                raise DeviceError(f"core-voltage regulator on {port} failed: {exc}") from exc
+        if len(frame) < BRIDGE_REPLY_LENGTH:
+            raise DeviceError(f"core-voltage regulator on {port} did not answer command {request.command:#04x}")
+        try:
+            status, word = decode_regulator_reply(frame, request.address)
+        except ValueError as exc:
+            raise DeviceError(f"core-voltage regulator on {port}: {exc}") from exc
+        if status != STATUS_ACK:
+            raise DeviceError(f"core-voltage regulator on {port} refused command {request.command:#04x} "
+                              f"(status {status})")
+        return word
+
+    def _regulator_read(self, command: int) -> int:
+        return self._regulator_transaction(RegulatorRequest(False, self.config.regulator_address, command))
+
+    def set_voltage(self, mv: float) -> float:
+        """Set the board's core voltage (mV) and read it back; returns the voltage reached."""
+        if self._regulator is None:
+            raise DeviceError(f"no core-voltage regulator reachable for {self.port}")
+        try:
+            # Up: the register's step must not take the rail below what the chips need.
+            word = encode_ulinear16(mv / 1000.0, self._vout_exponent, round_up=True)
+        except ValueError as exc:
+            raise DeviceError(f"core voltage {mv} mV: {exc}") from exc
+        self._regulator_transaction(RegulatorRequest(True, self.config.regulator_address, PMBUS_VOUT_COMMAND, word))
+        self.voltage_mv = self.read_voltage()
+        log.info("%s core voltage at %.0f mV", self.port, self.voltage_mv)
+        return self.voltage_mv
+
+    def read_voltage(self) -> float:
+        """The regulator's output voltage (READ_VOUT), mV."""
+        return decode_ulinear16(self._regulator_read(PMBUS_READ_VOUT), self._vout_exponent) * 1000.0
+
+    def read_board_watts(self) -> float | None:
+        """The regulator's output power (READ_POUT), W; None without a regulator."""
+        if self._regulator is None:
+            return None
+        return decode_linear11(self._regulator_read(PMBUS_READ_POUT))
 
     def set_ticket(self, ticket: int) -> None:
         """Write the ticket mask for chip-side difficulty ``ticket`` (a power of two)."""
@@ -609,4 +739,5 @@ class AsicDriver:
                 dropped_bytes=decoder.dropped_bytes,
                 bad_frames=decoder.bad_frames,
                 known_answer_passed=self._known_answer_passed,
+                voltage_mv=self.voltage_mv,
             )

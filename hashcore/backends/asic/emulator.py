@@ -14,7 +14,11 @@ What a chip does here, as on silicon:
 * hashes the last job broadcast: chip i of n searches its own 1/n of the nonce range from
   the job's starting nonce; a BM1366 rolls the version bits allowed by register 0xA4
   (small core k hashes version field k, k < 8), a BM1397 hashes each midstate it got;
-* reports a nonce only when the hash passes its ticket mask (register 0x14).
+* reports a nonce only when the hash passes its ticket mask (register 0x14);
+* runs at the core voltage of the board's regulator, a PMBus device (TPS546-like) on a
+  second pty behind a serial-to-SMBus bridge (:attr:`ChainEmulator.regulator_port`);
+  below the voltage its V/f table asks for at its clock the chip's nonces come back
+  wrong, as an undervolted chip's do.
 
 Emulated difficulty: a real ticket mask of 0 means difficulty 1, i.e. 2**32 hashes per
 reported nonce on average, hopeless for a chain hashed on a CPU. ``base_difficulty`` says
@@ -24,9 +28,10 @@ mask report every hash), and the driver, told the same figure, converts pool dif
 into masks in the same units, so the nonces that reach the miner are exactly as good as
 on hardware.
 
-Power: the board reports ``j_per_th`` joules per terahash it really computed (plus
-``idle_watts``), so telemetry reads the configured efficiency; the watts are small because
-the hashes are few.
+Power: a chip draws ``static + k * f * V**2`` (:meth:`ChipModel.power_ratio`), anchored so
+that at the stock clock and voltage the board reports ``j_per_th`` joules per terahash it
+really computed; each hash is booked at the joules per hash of the operating point it was
+computed at, plus ``idle_watts`` over time. The watts are small because the hashes are few.
 """
 
 from __future__ import annotations
@@ -40,25 +45,45 @@ import select
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from hashcore.backends.asic.chips import (
     BM1366_FAST_BAUD,
     BM1366_FAST_UART_VALUE,
+    BRIDGE_HOST,
+    BRIDGE_REQUEST_LENGTH,
+    PMBUS_OPERATION,
+    PMBUS_READ_IOUT,
+    PMBUS_READ_POUT,
+    PMBUS_READ_VOUT,
+    PMBUS_VOUT_COMMAND,
+    PMBUS_VOUT_MODE,
     REG_CHIP_ID,
     REG_FAST_UART,
     REG_MISC_CONTROL,
     REG_PLL0,
     REG_TICKET_MASK,
     REG_VERSION_MASK,
+    REGULATOR_ADDRESS,
+    STATUS_ACK,
+    STATUS_BAD_PEC,
+    STATUS_NACK,
     VERSION_SHIFT,
+    VOUT_MODE_ULINEAR16_MINUS9,
     ChipModel,
     chip_model,
     decode_misc_control_baud,
+    decode_regulator_request,
     decode_ticket_mask,
+    decode_ulinear16,
     decode_version_mask,
+    encode_linear11,
+    encode_regulator_reply,
+    encode_ulinear16,
     ticket_target,
+    vout_exponent,
 )
 from hashcore.backends.asic.framing import (
     Bm1366Job,
@@ -106,6 +131,8 @@ class EmulatorConfig:
             which hashlib cannot, so they use the pure-Python compression (slow).
         tick_s: the serving loop's period.
         seed: seeds the fault injection.
+        vout_mv: the regulator's output at power-on (None: the chip's stock voltage).
+        vout_range_mv: what the regulator accepts; a VOUT_COMMAND outside it is NACKed.
     """
 
     chip: str = "bm1366"
@@ -117,6 +144,8 @@ class EmulatorConfig:
     scanner: str = "auto"
     tick_s: float = 0.005
     seed: int = 0
+    vout_mv: float | None = None
+    vout_range_mv: tuple[float, float] = (700.0, 1400.0)
 
     def __post_init__(self) -> None:
         if not 1 <= self.chips <= 256:
@@ -268,6 +297,9 @@ class EmulatedChain:
         self.model = model
         self.base_difficulty = base_difficulty
         self.chips = [EmulatedChip(i, model.start_mhz) for i in range(chips)]
+        self.voltage_mv = model.stock_mv
+        #: Settings (a clock or a voltage) that left a live chip below its V/f table.
+        self.unstable_events = 0
         self.dead: frozenset[int] = frozenset()
         self.link_baud = 115_200
         self.jobs_received = 0
@@ -315,6 +347,8 @@ class EmulatedChain:
         if register == REG_PLL0:
             chip.frequency_mhz = self.model.decode_pll(value)
             chip.frequency_history.append(chip.frequency_mhz)
+            if not self.stable(chip):
+                self.unstable_events += 1
         elif register == REG_FAST_UART and self.model.on_chip_rolling and value == BM1366_FAST_UART_VALUE:
             self.link_baud = BM1366_FAST_BAUD
         elif register == REG_MISC_CONTROL and not self.model.on_chip_rolling:
@@ -332,6 +366,19 @@ class EmulatedChain:
     @property
     def has_job(self) -> bool:
         return self._hasher is not None
+
+    def set_voltage(self, mv: float) -> None:
+        """The board's core rail moved to ``mv`` (every chip of the chain shares it)."""
+        self.voltage_mv = mv
+        self.unstable_events += sum(1 for chip in self._live() if not self.stable(chip))
+
+    def stable(self, chip: EmulatedChip) -> bool:
+        """Whether the rail is high enough for the chip's clock (its V/f table)."""
+        return self.model.stable_at(chip.frequency_mhz, self.voltage_mv)
+
+    def power_ratio(self, chip: EmulatedChip) -> float:
+        """The chip's power over its power at the stock point (clock and voltage)."""
+        return self.model.power_ratio(chip.frequency_mhz, self.voltage_mv)
 
     def rate_share(self, chip: EmulatedChip) -> float:
         """This chip's share of the chain's rate: its clock against the model's default."""
@@ -356,10 +403,72 @@ class EmulatedChain:
             if first < count:
                 nonces += hasher.scan(chip, lane, 0, count - first, target)
             replies += [hasher.reply(chip, lane, nonce) for nonce in nonces]
+        if not self.stable(chip):
+            # An undervolted chip's timing fails: what it reports no longer hashes right.
+            replies = [replace(r, nonce=r.nonce ^ 0x1) for r in replies]
         chip.cursor += count
         if chip.cursor >= share:
             chip.cursor, chip.round = 0, chip.round + 1
         return replies, count * lanes
+
+
+class EmulatedRegulator:
+    """The board's core-voltage regulator: PMBus word transactions in, replies out.
+
+    It answers at :data:`REGULATOR_ADDRESS` to OPERATION, VOUT_MODE (ULINEAR16, exponent
+    -9), VOUT_COMMAND (NACKed outside ``range_mv``), READ_VOUT, READ_IOUT and READ_POUT
+    (LINEAR11, from ``watts``); anything else is NACKed, a bad PEC too. A new VOUT goes
+    to ``on_vout`` (the chain's rail).
+    """
+
+    def __init__(self, vout_mv: float, range_mv: tuple[float, float], on_vout: Callable[[float], None],
+                 watts: Callable[[], float]) -> None:
+        self._exponent = vout_exponent(VOUT_MODE_ULINEAR16_MINUS9)
+        # The output is analog: exact at power-on, a register step after a VOUT_COMMAND;
+        # READ_VOUT rounds it to the nearest step.
+        self.vout_mv = vout_mv
+        self.range_mv = range_mv
+        self.operation = 0x80  # on
+        self.writes: list[float] = []
+        self._on_vout = on_vout
+        self._watts = watts
+
+    def handle(self, frame: bytes) -> bytes:
+        try:
+            request = decode_regulator_request(frame)
+        except ValueError:
+            return encode_regulator_reply(frame[2] if len(frame) > 2 else 0, STATUS_BAD_PEC)
+        address = request.address
+        if address != REGULATOR_ADDRESS:
+            return encode_regulator_reply(address, STATUS_NACK)
+        command = request.command
+        if request.write:
+            if command == PMBUS_VOUT_COMMAND:
+                mv = decode_ulinear16(request.word, self._exponent) * 1000.0
+                low, high = self.range_mv
+                if not low <= mv <= high:
+                    return encode_regulator_reply(address, STATUS_NACK)
+                self.vout_mv = mv
+                self.writes.append(mv)
+                self._on_vout(mv)
+            elif command == PMBUS_OPERATION:
+                self.operation = request.word & 0xFF
+            else:
+                return encode_regulator_reply(address, STATUS_NACK)
+            return encode_regulator_reply(address, STATUS_ACK, request.word)
+        if command == PMBUS_VOUT_MODE:
+            word = VOUT_MODE_ULINEAR16_MINUS9
+        elif command in (PMBUS_VOUT_COMMAND, PMBUS_READ_VOUT):
+            word = encode_ulinear16(self.vout_mv / 1000.0, self._exponent)
+        elif command == PMBUS_READ_POUT:
+            word = encode_linear11(self._watts())
+        elif command == PMBUS_READ_IOUT:
+            word = encode_linear11(self._watts() / (self.vout_mv / 1000.0))
+        elif command == PMBUS_OPERATION:
+            word = self.operation
+        else:
+            return encode_regulator_reply(address, STATUS_NACK)
+        return encode_regulator_reply(address, STATUS_ACK, word)
 
 
 # --- serving it on a pty ---------------------------------------------------------------
@@ -380,7 +489,8 @@ class ChainEmulator:
     """An :class:`EmulatedChain` served on a pseudo-terminal by one thread.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`; :attr:`port` is the
-    path to open. :attr:`faults` may be replaced at any time.
+    path to open, :attr:`regulator_port` the core-voltage regulator's. :attr:`faults` may
+    be replaced at any time.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, faults: Faults | None = None):
@@ -390,9 +500,15 @@ class ChainEmulator:
         self._rng = random.Random(self.config.seed)
         self._scanner: Backend | None = None
         self.chain: EmulatedChain | None = None
+        self.regulator: EmulatedRegulator | None = None
         self._master = -1
         self._slave = -1
+        self._reg_master = -1
+        self._reg_slave = -1
+        self._reg_in = bytearray()
+        self._reg_out = bytearray()
         self.port = ""
+        self.regulator_port = ""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.lock = threading.Lock()
@@ -411,14 +527,21 @@ class ChainEmulator:
         cfg = self.config
         self._scanner = _open_scanner(cfg.scanner)
         self.chain = EmulatedChain(self.model, cfg.chips, cfg.base_difficulty, self._scanner)
+        chain = self.chain
+        vout = cfg.vout_mv if cfg.vout_mv is not None else self.model.stock_mv
+        chain.set_voltage(vout)
+        self.regulator = EmulatedRegulator(vout, cfg.vout_range_mv, chain.set_voltage, lambda: self._watts)
         self._budget = [0.0] * cfg.chips
         import tty  # POSIX only, like the pseudo-terminal itself
 
         self._master, self._slave = os.openpty()
+        self._reg_master, self._reg_slave = os.openpty()
         # Raw at once: the default line discipline would echo our replies back to us.
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
+        for slave, master in ((self._slave, self._master), (self._reg_slave, self._reg_master)):
+            tty.setraw(slave)
+            os.set_blocking(master, False)
         self.port = os.ttyname(self._slave)
+        self.regulator_port = os.ttyname(self._reg_slave)
         self._thread = threading.Thread(target=self._serve, name=f"asic-emulator {self.port}", daemon=True)
         self._thread.start()
         log.info("emulated %d x %s chain on %s", cfg.chips, self.model.name, self.port)
@@ -429,11 +552,11 @@ class ChainEmulator:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
-        for fd in (self._master, self._slave):
+        for fd in (self._master, self._slave, self._reg_master, self._reg_slave):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._master = self._slave = -1
+        self._master = self._slave = self._reg_master = self._reg_slave = -1
         if self._scanner is not None:
             self._scanner.close()
             self._scanner = None
@@ -481,19 +604,50 @@ class ChainEmulator:
             timeout = self.config.tick_s if self.chain is not None and self.chain.has_job else _IDLE_TICK_S
             if self._due:
                 timeout = min(timeout, max(0.0, min(due for due, _ in self._due) - now))
+            writers = [fd for fd, out in ((self._master, self._out), (self._reg_master, self._reg_out)) if out]
             try:
-                readable, _, _ = select.select([self._master], [self._master] if self._out else [], [], timeout)
+                readable, _, _ = select.select([self._master, self._reg_master], writers, [], timeout)
             except (OSError, ValueError):
                 return
             with self.lock:
-                if readable and not self._receive():
+                if self._master in readable and not self._receive():
                     return
+                if self._reg_master in readable:
+                    self._regulate()
                 now = time.monotonic()
                 self._hash(now - last)
                 last = now
                 self._release(now)
             if self._out and not self._send():
                 return
+            if self._reg_out:
+                self._send_regulator()
+
+    def _regulate(self) -> None:
+        """Answer each whole bridge request; resynchronise on the preamble after garbage."""
+        try:
+            self._reg_in += os.read(self._reg_master, 4096)
+        except (BlockingIOError, OSError):
+            return
+        assert self.regulator is not None
+        buf = self._reg_in
+        while True:
+            start = buf.find(bytes((BRIDGE_HOST,)))
+            if start < 0:
+                buf.clear()
+                return
+            del buf[:start]
+            if len(buf) < BRIDGE_REQUEST_LENGTH:
+                return
+            self._reg_out += self.regulator.handle(bytes(buf[:BRIDGE_REQUEST_LENGTH]))
+            del buf[:BRIDGE_REQUEST_LENGTH]
+
+    def _send_regulator(self) -> None:
+        try:
+            written = os.write(self._reg_master, self._reg_out)
+        except (BlockingIOError, OSError):
+            return
+        del self._reg_out[:written]
 
     def _receive(self) -> bool:
         try:
@@ -525,12 +679,14 @@ class ChainEmulator:
         chain.dead = self.faults.dead_chips
         watts = self.config.idle_watts
         done_total = 0
+        joules = self.config.idle_watts * dt
         for chip in chain.chips:
             rate = self.config.hashrate * chain.rate_share(chip)
             if rate <= 0:
                 self._budget[chip.position] = 0.0
                 continue
-            watts += self.config.j_per_th * rate / 1e12
+            chip_watts = self._stock_chip_watts * chain.power_ratio(chip)
+            watts += chip_watts
             budget = self._budget[chip.position] + rate * dt
             cap = rate * _MAX_BACKLOG_S
             if budget > cap:
@@ -539,11 +695,17 @@ class ChainEmulator:
             replies, done = chain.mine(chip, int(budget))
             self._budget[chip.position] = budget - done
             done_total += done
+            joules += chip_watts / rate * done
             due = time.monotonic() + self.faults.late_s
             self._due += [(due, self._encode_faulty(reply)) for reply in replies]
         self._hashes += done_total
-        self._joules += self.config.j_per_th * done_total / 1e12 + self.config.idle_watts * dt
+        self._joules += joules
         self._watts = watts
+
+    @property
+    def _stock_chip_watts(self) -> float:
+        """One chip's power at the stock clock and voltage: ``j_per_th`` at its configured rate."""
+        return self.config.j_per_th * self.config.hashrate / self.config.chips / 1e12
 
     def _release(self, now: float) -> None:
         ready = [frame for due, frame in self._due if due <= now]

@@ -81,11 +81,12 @@ def render_html(run: RunData, images: Mapping[str, bytes | str]) -> str:
         _card(_num(a.get("co2_location_g") if a else None, ",.4g", " g"), "CO2, location-based"),
         _card(_num(a.get("g_co2_per_th") if a else None, ",.4g", " g/TH"), "CO2 per TH (location)"),
     ]
+    device = m.get("device_model")
+    fleet_kind = f"{device} efficiency curve" if device else f"{m.get('model_source', '-')} model"
     fleet_rows = [
         ("signal", str(m.get("signal", "-"))),
         ("policy", str(m.get("policy", "-"))),
-        ("fleet", f"{float(m.get('full_power_w') or 0):,.0f} W at full power, {m.get('model_source', '-')} model"
-         + (f" ({m['device_model']})" if m.get("device_model") else "")),
+        ("fleet", f"{float(m.get('full_power_w') or 0):,.0f} W at full power, {fleet_kind}"),
         ("actuator", str(m.get("actuator", "duty"))),
         ("forecast", str(m.get("forecast", "none"))),
         ("tick", f"{m.get('tick_s', '-')} s"),

@@ -133,7 +133,7 @@ def energy_png(run: RunData) -> bytes:
         axis.axhline(0, color="#333333", linewidth=0.6)
     axis.set_ylabel("energy (kWh per interval)")
     axis.set_xlabel("local time (h)")
-    axis.legend(loc="upper left", fontsize=8, ncols=4)
+    axis.legend(loc="upper right", fontsize=8, ncols=4)
     axis.grid(alpha=0.3)
     return _png(figure)
 
@@ -159,7 +159,8 @@ def carbon_png(run: RunData) -> bytes:
         twin.plot(_hours(run, run.series["t"]), intensity, color="#999999", linewidth=0.8, label="grid gCO2/kWh")
         twin.set_ylabel("gCO2/kWh")
         twin.legend(loc="upper right", fontsize=8)
-    axis.legend(loc="upper left", fontsize=8)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(loc="upper left", fontsize=8)
     axis.grid(alpha=0.3)
     return _png(figure)
 

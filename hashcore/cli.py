@@ -16,6 +16,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from hashcore import sweep as sweep_commands
 from hashcore.api import ApiServer
 from hashcore.backends import base as registry
 from hashcore.bench import bench
@@ -26,6 +27,7 @@ from hashcore.listen import parse_listen
 from hashcore.liveview import bench_chart, bench_table, format_energy, format_rate, miner_line, miner_table
 from hashcore.metering import MeterSettings
 from hashcore.metrics import MetricsServer
+from hashcore.report import commands as report_commands
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 from hashcore.telemetry import telemetry_report
 from hashcore.throttle import commands as throttle_commands
@@ -212,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --all: write a bar chart of hashrate and J/TH (default bench.png)")
     _add_backend_options(bench_cmd)
     _add_energy_options(bench_cmd)
+    sweep_commands.add_sweep_arguments(bench_cmd)
+
+    report = commands.add_parser("report", help="render a run folder (simulate --run, mine --account-dir) as HTML")
+    report_commands.add_report_arguments(report)
 
     telemetry = commands.add_parser("telemetry", help="energy sources found here, and live power for a few seconds")
     telemetry.add_argument("--seconds", type=_positive_float, default=3.0)
@@ -286,6 +292,11 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
         await miner.stop()
         if pool is not None:
             await pool.stop()
+    if throttle is not None:
+        written = throttle_commands.write_live_run(args, throttle)
+        if written:
+            console.print(f"run and carbon account written to {written} (hashcore report {written})",
+                          highlight=False)
     _print_mine_summary(stats, args.json, console, throttle)
     return 0
 
@@ -464,6 +475,16 @@ def _devices(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench(args: argparse.Namespace, console: Console) -> int:
+    if args.sweep:
+        if args.all:
+            raise ConfigError("--sweep measures one backend: give --backend, not --all")
+        sweep = sweep_commands.run_sweep(args)
+        if args.json:
+            print(json.dumps(sweep.to_json()))
+            return 0
+        for line in sweep.summary_lines():
+            console.print(line, highlight=False)
+        return 0
     if args.all:
         names = [i.name for i in registry.probe_all() if i.available and _benchable(i.name, args)]
     else:
@@ -521,13 +542,23 @@ def _telemetry(args: argparse.Namespace, console: Console) -> int:
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
-    if args.model is None:
+    if args.model is None and args.device_model is None:
         console.print(f"modelling the fleet: hashcore bench, {args.bench_seconds:g} s per backend...", highlight=False)
     report = throttle_commands.run_simulate(args)
     if args.json:
         print(json.dumps(report.to_json()))
         return 0
     for line in report.summary_lines():
+        console.print(line, highlight=False)
+    return 0
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    result = report_commands.run_report(args)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    for line in result.summary_lines():
         console.print(line, highlight=False)
     return 0
 
@@ -566,6 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args, console)
         if args.command == "trace":
             return _trace(args, console)
+        if args.command == "report":
+            return _report(args, console)
     except HashcoreError as exc:
         print(f"hashcore: error: {exc}", file=sys.stderr)
         return 1

@@ -318,6 +318,17 @@ class Miner:
         self._duty[backend] = min(max(duty, 0.0), 1.0)
         self._controls_changed()
 
+    def set_operating_point(self, backend: str, freq_mhz: float, voltage_mv: float | None = None) -> None:
+        """Clock (and core voltage) of a backend's devices, where they have such knobs
+        (an ASIC chain); ConfigError where they do not."""
+        scanners = self._scanners.get(backend)
+        if not scanners:
+            raise ConfigError(f"backend {backend!r} is not running")
+        if not all(callable(getattr(s, "set_operating_point", None)) for s in scanners):
+            raise ConfigError(f"backend {backend!r} has no frequency or voltage control")
+        for scanner in scanners:
+            scanner.set_operating_point(freq_mhz, voltage_mv)  # type: ignore[attr-defined]
+
     def pause(self) -> None:
         """Stop hashing on every backend; the pool connection stays up."""
         self._paused = True

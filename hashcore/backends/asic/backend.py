@@ -181,6 +181,14 @@ class AsicBackend:
         with self._lock:
             return self.driver.set_frequency(mhz)
 
+    def set_operating_point(self, mhz: float, mv: float | None = None) -> tuple[float, float | None]:
+        """Clock and core voltage together (None: the voltage the chip's V/f table gives,
+        where the board has a regulator); returns the (MHz, mV) reached."""
+        with self._lock:
+            if mv is None:
+                return self.driver.set_frequency(mhz), self.driver.voltage_mv
+            return self.driver.set_operating_point(mhz, mv)
+
     def energy_options(self) -> dict[str, Callable[[], float] | None]:
         """The board's power readers, as ``hashcore.telemetry.choose_meter("asic", ...)`` takes them."""
         return {"board_watts": self.board_watts, "board_joules": self.board_joules}
@@ -269,6 +277,7 @@ def open_asic(
             known_answer=known_answer,
             hashrate_per_chip_mhz=emulator.hashrate_per_chip_mhz,
             base_difficulty=emulator_base_difficulty,
+            regulator_port=emulator.regulator_port,
         )
         device = emulator.port
     else:

@@ -20,6 +20,7 @@ from typing import IO, Any, Protocol
 
 from hashcore.backends.base import ScanResult, open_backend
 from hashcore.errors import BackendError
+from hashcore.telemetry.cputime import track_child, untrack_child
 from hashcore.work import NONCE_SPACE, Work
 
 MAX_RESULTS = 16
@@ -49,7 +50,12 @@ class ProcessScanner:
             stdout=subprocess.PIPE,
         )
         self._lock = threading.Lock()
-        self._call(options)  # the child opens the backend; an error comes back here
+        track_child(self._child.pid)  # its CPU time is this miner's (the energy estimate)
+        try:
+            self._call(options)  # the child opens the backend; an error comes back here
+        except BaseException:
+            self.close()
+            raise
 
     def _call(self, request: Any) -> Any:
         assert self._child.stdin is not None and self._child.stdout is not None
@@ -75,6 +81,7 @@ class ProcessScanner:
         except subprocess.TimeoutExpired:
             self._child.kill()
             self._child.wait()
+        untrack_child(self._child.pid)
 
 
 def write_message(stream: IO[bytes], message: Any) -> None:
@@ -92,10 +99,14 @@ def read_message(stream: IO[bytes]) -> Any:
 
 
 def open_scanners(name: str, threads: int, options: dict[str, Any] | None = None) -> list[Scanner]:
-    """One scanner per worker thread. Raises BackendUnavailable before anything starts."""
+    """One scanner per worker thread. Raises BackendUnavailable before anything starts.
+
+    A backend that holds the GIL scans in worker processes even for one thread: in this
+    process it would make every blocking call of the event loop (each socket or /proc
+    read) wait out the interpreter's switch interval, stalling the pool connection."""
     options = dict(options or {})
     first = open_backend(name, **options)
-    if first.releases_gil or threads == 1:
+    if first.releases_gil:
         scanners: list[Scanner] = [first]
         try:
             scanners += [open_backend(name, **options) for _ in range(threads - 1)]

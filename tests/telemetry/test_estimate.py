@@ -92,3 +92,26 @@ def test_real_cpu_time_of_process_and_threads() -> None:
     done.set()
     thread.join()
     assert process_tree_cpu_us() - before >= 40_000
+
+
+def test_a_tracked_worker_process_counts_while_it_runs_and_once_reaped():
+    import subprocess
+    import sys
+
+    from hashcore.telemetry.cputime import track_child, untrack_child
+
+    before = process_tree_cpu_us()
+    # A child that burns CPU for a while, so it is alive when measured.
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
+    track_child(child.pid)
+    try:
+        deadline = time.monotonic() + 10
+        while process_tree_cpu_us() - before < 200_000:  # 0.2 s of the child's CPU seen live
+            assert time.monotonic() < deadline, "the live worker's CPU time was not counted"
+            time.sleep(0.05)
+        live = process_tree_cpu_us()
+    finally:
+        child.terminate()
+        child.wait()
+        untrack_child(child.pid)
+    assert process_tree_cpu_us() >= live  # reaped: its time moves to the children's total, none lost

@@ -443,6 +443,8 @@ class StratumClient:
             if not event.accepted:
                 raise PoolError(f"worker {event.user!r} not authorized: {event.reason}")
             active.authorized = True
+            # Working again: an old failure no longer describes this pool.
+            self.status[index].failures, self.status[index].last_error = 0, None
         elif isinstance(event, ev.ProtocolError):
             log.warning("%s: %s", active.link.url, event.message)
             if event.fatal:

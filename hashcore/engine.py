@@ -318,13 +318,18 @@ class Miner:
         self._duty[backend] = min(max(duty, 0.0), 1.0)
         self._controls_changed()
 
+    def has_operating_points(self, backend: str) -> bool:
+        """Whether ``backend``'s devices have clock (and voltage) knobs."""
+        scanners = self._scanners.get(backend) or []
+        return bool(scanners) and all(callable(getattr(s, "set_operating_point", None)) for s in scanners)
+
     def set_operating_point(self, backend: str, freq_mhz: float, voltage_mv: float | None = None) -> None:
         """Clock (and core voltage) of a backend's devices, where they have such knobs
         (an ASIC chain); ConfigError where they do not."""
         scanners = self._scanners.get(backend)
         if not scanners:
             raise ConfigError(f"backend {backend!r} is not running")
-        if not all(callable(getattr(s, "set_operating_point", None)) for s in scanners):
+        if not self.has_operating_points(backend):
             raise ConfigError(f"backend {backend!r} has no frequency or voltage control")
         for scanner in scanners:
             scanner.set_operating_point(freq_mhz, voltage_mv)  # type: ignore[attr-defined]

@@ -73,6 +73,11 @@ class EngineKnobs:
     def active_threads(self, backend: str) -> int:
         return int(self.miner.active_threads(backend))
 
+    def set_operating_point(self, backend: str, mix: Mix) -> None:
+        """One chain runs at one clock: the mix's average frequency, the voltage following
+        the chip's V/f table (the driver sets it before a rise, after a fall)."""
+        self.miner.set_operating_point(backend, mix.freq_mhz)
+
 
 class Actuator(Protocol):
     name: str

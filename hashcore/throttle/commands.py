@@ -458,6 +458,9 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--idle-watts", type=_non_negative, default=None, metavar="W",
                        help="the host's idle power (default: 0 for the estimate, else measured paused at start)")
     _add_fleet_arguments(group)
+    group.add_argument("--actuator", choices=ACTUATORS, default="duty",
+                       help="duty: duty-cycle at full speed; dvfs: set the operating point with the most hashes per "
+                            "joule that fits (needs --model from 'hashcore bench --sweep --json'; an ASIC chain)")
     group.add_argument("--battery-state", default=None, metavar="FILE|URL",
                        help="a site battery's state of charge (a number 0-1 or %%, or JSON {soc, available_w}), read "
                             "every --budget-poll seconds: the miners lean on it through lulls of the surplus")
@@ -522,9 +525,15 @@ def plan_budget(
         battery = LiveBatteryState(args.battery_state, config, args.budget_poll or 10.0)
     elif config is not None:
         raise ConfigError("a live battery's state comes from --battery-state FILE|URL")
+    actuator = getattr(args, "actuator", "duty")
+    if actuator == "dvfs":
+        flat = [b.name for b in fleet.backends if b.curve is None]
+        if flat:
+            raise ConfigError(f"--actuator dvfs needs operating points for {', '.join(flat)}: "
+                              "--model FILE from 'hashcore bench --sweep --json'")
     return LivePlan(signal=signal, policy=policy, fleet=fleet, tick_s=args.throttle_tick, align=args.budget_align,
                     idle_watts=args.idle_watts, config=ControllerConfig(), battery=battery,
-                    account=_account_settings(args, signal))
+                    account=_account_settings(args, signal), actuator=actuator)
 
 
 def write_live_run(args: argparse.Namespace, throttle: LiveThrottle) -> str | None:

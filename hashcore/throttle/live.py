@@ -38,7 +38,7 @@ from typing import Any
 
 from hashcore.errors import ConfigError
 from hashcore.report.account import AccountSettings, CarbonAccount, CarbonBook
-from hashcore.throttle.actuators import EngineKnobs, Knobs, default_chain
+from hashcore.throttle.actuators import EngineKnobs, Knobs, make_chain
 from hashcore.throttle.battery import LiveBatteryState
 from hashcore.throttle.clock import Clock, RealClock
 from hashcore.throttle.controller import Controller, ControllerConfig
@@ -70,6 +70,8 @@ class LivePlan:
         gpu_device: the GPU a GPU backend runs on (for its power limit).
         battery: the site battery's live state, if the site has one.
         account: how to keep the carbon account.
+        actuator: ``duty`` (threads and duty cycle) or ``dvfs`` (operating points first,
+            for backends with an efficiency curve and clock/voltage knobs).
     """
 
     signal: Signal
@@ -83,6 +85,7 @@ class LivePlan:
     gpu_device: int | str | None = None
     battery: LiveBatteryState | None = None
     account: AccountSettings = field(default_factory=AccountSettings)
+    actuator: str = "duty"
 
 
 class _LiveBattery:
@@ -128,7 +131,12 @@ class LiveThrottle:
         unmodelled = [n for n in miner.backend_names if n not in plan.fleet.names]
         if unmodelled:  # it would run at full power outside the budget
             raise ConfigError(f"the power model has no figures for {', '.join(unmodelled)}")
-        chains = {b.name: default_chain(b, self.knobs, plan.gpu_device) for b in plan.fleet.backends}
+        if plan.actuator == "dvfs":
+            has_points = getattr(miner, "has_operating_points", lambda name: False)
+            lacking = [b.name for b in plan.fleet.backends if not has_points(b.name)]
+            if lacking:
+                raise ConfigError(f"--actuator dvfs: {', '.join(lacking)} has no clock or voltage control here")
+        chains = {b.name: make_chain(b, self.knobs, plan.actuator, plan.gpu_device) for b in plan.fleet.backends}
         self.controller = Controller(plan.fleet, self.knobs, chains, plan.config)
         # A week of ticks for the p95; a live run may go on for months.
         self.book = FigureBook(plan.fleet.paused_watts, plan.fleet.full_watts,
@@ -298,7 +306,7 @@ class LiveThrottle:
         meta = {"kind": "live", **status["figures"], "signal": status["signal"], "policy": status["policy"],
                 "full_power_w": self.book.full_w, "paused_power_w": self.plan.fleet.paused_watts,
                 "model_source": self.plan.fleet.source, "fleet": self.plan.fleet.to_json(), "tick_s": self.plan.tick_s,
-                "actuator": "duty", "forecast": "none", "battery_state": status.get("battery"),
+                "actuator": self.plan.actuator, "forecast": "none", "battery_state": status.get("battery"),
                 "utc_offset_s": getattr(self.plan.signal, "utc_offset_s", 0.0),
                 **({} if account is None else {k: account.to_json()[k] for k in
                                                ("co2_location_g", "co2_market_g", "g_co2_per_th")})}

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from hashcore import sweep as sweep_commands
 from hashcore.api import ApiServer
+from hashcore.argtypes import hex32, port, positive_float, positive_int
 from hashcore.backends import base as registry
 from hashcore.bench import bench
 from hashcore.config import Config, load_config
@@ -50,46 +51,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
-    return value
-
-
-def _hex32(text: str) -> int:
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not hex") from None
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a 32-bit value")
-    return value
-
-
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend options")
     group.add_argument("--c-path", choices=["auto", "avx512", "avx2", "shani", "scalar"], default=None,
@@ -109,7 +70,7 @@ def _add_energy_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("energy")
     group.add_argument("--powercap-root", metavar="DIR", default=None,
                        help="RAPL powercap tree (default: $HASHCORE_POWERCAP_ROOT, else /sys/class/powercap)")
-    group.add_argument("--tdp-watts-per-core", type=_positive_float, default=None, metavar="W",
+    group.add_argument("--tdp-watts-per-core", type=positive_float, default=None, metavar="W",
                        help="watts per busy core for the estimate when no counter can be read")
 
 
@@ -151,17 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--user", default=None, help="worker name")
     mine.add_argument("--password", default=None, help="worker password (default: x)")
     mine.add_argument("--backend", default=None, help="backend name(s), comma-separated (default: fastest)")
-    mine.add_argument("--threads", type=_positive_int, default=None, help="worker threads per backend")
-    mine.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+    mine.add_argument("--threads", type=positive_int, default=None, help="worker threads per backend")
+    mine.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
                       help=f"stop after this long (--embedded: {EMBEDDED_DEFAULT_SECONDS:.0f} s unless --forever)")
     mine.add_argument("--forever", action="store_true", help="with --embedded: run until interrupted")
     mine.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     mine.add_argument("--embedded", action="store_true", help="start the embedded pool and mine against it")
-    mine.add_argument("--difficulty", type=_positive_float, default=0.001,
+    mine.add_argument("--difficulty", type=positive_float, default=0.001,
                       help="--embedded: the starting share difficulty (vardiff adjusts it)")
     mine.add_argument("--tls-insecure", action="store_true", help="do not verify pool TLS certificates")
     mine.add_argument("--tls-ca", default=None, metavar="FILE", help="CA bundle for pool certificates")
-    mine.add_argument("--suggest-difficulty", type=_positive_float, default=None)
+    mine.add_argument("--suggest-difficulty", type=positive_float, default=None)
     mine.add_argument("--no-version-rolling", action="store_true", help="do not ask for BIP 310 version rolling")
     _add_backend_options(mine)
     _add_energy_options(mine)
@@ -190,11 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pool = commands.add_parser("pool", help="run the embedded Stratum pool")
     pool.add_argument("--host", default="127.0.0.1")
-    pool.add_argument("--port", type=_port, default=3333)
-    pool.add_argument("--difficulty", type=_positive_float, default=1.0, help="starting share difficulty")
-    pool.add_argument("--job-interval", type=_positive_float, default=30.0, metavar="SECONDS")
-    pool.add_argument("--nbits", type=_hex32, default=MAINNET_NBITS, help="block target (hex; 207fffff = regtest)")
-    pool.add_argument("--share-seconds", type=_positive_float, default=5.0, help="vardiff: wanted seconds per share")
+    pool.add_argument("--port", type=port, default=3333)
+    pool.add_argument("--difficulty", type=positive_float, default=1.0, help="starting share difficulty")
+    pool.add_argument("--job-interval", type=positive_float, default=30.0, metavar="SECONDS")
+    pool.add_argument("--nbits", type=hex32, default=MAINNET_NBITS, help="block target (hex; 207fffff = regtest)")
+    pool.add_argument("--share-seconds", type=positive_float, default=5.0, help="vardiff: wanted seconds per share")
     pool.add_argument("--no-vardiff", action="store_true", help="keep the difficulty fixed")
     pool.add_argument("--tls-cert", default=None, metavar="FILE", help="serve stratum+ssl with this certificate")
     pool.add_argument("--tls-key", default=None, metavar="FILE")
@@ -207,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = bench_cmd.add_mutually_exclusive_group()
     which.add_argument("--backend", default="auto")
     which.add_argument("--all", action="store_true", help="every available backend in turn, one table")
-    bench_cmd.add_argument("--threads", type=_positive_int, default=1)
-    bench_cmd.add_argument("--seconds", type=_positive_float, default=5.0)
+    bench_cmd.add_argument("--threads", type=positive_int, default=1)
+    bench_cmd.add_argument("--seconds", type=positive_float, default=5.0)
     bench_cmd.add_argument("--json", action="store_true")
     bench_cmd.add_argument("--chart", metavar="PNG", default=None,
                            help="with --all: write a bar chart of hashrate and J/TH (default bench.png)")
@@ -220,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.add_report_arguments(report)
 
     telemetry = commands.add_parser("telemetry", help="energy sources found here, and live power for a few seconds")
-    telemetry.add_argument("--seconds", type=_positive_float, default=3.0)
+    telemetry.add_argument("--seconds", type=positive_float, default=3.0)
     telemetry.add_argument("--json", action="store_true")
     _add_energy_options(telemetry)
     return parser
@@ -478,13 +439,7 @@ def _bench(args: argparse.Namespace, console: Console) -> int:
     if args.sweep:
         if args.all:
             raise ConfigError("--sweep measures one backend: give --backend, not --all")
-        sweep = sweep_commands.run_sweep(args)
-        if args.json:
-            print(json.dumps(sweep.to_json()))
-            return 0
-        for line in sweep.summary_lines():
-            console.print(line, highlight=False)
-        return 0
+        return _show(sweep_commands.run_sweep(args), args.json, console)
     if args.all:
         names = [i.name for i in registry.probe_all() if i.available and _benchable(i.name, args)]
     else:
@@ -541,36 +496,28 @@ def _telemetry(args: argparse.Namespace, console: Console) -> int:
 # --- simulate, trace ---------------------------------------------------------------------
 
 
+def _show(report: Any, as_json: bool, console: Console) -> int:
+    """A report with ``to_json()`` and ``summary_lines()``: one JSON line, or its lines."""
+    if as_json:
+        print(json.dumps(report.to_json()))
+        return 0
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+    return 0
+
+
 def _simulate(args: argparse.Namespace, console: Console) -> int:
     if args.model is None and args.device_model is None:
         console.print(f"modelling the fleet: hashcore bench, {args.bench_seconds:g} s per backend...", highlight=False)
-    report = throttle_commands.run_simulate(args)
-    if args.json:
-        print(json.dumps(report.to_json()))
-        return 0
-    for line in report.summary_lines():
-        console.print(line, highlight=False)
-    return 0
+    return _show(throttle_commands.run_simulate(args), args.json, console)
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    result = report_commands.run_report(args)
-    if args.json:
-        print(json.dumps(result.to_json()))
-        return 0
-    for line in result.summary_lines():
-        console.print(line, highlight=False)
-    return 0
+    return _show(report_commands.run_report(args), args.json, console)
 
 
 def _trace(args: argparse.Namespace, console: Console) -> int:
-    report = throttle_commands.run_trace(args)
-    if args.json:
-        print(json.dumps(report.to_json()))
-        return 0
-    for line in report.summary_lines():
-        console.print(line, highlight=False)
-    return 0
+    return _show(throttle_commands.run_trace(args), args.json, console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,6 @@ writes what ``hashcore report DIR`` renders.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hashcore.argtypes import fraction, non_negative_float, positive_float, positive_int
 from hashcore.errors import ConfigError
 from hashcore.report.account import BUDGET_SOURCES, AccountSettings
 from hashcore.throttle.actuators import ACTUATORS
@@ -52,46 +52,6 @@ __all__ = [
 ]
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be zero or more")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0 <= value <= 1):
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 #: Defaults of the options a config file's [throttle] section may also set.
 DEFAULTS: dict[str, Any] = {"policy": "follow", "hashprice": 50.0}
 
@@ -100,9 +60,9 @@ def _add_policy_arguments(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument("--policy", default=None, metavar="|".join(POLICY_NAMES),
                         help="follow the budget (default), cap carbon intensity, cap price; comma-separated to "
                              "combine (carbon-cap and price also follow the budget)")
-    parser.add_argument("--carbon-cap", type=_positive, default=None, metavar="GCO2_PER_KWH",
+    parser.add_argument("--carbon-cap", type=positive_float, default=None, metavar="GCO2_PER_KWH",
                         help="carbon-cap: mine only while grid intensity is under this")
-    parser.add_argument("--hashprice", type=_positive, default=None, metavar="PER_PH_DAY",
+    parser.add_argument("--hashprice", type=positive_float, default=None, metavar="PER_PH_DAY",
                         help="price: what a PH/s earns per day, in the trace's currency (default 50)")
     parser.add_argument("--price-ceiling", type=float, default=None, metavar="PER_KWH",
                         help="price: a fixed ceiling per kWh instead of each backend's break-even price")
@@ -111,7 +71,7 @@ def _add_policy_arguments(parser: argparse.ArgumentParser | Any) -> None:
 def _add_fleet_arguments(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument("--model", default=None, metavar="JSON",
                         help="power model from 'hashcore bench --json' (or --all --json) instead of benchmarking now")
-    parser.add_argument("--bench-seconds", type=_positive, default=1.0, metavar="SECONDS",
+    parser.add_argument("--bench-seconds", type=positive_float, default=1.0, metavar="SECONDS",
                         help="without --model: benchmark each backend this long to model it (default 1)")
 
 
@@ -160,27 +120,27 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interpolation", choices=["step", "linear"], default=None,
                         help="between trace rows (default: the file's '# interpolation:' line, else linear)")
     _add_policy_arguments(parser)
-    parser.add_argument("--tick", type=_positive, default=2.0, metavar="SECONDS",
+    parser.add_argument("--tick", type=positive_float, default=2.0, metavar="SECONDS",
                         help="controller tick in simulated seconds (default 2)")
-    parser.add_argument("--speedup", type=_positive, default=None, metavar="N",
+    parser.add_argument("--speedup", type=positive_float, default=None, metavar="N",
                         help="replay at N times real time (default: as fast as it runs)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
     parser.add_argument("--plot", default=None, metavar="PNG", help="write budget, power and hashrate over the day")
     fleet = parser.add_argument_group("simulated fleet")
     fleet.add_argument("--backend", default="auto", help="backends to model, comma-separated (default: fastest)")
-    fleet.add_argument("--threads", type=_positive_int, default=None, help="threads per backend (default: per core)")
+    fleet.add_argument("--threads", type=positive_int, default=None, help="threads per backend (default: per core)")
     _add_fleet_arguments(fleet)
-    fleet.add_argument("--miner-watts", type=_positive, default=None, metavar="W",
+    fleet.add_argument("--miner-watts", type=positive_float, default=None, metavar="W",
                        help="scale the fleet to this power at full duty (same J/TH: more machines)")
-    fleet.add_argument("--miner-j-per-th", type=_positive, default=None, metavar="J_PER_TH",
+    fleet.add_argument("--miner-j-per-th", type=positive_float, default=None, metavar="J_PER_TH",
                        help="give the fleet this efficiency (e.g. 17 for a current ASIC)")
-    fleet.add_argument("--paused-watts", type=_non_negative, default=None, metavar="W",
+    fleet.add_argument("--paused-watts", type=non_negative_float, default=None, metavar="W",
                        help="what the paused fleet still draws (0 for a CPU host; an ASIC's sleep power)")
-    fleet.add_argument("--plant-error", type=_positive, default=1.0, metavar="FACTOR",
+    fleet.add_argument("--plant-error", type=positive_float, default=1.0, metavar="FACTOR",
                        help="the simulated fleet really draws FACTOR x the model's power (robustness)")
-    fleet.add_argument("--noise", type=_non_negative, default=0.0, metavar="FRACTION",
+    fleet.add_argument("--noise", type=non_negative_float, default=0.0, metavar="FRACTION",
                        help="relative standard deviation of the simulated meter")
-    fleet.add_argument("--lag", type=_non_negative, default=0.25, metavar="SECONDS",
+    fleet.add_argument("--lag", type=non_negative_float, default=0.25, metavar="SECONDS",
                        help="time constant of the fleet's response to a new setting (default 0.25)")
     fleet.add_argument("--device-model", choices=DEVICE_MODELS, default=None,
                        help="model the fleet as this device's efficiency curve, scaled to --miner-watts, "
@@ -195,8 +155,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     ahead.add_argument("--site-lat", type=float, default=None,
                        help="clearsky: the PV site (default: the trace's notes)")
     ahead.add_argument("--site-lon", type=float, default=None)
-    ahead.add_argument("--site-pv-kw", type=_positive, default=None, metavar="KW", help="clearsky: the array, kW DC")
-    ahead.add_argument("--site-load-kw", type=_non_negative, default=None, metavar="KW",
+    ahead.add_argument("--site-pv-kw", type=positive_float, default=None, metavar="KW",
+                       help="clearsky: the array, kW DC")
+    ahead.add_argument("--site-load-kw", type=non_negative_float, default=None, metavar="KW",
                        help="clearsky: the site's mean load")
     ahead.add_argument("--site-load-profile", choices=["residential", "flat"], default="residential")
     _add_battery_arguments(parser)
@@ -207,18 +168,18 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_battery_arguments(parser: argparse.ArgumentParser | Any, *, simulated: bool = True) -> None:
     group = parser.add_argument_group("site battery")
-    group.add_argument("--battery-kwh", type=_positive, default=None, metavar="KWH",
+    group.add_argument("--battery-kwh", type=positive_float, default=None, metavar="KWH",
                        help="a battery of this usable capacity takes the surplus the miners cannot use")
-    group.add_argument("--battery-kw", type=_positive, default=None, metavar="KW",
+    group.add_argument("--battery-kw", type=positive_float, default=None, metavar="KW",
                        help="its power either way (default: half its capacity per hour)")
-    group.add_argument("--battery-efficiency", type=_fraction, default=0.92, metavar="FRACTION",
+    group.add_argument("--battery-efficiency", type=fraction, default=0.92, metavar="FRACTION",
                        help="round-trip efficiency (default 0.92)")
-    group.add_argument("--battery-soc-min", type=_fraction, default=0.10, metavar="FRACTION",
+    group.add_argument("--battery-soc-min", type=fraction, default=0.10, metavar="FRACTION",
                        help="never discharge below this state of charge (default 0.10)")
-    group.add_argument("--battery-soc-max", type=_fraction, default=0.95, metavar="FRACTION",
+    group.add_argument("--battery-soc-max", type=fraction, default=0.95, metavar="FRACTION",
                        help="never charge above this state of charge (default 0.95)")
     if simulated:
-        group.add_argument("--battery-soc-start", type=_fraction, default=0.50, metavar="FRACTION",
+        group.add_argument("--battery-soc-start", type=fraction, default=0.50, metavar="FRACTION",
                            help="the state of charge at the start (default 0.50)")
 
 
@@ -237,12 +198,12 @@ def _add_account_arguments(parser: argparse.ArgumentParser | Any, *, simulated: 
     group.add_argument("--budget-source", choices=BUDGET_SOURCES, default="auto",
                        help="what the budget's watts are: on-site surplus, or grid power (default auto: grid when "
                             "the signal carries a carbon intensity, else surplus)")
-    group.add_argument("--grid-intensity", type=_non_negative, default=None, metavar="GCO2_PER_KWH",
+    group.add_argument("--grid-intensity", type=non_negative_float, default=None, metavar="GCO2_PER_KWH",
                        help="location-based factor for grid energy when the signal has no intensity")
-    group.add_argument("--contract-gco2", type=_non_negative, default=None, metavar="GCO2_PER_KWH",
+    group.add_argument("--contract-gco2", type=non_negative_float, default=None, metavar="GCO2_PER_KWH",
                        help="market-based factor of the supply contract (default: the grid average)")
     if simulated:
-        group.add_argument("--share-difficulty", type=_positive, default=65_536.0, metavar="D",
+        group.add_argument("--share-difficulty", type=positive_float, default=65_536.0, metavar="D",
                            help="the pool difficulty for the expected shares (default 65536)")
 
 
@@ -339,7 +300,7 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("-o", "--output", required=True, metavar="CSV")
         sub.add_argument("--utc-offset", type=float, default=None, metavar="HOURS",
                          help="local time of the timestamps (default: from the longitude, or UTC)")
-        sub.add_argument("--step", type=_positive_int, default=None, metavar="SECONDS",
+        sub.add_argument("--step", type=positive_int, default=None, metavar="SECONDS",
                          help="row spacing (default 60; grid: 300)")
         sub.add_argument("--interpolation", choices=["step", "linear"], default=None,
                          help="written into the trace (default: step for wind and for solar with --clouds, "
@@ -350,8 +311,8 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     common(solar)
     solar.add_argument("--lat", type=float, required=True)
     solar.add_argument("--lon", type=float, required=True)
-    solar.add_argument("--pv-kw", type=_positive, required=True, help="array size, kW DC")
-    solar.add_argument("--load-kw", type=_non_negative, required=True, help="the site's mean load, kW")
+    solar.add_argument("--pv-kw", type=positive_float, required=True, help="array size, kW DC")
+    solar.add_argument("--load-kw", type=non_negative_float, required=True, help="the site's mean load, kW")
     solar.add_argument("--load-profile", choices=["residential", "flat"], default="residential")
     solar.add_argument("--load", default=None, metavar="CSV", help="a measured load series: timestamp,kw")
     solar.add_argument("--clouds", default=None, metavar="CSV", help="cloud cover: timestamp,cloud_cover (0-1 or %%)")
@@ -363,26 +324,26 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     common(wind)
     wind.add_argument("--wind", default=None, metavar="CSV",
                       help="wind speeds: timestamp,wind_speed (m/s at --measured-height)")
-    wind.add_argument("--mean-speed", type=_positive, default=None, metavar="M_PER_S",
+    wind.add_argument("--mean-speed", type=positive_float, default=None, metavar="M_PER_S",
                       help="without --wind: a seeded gusty series with this mean at 10 m")
     wind.add_argument("--seed", type=int, default=1)
-    wind.add_argument("--front-speed", type=_non_negative, default=3.5, metavar="M_PER_S",
+    wind.add_argument("--front-speed", type=non_negative_float, default=3.5, metavar="M_PER_S",
                       help="synthetic series: extra speed of a passing front")
     wind.add_argument("--front-hour", type=float, default=14.0, help="synthetic series: when the front passes")
-    wind.add_argument("--turbulence", type=_non_negative, default=0.18, help="synthetic series: intensity")
-    wind.add_argument("--gusts-per-hour", type=_non_negative, default=4.0)
+    wind.add_argument("--turbulence", type=non_negative_float, default=0.18, help="synthetic series: intensity")
+    wind.add_argument("--gusts-per-hour", type=non_negative_float, default=4.0)
     wind.add_argument("--turbine", default="E-53/800", help="a windpowerlib turbine type (default E-53/800)")
-    wind.add_argument("--count", type=_positive_int, default=1, help="number of turbines")
-    wind.add_argument("--hub-height", type=_positive, default=None, metavar="M")
-    wind.add_argument("--measured-height", type=_positive, default=10.0, metavar="M")
-    wind.add_argument("--load-kw", type=_non_negative, default=0.0)
+    wind.add_argument("--count", type=positive_int, default=1, help="number of turbines")
+    wind.add_argument("--hub-height", type=positive_float, default=None, metavar="M")
+    wind.add_argument("--measured-height", type=positive_float, default=10.0, metavar="M")
+    wind.add_argument("--load-kw", type=non_negative_float, default=0.0)
     wind.add_argument("--load-profile", choices=["residential", "flat"], default="flat")
 
     grid = kinds.add_parser("grid", help="a grid's carbon intensity and price, with a constant budget")
     common(grid)
     grid.add_argument("--lat", type=float, required=True)
     grid.add_argument("--lon", type=float, required=True)
-    grid.add_argument("--budget-kw", type=_positive, required=True, help="the mining budget (grid connection), kW")
+    grid.add_argument("--budget-kw", type=positive_float, required=True, help="the mining budget (grid connection), kW")
     grid.add_argument("--seed", type=int, default=1)
 
 
@@ -447,15 +408,15 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     _add_policy_arguments(group)
     group.add_argument("--interpolation", choices=["step", "linear"], default=None,
                        help="between a trace's rows (default: the file's '# interpolation:' line, else linear)")
-    group.add_argument("--budget-poll", type=_positive, default=None, metavar="SECONDS",
+    group.add_argument("--budget-poll", type=positive_float, default=None, metavar="SECONDS",
                        help="read FILE as a live source this often (URLs: default 10)")
     group.add_argument("--budget-align", choices=["start", "wall"], default="start",
                        help="a trace: replay it from its first row (start) or at its wall-clock times (wall)")
-    group.add_argument("--budget-scale", type=_positive, default=1.0, metavar="FACTOR",
+    group.add_argument("--budget-scale", type=positive_float, default=1.0, metavar="FACTOR",
                        help="multiply the trace's watts (a site's trace on this host)")
-    group.add_argument("--throttle-tick", type=_positive, default=1.0, metavar="SECONDS",
+    group.add_argument("--throttle-tick", type=positive_float, default=1.0, metavar="SECONDS",
                        help="controller tick (default 1)")
-    group.add_argument("--idle-watts", type=_non_negative, default=None, metavar="W",
+    group.add_argument("--idle-watts", type=non_negative_float, default=None, metavar="W",
                        help="the host's idle power (default: 0 for the estimate, else measured paused at start)")
     _add_fleet_arguments(group)
     group.add_argument("--actuator", choices=ACTUATORS, default="duty",

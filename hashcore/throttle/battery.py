@@ -16,16 +16,12 @@ knows how much the miners may draw from it.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from hashcore.errors import ConfigError
-from hashcore.throttle.signals import read_location
-
-log = logging.getLogger("hashcore.throttle.battery")
+from hashcore.throttle.signals import PolledLocation
 
 _MJ_PER_KWH = 3_600_000_000
 
@@ -195,41 +191,20 @@ class LiveBatteryState:
 
     def __init__(self, location: str, config: BatteryConfig, interval_s: float = 10.0,
                  max_age_s: float | None = None, timeout_s: float = 5.0) -> None:
-        if not interval_s > 0:
-            raise ConfigError(f"a poll interval must be positive, not {interval_s}")
+        self._poll = PolledLocation(location, parse_battery_reading, "battery state", interval_s,
+                                    max_age_s=max_age_s, timeout_s=timeout_s)
         self.location = location
         self.config = config
-        self.interval_s = interval_s
-        self.max_age_s = max_age_s if max_age_s is not None else 3 * interval_s
-        self.timeout_s = timeout_s
-        self._lock = threading.Lock()
-        self._reading: BatteryReading | None = None
-        self._read_at: float | None = None
-        self._tried_at: float | None = None
-        self.error: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        return self._poll.error
 
     def refresh(self, t: float) -> None:
-        with self._lock:
-            if self._tried_at is not None and t - self._tried_at < self.interval_s:
-                return
-            self._tried_at = t
-        try:
-            reading = parse_battery_reading(read_location(self.location, self.timeout_s), self.location)
-        except ConfigError as exc:
-            with self._lock:
-                if self.error != str(exc):
-                    log.warning("battery state: %s", exc)
-                self.error = str(exc)
-            return
-        with self._lock:
-            self._reading, self._read_at, self.error = reading, t, None
+        self._poll.refresh(t)
 
     def reading(self, t: float) -> BatteryReading | None:
-        with self._lock:
-            reading, read_at = self._reading, self._read_at
-        if reading is None or read_at is None or t - read_at > self.max_age_s:
-            return None
-        return reading
+        return self._poll.latest(t)
 
     def available_w(self, t: float) -> float:
         """What the miners may draw from the battery now (W)."""

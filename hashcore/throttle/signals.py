@@ -24,14 +24,16 @@ import threading
 import urllib.error
 import urllib.request
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Generic, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from hashcore.errors import ConfigError
+
+T = TypeVar("T")
 
 log = logging.getLogger("hashcore.throttle.signals")
 
@@ -263,13 +265,70 @@ def read_location(location: str, timeout_s: float = 5.0) -> str:
         raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from exc
 
 
-class LiveSource:
-    """The latest reading of a file or an HTTP(S) URL, re-read every ``interval_s``.
+class PolledLocation(Generic[T]):
+    """The latest good reading of a file or an HTTP(S) URL, re-read every ``interval_s``.
 
-    The reading's format is :func:`parse_reading`'s. A failed read keeps the last good
-    value (logged, and shown in :attr:`error`) until it is ``max_age_s`` old; after that,
-    and before the first good read, the budget is zero. ``has_carbon`` / ``has_price``
-    say what the caller expects the source to carry (a policy checks them up front).
+    A failed read keeps the last good value (logged once, and shown in :attr:`error`)
+    until it is ``max_age_s`` old; after that, and before the first good read,
+    :meth:`latest` is None and the caller falls back to its safe value.
+    """
+
+    def __init__(self, location: str, parse: Callable[[str, str], T], what: str, interval_s: float = 10.0,
+                 *, max_age_s: float | None = None, timeout_s: float = 5.0) -> None:
+        if not interval_s > 0:
+            raise ConfigError(f"a poll interval must be positive, not {interval_s}")
+        self.location = location
+        self.parse = parse
+        self.what = what
+        self.interval_s = interval_s
+        self.max_age_s = max_age_s if max_age_s is not None else 3 * interval_s
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._read_at: float | None = None
+        self._tried_at: float | None = None
+        self.error: str | None = None
+        self.reads = 0
+
+    def refresh(self, t: float) -> None:
+        """Read again when ``interval_s`` has passed since the last try."""
+        with self._lock:
+            if self._tried_at is not None and t - self._tried_at < self.interval_s:
+                return
+            self._tried_at = t
+        try:
+            value = self.parse(read_location(self.location, self.timeout_s), self.location)
+        except ConfigError as exc:
+            with self._lock:
+                if self.error != str(exc):
+                    log.warning("%s: %s", self.what, exc)
+                self.error = str(exc)
+            return
+        with self._lock:
+            self._value, self._read_at, self.error = value, t, None
+            self.reads += 1
+
+    def age(self, t: float) -> float | None:
+        """Seconds since the last good reading; None before the first."""
+        with self._lock:
+            return None if self._read_at is None else t - self._read_at
+
+    def latest(self, t: float) -> T | None:
+        """The last good reading, or None when there is none or it is too old."""
+        with self._lock:
+            value, read_at = self._value, self._read_at
+        if value is None or read_at is None or t - read_at > self.max_age_s:
+            return None
+        return value
+
+
+class LiveSource:
+    """A power budget read from a file or an HTTP(S) URL, re-read every ``interval_s``.
+
+    The reading's format is :func:`parse_reading`'s; polling and staleness are
+    :class:`PolledLocation`'s, with a zero budget while there is no fresh reading.
+    ``has_carbon`` / ``has_price`` say what the caller expects the source to carry (a
+    policy checks them up front).
     """
 
     def __init__(
@@ -282,20 +341,12 @@ class LiveSource:
         has_carbon: bool = False,
         has_price: bool = False,
     ) -> None:
-        if not interval_s > 0:
-            raise ConfigError(f"a poll interval must be positive, not {interval_s}")
+        self._poll = PolledLocation(location, parse_reading, "power budget source", interval_s,
+                                    max_age_s=max_age_s, timeout_s=timeout_s)
         self.location = location
         self.interval_s = interval_s
-        self.max_age_s = max_age_s if max_age_s is not None else 3 * interval_s
-        self.timeout_s = timeout_s
         self._has_carbon = has_carbon
         self._has_price = has_price
-        self._lock = threading.Lock()
-        self._point: SignalPoint | None = None
-        self._read_at: float | None = None
-        self._tried_at: float | None = None
-        self.error: str | None = None
-        self.reads = 0
 
     @property
     def has_carbon(self) -> bool:
@@ -309,37 +360,24 @@ class LiveSource:
     def is_url(self) -> bool:
         return self.location.startswith(("http://", "https://"))
 
-    def _read(self) -> str:
-        return read_location(self.location, self.timeout_s)
+    @property
+    def error(self) -> str | None:
+        return self._poll.error
+
+    @property
+    def reads(self) -> int:
+        return self._poll.reads
 
     def refresh(self, t: float) -> None:
-        with self._lock:
-            if self._tried_at is not None and t - self._tried_at < self.interval_s:
-                return
-            self._tried_at = t
-        try:
-            point = parse_reading(self._read(), self.location)
-        except ConfigError as exc:
-            with self._lock:
-                if self.error != str(exc):
-                    log.warning("power budget source: %s", exc)
-                self.error = str(exc)
-            return
-        with self._lock:
-            self._point, self._read_at, self.error = point, t, None
-            self.reads += 1
+        self._poll.refresh(t)
 
     def age(self, t: float) -> float | None:
         """Seconds since the last good reading; None before the first."""
-        with self._lock:
-            return None if self._read_at is None else t - self._read_at
+        return self._poll.age(t)
 
     def at(self, t: float) -> SignalPoint:
-        with self._lock:
-            point, read_at = self._point, self._read_at
-        if point is None or read_at is None or t - read_at > self.max_age_s:
-            return SignalPoint(0.0, None, None)
-        return point
+        point = self._poll.latest(t)
+        return point if point is not None else SignalPoint(0.0, None, None)
 
     def describe(self) -> str:
         kind = "URL" if self.is_url else "file"

@@ -115,9 +115,7 @@ def energy_png(run: RunData) -> bytes:
     rows = run.account_rows
     figure, axis = plt.subplots(figsize=(10, 3.4))
     if rows:
-        offset = float(run.meta.get("utc_offset_s", 0.0) or 0.0)
-        starts = np.array([float(r["start"] or 0.0) for r in rows])
-        hours = ((starts[0] + offset) % 86_400) / 3600.0 + (starts - starts[0]) / 3600.0
+        hours = _hours(run, np.array([float(r["start"] or 0.0) for r in rows]))
         width = float(rows[0]["seconds"] or 900.0) / 3600.0
 
         def column(name: str) -> np.ndarray:
@@ -143,9 +141,7 @@ def carbon_png(run: RunData) -> bytes:
     rows = run.account_rows
     figure, axis = plt.subplots(figsize=(10, 3.0))
     if rows:
-        offset = float(run.meta.get("utc_offset_s", 0.0) or 0.0)
-        starts = np.array([float(r["start"] or 0.0) for r in rows])
-        hours = ((starts[0] + offset) % 86_400) / 3600.0 + (starts - starts[0]) / 3600.0
+        hours = _hours(run, np.array([float(r["start"] or 0.0) for r in rows]))
         for name, label, color in (("co2_location_g", "location-based", "#444444"),
                                    ("co2_market_g", "market-based", "#1f5fbf")):
             values = [r.get(name) for r in rows]

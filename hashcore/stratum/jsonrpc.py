@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hashcore import boundedjson
+
 #: The longest line accepted by default. Real notify lines are a few kilobytes (big
 #: coinbases with many outputs reach tens of kilobytes); a megabyte-long line is broken.
 DEFAULT_MAX_LINE = 256 * 1024
@@ -69,10 +71,7 @@ def encode(message: dict[str, Any]) -> bytes:
 
 def decode(line: bytes) -> dict[str, Any]:
     """Parse one line into a JSON object; raises ValueError naming what is wrong."""
-    try:
-        message = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
+    message = boundedjson.loads(line)
     if not isinstance(message, dict):
         raise ValueError(f"a message must be a JSON object, got {type(message).__name__}")
     return message

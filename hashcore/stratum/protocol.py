@@ -171,6 +171,8 @@ class ClientConnection:
                 self._handle(decode(item))
             except (ValueError, _BadMessage) as exc:
                 self._events.append(ev.ProtocolError(f"{exc} in {_preview(item)}"))
+            except Exception as exc:  # noqa: BLE001 - the promise: no pool byte raises out of here
+                self._events.append(ev.ProtocolError(f"unhandled {type(exc).__name__} in {_preview(item)}"))
 
     def next_event(self) -> ev.Event | None:
         """The next event, or None when more data is needed."""

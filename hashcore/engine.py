@@ -12,7 +12,15 @@ duplicates are counted and dropped there.
 Block candidates: a Work reports against the easier of the share and block targets.
 A nonce that meets the block target is submitted even below the share difficulty, but
 at most one per job (on regtest nearly every nonce does); it is counted as a block
-candidate, not as a share.
+candidate, not as a share. A pool that rejects such a candidate (ckpool answers "below
+pool mindiff" and then bans the worker for a while) gets shares at its difficulty only,
+for the rest of the run.
+
+Bounds: at most ``RESULT_SLOTS`` scan results wait for the loop (a worker blocks until
+the loop catches up), and a :class:`~hashcore.sharerate.ShareRateCap` per connection
+keeps the share rate under ``max_share_rate`` by raising the local difficulty when the
+pool's would flood the loop and the socket. A failing backend is retried with backoff
+instead of stopping its worker; ``stats()`` says what state each backend is in.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ from typing import Any
 
 from hashcore.backends.base import fastest_available
 from hashcore.errors import ConfigError, HashcoreError, PoolError, WorkError
+from hashcore.lograte import RateLimitedLog
 from hashcore.metering import EnergyLedger, MeterSettings
+from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE, ShareRateCap
 from hashcore.stratum import events as ev
 from hashcore.stratum.client import ClientOptions, Connected, Disconnected, Link, StratumClient
 from hashcore.telemetry.base import EnergyMeter
@@ -41,6 +51,12 @@ log = logging.getLogger("hashcore.engine")
 
 #: The window of the "recent" hashrate shown live (cgminer's "5s" figure).
 RECENT_SECONDS = 5.0
+#: Scan results that may wait for the event loop before workers block.
+RESULT_SLOTS = 64
+#: The longest wait between retries of a failing backend.
+MAX_RETRY_SECONDS = 30.0
+#: How long stop() waits for each part (the pool task, answers, workers) to finish.
+STOP_GRACE_SECONDS = 0.6
 
 
 @dataclass(slots=True)
@@ -87,6 +103,8 @@ class BackendCounters(ShareCounts):
     false_positives: int = 0
     errors: int = 0
     path: str | None = None
+    #: Why each failing worker (by index) is failing; empty while all scan.
+    failing: dict[int, str] = field(default_factory=dict)
     _recent: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     def add(self, hashes: int, now: float) -> None:
@@ -120,6 +138,7 @@ class MinerStats:
     energy: dict[str, Any]
     active_pool: str | None
     paused: bool = False
+    capped: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The ``hashcore mine --json`` summary object."""
@@ -132,6 +151,7 @@ class MinerStats:
             "stale": self.stale,
             "discarded": self.discarded,
             "duplicates": self.duplicates,
+            "capped": self.capped,
             "blocks": {"candidates": self.block_candidates, "accepted": self.blocks_accepted},
             "pools": self.pools,
             "backends": self.backends,
@@ -148,6 +168,7 @@ class _Session:
     extranonce2_size: int = 0
     difficulty: float = 1.0
     version_mask: int = 0
+    rate_cap: ShareRateCap = field(default_factory=ShareRateCap)
 
 
 class Miner:
@@ -167,6 +188,8 @@ class Miner:
         meter: the meter for the CPU backends (default: RAPL where readable, else the
             labelled estimate); GPU and ASIC backends get their own meters.
         meter_settings: where to look for counters (powercap root, TDP for the estimate).
+        max_share_rate: shares a second sent to one pool at most; a pool difficulty
+            that would mean more raises the local difficulty (said once in the log).
         client: extra :class:`ClientOptions` fields (timeouts, TLS, failover...).
     """
 
@@ -183,12 +206,16 @@ class Miner:
         scan_seconds: float = 0.25,
         meter: EnergyMeter | None = None,
         meter_settings: MeterSettings | None = None,
+        max_share_rate: float = DEFAULT_MAX_SHARE_RATE,
         **client: Any,
     ) -> None:
         if not user:
             raise ConfigError("a worker name (--user) is needed")
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, got {threads}")
+        if not max_share_rate > 0:
+            raise ConfigError(f"max_share_rate must be positive, got {max_share_rate}")
+        self.max_share_rate = max_share_rate
         names = list(backends or ["auto"])
         self.backend_names = [fastest_available() if n == "auto" else n for n in names]
         if len(set(self.backend_names)) != len(self.backend_names):
@@ -211,6 +238,11 @@ class Miner:
         self.duplicates = 0
         self.block_candidates = 0
         self.blocks_accepted = 0
+        self.capped = 0  # valid shares not sent: over the share-rate cap
+        self._warn = RateLimitedLog(log)
+        #: Pools (by index) that refuse block candidates below their share difficulty.
+        self._shares_only: set[int] = set()
+        self._result_slots = threading.Semaphore(RESULT_SLOTS)
         self._sessions: dict[Link, _Session] = {}
         self._submitted: OrderedDict[Hashable, set[tuple[Any, ...]]] = OrderedDict()
         self._scanners: dict[str, list[Scanner]] = {}
@@ -251,7 +283,7 @@ class Miner:
         for name, scanners in self._scanners.items():
             for index, scanner in enumerate(scanners):
                 thread = threading.Thread(
-                    target=self._worker, args=(name, index, scanner), name=f"hashcore-{name}-{index}", daemon=True
+                    target=self._worker, args=(name, index, scanner), name=_thread_name(name, index), daemon=True
                 )
                 thread.start()
                 self._threads.append(thread)
@@ -278,19 +310,31 @@ class Miner:
                 raise exc
 
     async def stop(self) -> None:
+        """Stop within about two seconds whatever the pools and devices do: the pool
+        task and unanswered shares get a short grace, workers finish their scan."""
         self._stop.set()
         self._controls_changed()
         self.source.stop()
+        for _ in range(len(self._threads)):
+            self._result_slots.release()  # a worker blocked on a full queue sees the stop
         if self._client_task is not None:
             self._client_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, HashcoreError):
-                await self._client_task
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.to_thread(self._join_workers)
-        self._close_scanners()
+            done, _ = await asyncio.wait({self._client_task}, timeout=STOP_GRACE_SECONDS)
+            if not done:
+                log.warning("the pool connection did not close in time; leaving it")
+            elif not self._client_task.cancelled():
+                with contextlib.suppress(asyncio.CancelledError, HashcoreError, OSError):
+                    self._client_task.result()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()  # each counts its share as unanswered
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        stuck = await asyncio.to_thread(self._join_workers, STOP_GRACE_SECONDS)
+        self._close_scanners(skip=stuck)
         if self.ledger is not None:
             self.ledger.close()
+        self._warn.flush()
 
     async def __aenter__(self) -> Miner:
         await self.start()
@@ -299,13 +343,22 @@ class Miner:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def _join_workers(self) -> None:
+    def _join_workers(self, grace: float) -> set[str]:
+        """Join the worker threads for up to ``grace`` seconds in all; the names of
+        those still scanning (their scanners must not be closed under them)."""
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = {t.name for t in self._threads if t.is_alive()}
+        if stuck:
+            log.warning("%d worker(s) still in a scan at stop: %s", len(stuck), ", ".join(sorted(stuck)))
+        return stuck
 
-    def _close_scanners(self) -> None:
-        for scanners in self._scanners.values():
-            for scanner in scanners:
+    def _close_scanners(self, skip: set[str] | None = None) -> None:
+        for name, scanners in self._scanners.items():
+            for index, scanner in enumerate(scanners):
+                if skip and _thread_name(name, index) in skip:
+                    continue
                 with contextlib.suppress(Exception):
                     scanner.close()
 
@@ -400,6 +453,7 @@ class Miner:
         assert loop is not None and ledger is not None
         # A child process does the work of a ProcessScanner: its wall time is its CPU time.
         in_thread = not isinstance(scanner, ProcessScanner)
+        failures = 0
         while not self._stop.is_set():
             duty = self._duty[name]
             if self._paused or duty <= 0.0 or index >= self._active_threads[name]:
@@ -412,26 +466,54 @@ class Miner:
             try:
                 result = scanner.scan(unit.work, unit.nonce_start, unit.count, MAX_RESULTS)
             except Exception as exc:
-                log.error("backend %s failed: %s; this worker stops", name, exc)
-                loop.call_soon_threadsafe(self._on_worker_error, name)
-                return
+                # A device may come back (a replugged port, a restarted driver): retry
+                # with backoff rather than leave this worker idle for good.
+                failures += 1
+                delay = min(MAX_RETRY_SECONDS, 2.0 ** (failures - 1))
+                if not self._post(loop, self._on_worker_error, name, index, str(exc) or type(exc).__name__, delay):
+                    return
+                self._nap(delay)
+                continue
+            if failures:
+                failures = 0
+                self._post(loop, self._on_worker_recovered, name, index)
             elapsed = time.perf_counter() - started
             cpu_us = (time.thread_time_ns() - cpu_started) // 1000 if in_thread else int(elapsed * 1e6)
             ledger.add_cpu_time(name, cpu_us)
             sizer.update(result.hashes_done, elapsed)
-            try:
-                loop.call_soon_threadsafe(self._on_scan, name, unit, result)
-            except RuntimeError:
-                return  # the loop is closed: the miner is shutting down
+            # Backpressure: wait while the loop has RESULT_SLOTS results still to check.
+            while not self._result_slots.acquire(timeout=self.scan_seconds):
+                if self._stop.is_set():
+                    return
+            if self._stop.is_set() or not self._post(loop, self._on_scan, name, unit, result):
+                return
             if duty < 1.0:
                 self._nap(elapsed * (1.0 - duty) / duty)
 
-    def _on_worker_error(self, name: str) -> None:
-        self.counters[name].errors += 1
+    @staticmethod
+    def _post(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> bool:
+        """Run ``callback`` on the loop; False when the loop is closed (shutting down)."""
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    def _on_worker_error(self, name: str, index: int, reason: str, retry_in: float) -> None:
+        counters = self.counters[name]
+        counters.errors += 1
+        counters.failing[index] = reason
+        self._warn.warning(f"backend {name}", "backend %s (worker %d) failed: %s; retrying in %.0f s",
+                           name, index, reason, retry_in)
+
+    def _on_worker_recovered(self, name: str, index: int) -> None:
+        if self.counters[name].failing.pop(index, None) is not None:
+            log.info("backend %s (worker %d) scans again", name, index)
 
     # --- results (event loop) ----------------------------------------------------------
 
     def _on_scan(self, name: str, unit: WorkUnit, result: Any) -> None:
+        self._result_slots.release()
         counters = self.counters[name]
         counters.add(result.hashes_done, time.monotonic())
         for i, nonce in enumerate(result.nonces):
@@ -461,48 +543,81 @@ class Miner:
             self.discarded += 1  # its job was cleaned or its connection is gone
             return
         origin = share.work.origin
+        link = template.session
+        assert isinstance(link, Link)
         seen = self._submitted.setdefault(unit.key, set())
-        while len(self._submitted) > 32:
+        while len(self._submitted) > self.source.keep_jobs:
             self._submitted.popitem(last=False)
         identity = (origin.extranonce2, origin.ntime, origin.version_bits, share.nonce)
         if identity in seen:
             self.duplicates += 1
             return
-        if share.meets_block_target and self.source.mark_block_candidate(unit.key):
+        below_share = not share.meets_share_target
+        if share.meets_block_target and not (below_share and link.index in self._shares_only) \
+                and self.source.mark_block_candidate(unit.key):
             kind = "block"
             self.block_candidates += 1
             log.warning("block candidate found: %s", share.hash[::-1].hex())
-        elif share.meets_share_target:
-            kind = "share"
-        else:
+        elif below_share:
             return  # a block-target nonce after this job's one candidate: not a share
+        elif share.value > template.local_target or not self._under_rate_cap(link):
+            self.capped += 1  # a share, but over the rate cap: not sent (said once in the log)
+            return
+        else:
+            kind = "share"
         seen.add(identity)
-        link = template.session
-        assert isinstance(link, Link)
         pool = self.pools[link.index]
         try:
             answer = self.client.send_share(link, share.work.origin, share.nonce)
         except PoolError as exc:
             pool.unanswered += 1
-            log.warning("%s: %s not sent: %s", link.url, kind, exc)
+            self._warn.warning("not sent", "%s: %s not sent: %s", link.url, kind, exc)
             return
-        task = asyncio.create_task(self._count_answer(link, answer, kind, backend, share.work))
+        task = asyncio.create_task(self._count_answer(link, answer, kind, backend, share.work, below_share))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _under_rate_cap(self, link: Link) -> bool:
+        """Note a share on ``link``; False when it is over the share-rate cap (the local
+        difficulty then rises for the work built from now on)."""
+        session = self._sessions.get(link)
+        if session is None:
+            return True
+        cap = session.rate_cap
+        floor = cap.floor
+        if cap.found(session.difficulty):
+            return True
+        if cap.floor != floor:
+            self._apply_rate_cap(link, session, measured=True)
+        return False
+
+    def _apply_rate_cap(self, link: Link, session: _Session, measured: bool) -> None:
+        local = session.rate_cap.difficulty(session.difficulty)
+        self.source.set_share_target(link, difficulty_to_target(session.difficulty), difficulty_to_target(local))
+        self._warn.warning(
+            "share rate", "%s: difficulty %g would mean more than %g shares/s%s; sending shares at difficulty %g "
+            "(block candidates are still looked for)", link.url, session.difficulty, self.max_share_rate,
+            "" if measured else " at this hashrate", local)
+
     async def _count_answer(
-        self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str, backend: str, work: Work
+        self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str, backend: str, work: Work,
+        below_share: bool = False,
     ) -> None:
         pool = self.pools[link.index]
         try:
             result = await self.client.wait_answer(answer)
         except PoolError as exc:
             pool.unanswered += 1
-            log.warning("%s: %s not confirmed: %s", link.url, kind, exc)
+            self._warn.warning("not confirmed", "%s: %s not confirmed: %s", link.url, kind, exc)
             return
+        except asyncio.CancelledError:
+            pool.unanswered += 1  # the miner stops before the answer came
+            raise
         if kind == "block":
             if result.accepted:
                 self.blocks_accepted += 1
+            elif below_share and not result.stale:
+                self._refuse_block_candidates(link, result)
             log.warning("%s: block candidate %s", link.url, "accepted" if result.accepted else result.reason)
             return
         # A share is worth the difficulty its work was sent at, not today's.
@@ -510,13 +625,25 @@ class Miner:
         pool.record(result, difficulty)
         self.counters[backend].record(result, difficulty)
         if not result.accepted and not result.stale:
-            log.warning("%s: share rejected: %s", link.url, result.reason)
+            self._warn.warning("rejected", "%s: share rejected: %s", link.url, result.reason)
+
+    def _refuse_block_candidates(self, link: Link, result: ev.ShareResult) -> None:
+        """The pool rejected a block candidate below its share difficulty: from now on
+        send it shares at its difficulty only (some pools ban a worker after a few)."""
+        if link.index in self._shares_only:
+            return
+        self._shares_only.add(link.index)
+        self.source.refuse_block_candidates(link)
+        log.warning("%s refuses block candidates below its share difficulty (%s); sending it shares at its "
+                    "difficulty only", link.url, result.reason)
 
     # --- pool events (event loop) ------------------------------------------------------
 
     def _on_pool_event(self, link: Link, event: object) -> None:
         pool = self.pools[link.index]
-        session = self._sessions.setdefault(link, _Session())
+        session = self._sessions.get(link)
+        if session is None:
+            session = self._sessions[link] = _Session(rate_cap=ShareRateCap(self.max_share_rate))
         if isinstance(event, Connected):
             pool.connected = True
         elif isinstance(event, Disconnected):
@@ -530,7 +657,12 @@ class Miner:
         elif isinstance(event, ev.SetDifficulty):
             session.difficulty = event.difficulty
             pool.difficulty = event.difficulty
-            self.source.set_share_target(link, difficulty_to_target(event.difficulty))
+            hashrate = sum(c.recent_hashrate(time.monotonic()) for c in self.counters.values())
+            if session.rate_cap.expect(event.difficulty, hashrate):
+                self._apply_rate_cap(link, session, measured=False)
+            else:
+                local = session.rate_cap.difficulty(event.difficulty)
+                self.source.set_share_target(link, difficulty_to_target(event.difficulty), difficulty_to_target(local))
         elif isinstance(event, ev.NewJob):
             if session.extranonce1 is None:
                 log.warning("%s: job %s before subscription; ignored", link.url, event.job.job_id)
@@ -544,6 +676,8 @@ class Miner:
                     session.extranonce2_size,
                     difficulty_to_target(session.difficulty),
                     session.version_mask,
+                    scan_target=difficulty_to_target(session.rate_cap.difficulty(session.difficulty)),
+                    block_candidates=link.index not in self._shares_only,
                 )
             )
 
@@ -564,6 +698,7 @@ class Miner:
                 "false_positives": c.false_positives,
                 "errors": c.errors,
                 "duty": self._duty.get(name, 1.0),
+                "state": self._backend_state(name, c),
                 "active_threads": self._active_threads.get(name, c.threads),
                 "accepted": c.accepted,
                 "rejected": c.rejected,
@@ -611,7 +746,21 @@ class Miner:
             energy=overall,
             active_pool=link.url if link else None,
             paused=self._paused,
+            capped=self.capped,
         )
+
+    def _backend_state(self, name: str, counters: BackendCounters) -> str:
+        """A short text for the live view, the API and the dashboard."""
+        if counters.failing:
+            return f"retrying: {next(iter(counters.failing.values()))}"[:160]
+        device_state = getattr(self._scanners[name][0], "state", None) if self._scanners.get(name) else None
+        if isinstance(device_state, str) and device_state not in ("", "mining"):
+            return device_state
+        if self._paused or self._duty.get(name, 1.0) <= 0.0 or self._active_threads.get(name, 1) == 0:
+            return "paused"
+        if self.source.current_job is None:
+            return "waiting for work"
+        return "mining"
 
     def _energy(self, hashes: dict[str, int]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         """Energy fields per backend and in total; ``recent_watts`` over the last seconds."""
@@ -629,3 +778,7 @@ class Miner:
         span = now - history[0][0]
         recent = (overall.joules - history[0][1]) / span if span > 0.5 else overall.watts
         return per_backend, {**{k: overall.as_dict()[k] for k in fields}, "recent_watts": recent}
+
+
+def _thread_name(backend: str, index: int) -> str:
+    return f"hashcore-{backend}-{index}"

@@ -32,6 +32,10 @@ class Template:
         version_mask: the BIP 310 mask granted (0: none).
         block_candidate_sent: a block-target nonce was already submitted for this job;
             later work reports against the share target only (DESIGN.md).
+        scan_target: the target backends scan for: the share target, or a harder one
+            when the share-rate cap raised the local difficulty (None: the share target).
+        block_candidates: whether nonces meeting only the block target (below the share
+            difficulty) are looked for; off for pools that refuse them.
     """
 
     job: Job
@@ -41,6 +45,8 @@ class Template:
     share_target: int
     version_mask: int = 0
     block_candidate_sent: bool = False
+    scan_target: int | None = None
+    block_candidates: bool = True
     _extranonce2: int = 0
     _version_step: int = 0
     _ntime_offset: int = 0
@@ -53,6 +59,11 @@ class Template:
     @property
     def block_target(self) -> int:
         return self.job.block_target
+
+    @property
+    def local_target(self) -> int:
+        """The target a share must meet to be sent: the pool's, or the capped one."""
+        return self.share_target if self.scan_target is None else min(self.scan_target, self.share_target)
 
     def next_work(self) -> Work:
         """The next header of this job that no earlier call has produced."""
@@ -73,7 +84,9 @@ class Template:
         version = (job.version & ~self.version_mask) | bits
         ntime = job.ntime + self._ntime_offset
         block_target = self.block_target
-        target = self.share_target if self.block_candidate_sent else max(self.share_target, block_target)
+        target = self.local_target
+        if self.block_candidates and not self.block_candidate_sent:
+            target = max(target, block_target)
         origin = WorkOrigin(job.job_id, extranonce2, ntime, bits if self.version_mask else None)
         return Work(
             job.header76(self._merkle, ntime=ntime, version=version),
@@ -112,10 +125,12 @@ class WorkSource:
     Args:
         nonce_span: nonces scanned per header before moving to the next header (2**32 is
             the whole nonce space; smaller spans spread work over more headers).
-        keep_jobs: how many non-clean jobs stay valid for late results.
+        keep_jobs: how many non-clean jobs stay valid for late results. A pool in a
+            job storm (100 notify a second without clean_jobs) must not make a quarter
+            second's scan stale before it returns; the embedded pool keeps as many.
     """
 
-    def __init__(self, nonce_span: int = NONCE_SPACE, keep_jobs: int = 8) -> None:
+    def __init__(self, nonce_span: int = NONCE_SPACE, keep_jobs: int = 64) -> None:
         if not 1 <= nonce_span <= NONCE_SPACE:
             raise ValueError("nonce_span must be between 1 and 2**32")
         self.nonce_span = nonce_span
@@ -141,12 +156,20 @@ class WorkSource:
             self._work = None
             self._lock.notify_all()
 
-    def set_share_target(self, session: Hashable, target: int) -> None:
-        """A new difficulty: work built from now on (the next header) uses it."""
+    def set_share_target(self, session: Hashable, target: int, scan_target: int | None = None) -> None:
+        """A new difficulty (and local scan target): work built from now on uses it."""
         with self._lock:
             for template in self._templates.values():
                 if template.session == session:
-                    template.share_target = target
+                    template.share_target, template.scan_target = target, scan_target
+            self._work = None
+
+    def refuse_block_candidates(self, session: Hashable) -> None:
+        """The pool refuses block candidates below its share difficulty: stop looking."""
+        with self._lock:
+            for template in self._templates.values():
+                if template.session == session:
+                    template.block_candidates = False
             self._work = None
 
     def drop_session(self, session: Hashable) -> None:

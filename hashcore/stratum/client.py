@@ -6,12 +6,20 @@ passes its events on to a handler, tagged with a :class:`Link` that says which p
 which connection they came from (a share found on an old connection must never be sent
 on a new one). It decides nothing about the protocol itself.
 
-* Connect timeout, TCP keepalive, and a watchdog: no bytes from the pool for
-  ``idle_timeout`` seconds means the connection is dead; reconnect.
-* Reconnect with exponential backoff and jitter, per pool.
+* Deadlines on every wait: connect; the handshake (subscribe and authorize answered
+  and a first job, within ``handshake_timeout``: a pool that accepts TCP and says
+  nothing is left as soon as a dead one); a share's answer (``submit_timeout``: a pool
+  that stops answering is left); and a watchdog (no bytes for ``idle_timeout``).
+* Reconnect with exponential backoff and jitter, per pool. The backoff resets only
+  after a connection stayed up ``stable_after`` seconds: a pool that authorizes and
+  then drops is not hammered.
 * Failover: pools are tried in priority order; while on a backup, the better pools are
-  probed every ``failback_interval`` seconds and the client returns to the first one
-  that answers.
+  probed every ``failback_interval`` seconds with a whole handshake (subscribe,
+  authorize, first job), and the client returns to the first that completes one.
+* Pools from before BIP 310 may drop a client whose first message is
+  ``mining.configure``; such a pool gets a plain handshake from then on.
+* Shares found on a job that came before the answer to ``mining.authorize`` (ckpool
+  sends its first job first) are held and sent once the worker is authorized.
 * ``client.reconnect`` is followed (to the same host only, unless allowed).
 """
 
@@ -27,12 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from hashcore.errors import ConfigError, PoolError
 from hashcore.stratum import events as ev
 from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE
-from hashcore.stratum.protocol import ClientConnection, LocalProtocolError
+from hashcore.stratum.protocol import ClientConnection, LocalProtocolError, State
 from hashcore.work import DEFAULT_VERSION_MASK, WorkOrigin
 
 log = logging.getLogger("hashcore.stratum")
@@ -55,23 +63,73 @@ class Endpoint:
     tls: bool
     user: str | None = field(default=None, compare=False)
     password: str | None = field(default=None, compare=False, repr=False)
+    #: Where a ``client.reconnect`` sent us (shown in logs); the pool's URL otherwise.
+    redirected_url: str | None = field(default=None, compare=False)
+
+    @property
+    def address(self) -> str:
+        return self.redirected_url or self.url
+
+
+def split_pool_url(url: str) -> tuple[str, str | None, str | None, str]:
+    """A pool URL taken apart by hand: (scheme, user, password, address).
+
+    The credentials end at the last '@', so a password may hold '#', '/', '?', '@' or
+    ':' as typed (urllib cuts it at the first of them and takes the rest for the host).
+    ``scheme`` is "" when the URL has none; ``address`` is what follows the credentials
+    (``host:port`` and anything after); user and password are as written, escapes kept.
+    """
+    text = url.strip()
+    scheme, separator, rest = text.partition("://")
+    if not separator or not scheme[:1].isalpha() or not all(c.isalnum() or c in "+-." for c in scheme):
+        scheme, rest = "", text  # "user:pa://ss@host" has no scheme: its "://" is in the password
+    userinfo, at, address = rest.rpartition("@")
+    if not at:
+        return scheme.lower(), None, None, rest
+    user, colon, password = userinfo.partition(":")
+    return scheme.lower(), user, password if colon else None, address
 
 
 def parse_pool_url(url: str) -> Endpoint:
-    """Parse a pool URL; raises ConfigError naming what is wrong (never the password)."""
-    parts = urlsplit(url if "://" in url else f"stratum+tcp://{url}")
-    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    if parts.scheme not in _SCHEMES:
+    """Parse a pool URL; raises ConfigError naming what is wrong (never the password).
+
+    Percent-escapes in the user and password are decoded (write a literal '%' as %25)."""
+    scheme, user, password, address = split_pool_url(url)
+    scheme = scheme or "stratum+tcp"
+    shown = f"{scheme}://{address}"
+    if scheme not in _SCHEMES:
         raise ConfigError(f"pool URL {shown!r}: scheme must be stratum+tcp:// or stratum+ssl://")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"pool URL {shown!r}: bad port") from None
-    if not parts.hostname or port is None:
+    host_port = address
+    for mark in "/?#":  # a path, query or fragment means nothing to Stratum
+        host_port = host_port.partition(mark)[0]
+    if host_port.startswith("["):
+        host, closed, after = host_port[1:].partition("]")
+        if not closed:
+            raise ConfigError(f"pool URL {shown!r}: an IPv6 address needs its closing ']', e.g. [::1]:3333")
+        try:
+            socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        except OSError:
+            raise ConfigError(f"pool URL {shown!r}: {host!r} is not an IPv6 address") from None
+        if after and not after.startswith(":"):
+            raise ConfigError(f"pool URL {shown!r}: needs host:port")
+        port_text = after[1:]
+    else:
+        host, _, port_text = host_port.partition(":")
+        if ":" in port_text:
+            raise ConfigError(f"pool URL {shown!r}: write an IPv6 address in brackets, e.g. [::1]:3333")
+    if not host or not port_text or any(c.isspace() for c in host):
         raise ConfigError(f"pool URL {shown!r}: needs host:port")
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return Endpoint(shown, parts.hostname, port, _SCHEMES[parts.scheme], user, password)
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"pool URL {shown!r}: bad port {port_text[:12]!r} (1-65535)")
+    return Endpoint(
+        shown,
+        host.lower(),
+        port,
+        _SCHEMES[scheme],
+        unquote(user) if user else None,
+        unquote(password) if password is not None else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +143,18 @@ class ClientOptions:
         extranonce_subscribe: send ``mining.extranonce.subscribe``.
         suggest_difficulty: send ``mining.suggest_difficulty`` with this value.
         connect_timeout: seconds to open the TCP (and TLS) connection.
+        handshake_timeout: seconds from connecting until subscribe and authorize are
+            answered and the first job has come; past it the pool counts as failed.
         idle_timeout: the watchdog: seconds without any byte from the pool.
-        submit_timeout: seconds to wait for the pool's answer to a share.
-        backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter).
+        submit_timeout: seconds to wait for the pool's answer to a share; a share left
+            unanswered this long means the pool stopped answering (reconnect).
+        backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter,
+            never above ``backoff_max``).
+        stable_after: seconds a connection must last before its pool's backoff resets.
         failback_interval: seconds between probes of better pools while on a backup.
+        max_held_shares: shares held while the pool has not yet answered authorize.
+        max_unsent_bytes: bytes waiting to be written before the pool counts as not
+            reading (the connection is dropped instead of buffering without end).
         tls_verify: verify pool certificates (on unless told otherwise).
         tls_ca: a CA bundle file to verify against, instead of the system's.
         allow_redirect: follow ``client.reconnect`` to another host.
@@ -104,11 +170,15 @@ class ClientOptions:
     extranonce_subscribe: bool = True
     suggest_difficulty: float | None = None
     connect_timeout: float = 10.0
+    handshake_timeout: float = 10.0
     idle_timeout: float = 180.0
-    submit_timeout: float = 30.0
+    submit_timeout: float = 10.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+    stable_after: float = 60.0
     failback_interval: float = 30.0
+    max_held_shares: int = 256
+    max_unsent_bytes: int = 1 << 20
     tls_verify: bool = True
     tls_ca: str | None = None
     allow_redirect: bool = False
@@ -152,6 +222,17 @@ class PoolStatus:
     retry_at: float = 0.0
     ever_connected: bool = False
     enabled: bool = True
+    #: The pool dropped a handshake that began with mining.configure: leave it out.
+    plain_handshake: bool = False
+
+
+@dataclass(slots=True)
+class _Held:
+    """A share found before the pool answered authorize, waiting to be sent."""
+
+    origin: WorkOrigin
+    nonce: int
+    waiter: asyncio.Future[ev.ShareResult]
 
 
 @dataclass(slots=True)
@@ -159,8 +240,19 @@ class _Active:
     link: Link
     protocol: ClientConnection
     writer: asyncio.StreamWriter
+    connected_at: float
     waiters: dict[int, asyncio.Future[ev.ShareResult]] = field(default_factory=dict)
+    #: When each share in ``waiters`` was written (monotonic), oldest first.
+    sent_at: dict[int, float] = field(default_factory=dict)
+    held: list[_Held] = field(default_factory=list)
     authorized: bool = False
+    authorized_at: float | None = None
+    has_job: bool = False
+    sent_configure: bool = False
+
+
+class _Closed(PoolError):
+    """The pool closed the connection."""
 
 
 class _Redirect(Exception):
@@ -194,6 +286,7 @@ class StratumClient:
         self._session_counter = 0
         self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
         self._redirects: dict[int, Endpoint] = {}
+        self._last_handshake: dict[int, str] = {}  # pool index -> how its last handshake ended early
         self._rng = random.Random()
 
     # --- public ------------------------------------------------------------------------
@@ -216,7 +309,6 @@ class StratumClient:
             status = self.status[index]
             try:
                 await self._serve(index)
-                status.failures = 0
             except _Redirect as redirect:
                 self._redirects[index] = redirect.endpoint
                 status.retry_at = time.monotonic() + redirect.wait
@@ -225,15 +317,38 @@ class StratumClient:
                 log.info("%s: leaving: %s", status.url, leave)
                 self.status[leave.index].retry_at = 0.0
             except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
-                status.failures += 1
                 status.last_error = _describe(exc)
-                delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (status.failures - 1))
-                delay *= self._rng.uniform(0.5, 1.5)
+                if self._fell_back_to_plain(index):
+                    continue  # retry at once, without mining.configure
+                status.failures += 1
+                delay = self._backoff(status.failures)
                 status.retry_at = time.monotonic() + delay
                 # Before a first connection the CLI's fail-fast error says it all; after it, warn.
                 level = logging.WARNING if status.ever_connected else logging.INFO
                 log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, delay)
                 self._check_fail_fast()
+
+    def _backoff(self, failures: int) -> float:
+        """Doubling delays with +-50% jitter, the jitter inside the cap."""
+        options = self.options
+        delay = options.backoff_base * 2 ** min(failures - 1, 30) * self._rng.uniform(0.5, 1.5)
+        return min(options.backoff_max, delay)
+
+    def _fell_back_to_plain(self, index: int) -> bool:
+        """After a handshake the pool dropped before answering subscribe: when it began
+        with mining.configure, remember to leave that out for this pool (pools from
+        before BIP 310 drop such clients). Returns True when that is newly learnt."""
+        status = self._last_handshake.pop(index, None)
+        if status != "dropped after configure":
+            return False
+        pool = self.status[index]
+        if pool.plain_handshake:
+            return False
+        pool.plain_handshake = True
+        log.warning(
+            "%s dropped the connection after mining.configure without answering; using a plain handshake "
+            "(no version rolling) with this pool from now on", pool.url)
+        return True
 
     def send_share(self, link: Link, origin: WorkOrigin, nonce: int) -> asyncio.Future[ev.ShareResult]:
         """Write a share on ``link``'s connection now; the future resolves with the answer.
@@ -244,17 +359,38 @@ class StratumClient:
         to a connection that no longer exists).
         """
         active = self._active
-        if active is None or active.link != link or not active.authorized:
+        if active is None or active.link != link:
             raise PoolError("the connection this share was found on is gone")
+        waiter: asyncio.Future[ev.ShareResult] = asyncio.get_running_loop().create_future()
+        if not active.authorized:
+            # The job came before the answer to authorize: send the share once it comes.
+            if len(active.held) >= self.options.max_held_shares:
+                raise PoolError(f"{len(active.held)} shares already wait for the pool to authorize the worker")
+            active.held.append(_Held(origin, nonce, waiter))
+            return waiter
+        self._write_share(active, origin, nonce, waiter)
+        return waiter
+
+    def _write_share(self, active: _Active, origin: WorkOrigin, nonce: int,
+                     waiter: asyncio.Future[ev.ShareResult]) -> None:
+        unsent = active.writer.transport.get_write_buffer_size()
+        if unsent > self.options.max_unsent_bytes:
+            # The pool does not read what we send: buffering more would grow without end.
+            active.writer.transport.abort()
+            raise PoolError(f"the pool is not reading ({unsent} bytes unsent); reconnecting")
         try:
             request_id, data = active.protocol.submit(self.user_of(active.link.index), origin, nonce)
         except LocalProtocolError as exc:
             raise PoolError(str(exc)) from exc
-        waiter: asyncio.Future[ev.ShareResult] = asyncio.get_running_loop().create_future()
         active.waiters[request_id] = waiter
-        waiter.add_done_callback(lambda _: active.waiters.pop(request_id, None))
+        active.sent_at[request_id] = time.monotonic()
+
+        def forget(_: object) -> None:
+            active.waiters.pop(request_id, None)
+            active.sent_at.pop(request_id, None)
+
+        waiter.add_done_callback(forget)
         active.writer.write(data)
-        return waiter
 
     async def submit(self, link: Link, origin: WorkOrigin, nonce: int) -> ev.ShareResult:
         """Send a share and wait for the pool's answer (PoolError: gone or no answer)."""
@@ -364,11 +500,11 @@ class StratumClient:
         self._session_counter += 1
         link = Link(index, status.url, self._session_counter)
         protocol = ClientConnection(max_line=self.options.max_line)
-        active = _Active(link, protocol, writer)
+        active = _Active(link, protocol, writer, time.monotonic())
         self._active = active
         status.connected, status.ever_connected = True, True
         status.connects += 1
-        log.info("connected to %s", endpoint.url)
+        log.info("connected to %s", endpoint.address)
         self.handler(link, Connected())
         leave: asyncio.Future[_Leave] = asyncio.get_running_loop().create_future()
         self._leave = leave
@@ -376,11 +512,8 @@ class StratumClient:
         failback = asyncio.create_task(self._watch_better_pools(better, leave)) if better else None
         reason = "closed"
         try:
-            if self.options.version_rolling:
-                writer.write(protocol.configure(self.options.version_mask))
-            resume = self._resume.get(index)
-            writer.write(protocol.subscribe(resume[0] if resume else None))
-            writer.write(protocol.authorize(self.user_of(index), endpoint.password or self.options.password))
+            active.sent_configure = self.options.version_rolling and not status.plain_handshake
+            self._write_handshake(writer, protocol, index, endpoint, active.sent_configure)
             await writer.drain()
             await self._read_loop(reader, active, leave)
         except (_Redirect, _Leave) as exc:
@@ -388,35 +521,75 @@ class StratumClient:
             raise
         except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
             reason = _describe(exc)
+            dropped = isinstance(exc, (_Closed, ConnectionError))
+            if dropped and protocol.state is State.SUBSCRIBING and active.sent_configure:
+                self._last_handshake[index] = "dropped after configure"
             raise
         finally:
             if failback is not None:
                 failback.cancel()
             self._active, self._leave = None, None
             status.connected = False
-            for waiter in active.waiters.values():
+            up_for = time.monotonic() - active.authorized_at if active.authorized_at is not None else 0.0
+            if up_for >= self.options.stable_after:
+                status.failures = 0  # it worked for a good while: start the backoff afresh
+            lost = PoolError(f"connection lost before the pool answered ({reason})")
+            for waiter in [*active.waiters.values(), *(h.waiter for h in active.held)]:
                 if not waiter.done():
-                    waiter.set_exception(PoolError(f"connection lost before the pool answered ({reason})"))
+                    waiter.set_exception(lost)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
             self.handler(link, Disconnected(reason))
 
+    def _write_handshake(self, writer: asyncio.StreamWriter, protocol: ClientConnection, index: int,
+                         endpoint: Endpoint, configure: bool) -> None:
+        if configure:
+            writer.write(protocol.configure(self.options.version_mask))
+        resume = self._resume.get(index)
+        writer.write(protocol.subscribe(resume[0] if resume else None))
+        writer.write(protocol.authorize(self.user_of(index), endpoint.password or self.options.password))
+
+    def _deadline(self, active: _Active, last_data: float) -> tuple[float, str]:
+        """The next moment the connection counts as failed, and what failure that is."""
+        options = self.options
+        deadline = last_data + options.idle_timeout
+        why = f"watchdog: nothing from the pool for {options.idle_timeout:.0f} s"
+        if not (active.authorized and active.has_job):
+            missing = ("an answer to mining.subscribe" if active.protocol.state is State.SUBSCRIBING
+                       else "an answer to mining.authorize" if not active.authorized else "a first job")
+            handshake_end = active.connected_at + options.handshake_timeout
+            if handshake_end < deadline:
+                deadline, why = handshake_end, f"no {missing} within {options.handshake_timeout:g} s of connecting"
+        if active.sent_at:
+            answer_end = next(iter(active.sent_at.values())) + options.submit_timeout
+            if answer_end < deadline:
+                deadline, why = answer_end, f"the pool has not answered a share for {options.submit_timeout:g} s"
+        return deadline, why
+
     async def _read_loop(self, reader: asyncio.StreamReader, active: _Active, leave: asyncio.Future[_Leave]) -> None:
         protocol, writer = active.protocol, active.writer
+        last_data = time.monotonic()
         while True:
             read = asyncio.ensure_future(reader.read(65536))
             waiting: set[asyncio.Future[Any]] = {read, leave}
-            done, _ = await asyncio.wait(waiting, timeout=self.options.idle_timeout, return_when="FIRST_COMPLETED")
+            while True:
+                deadline, why = self._deadline(active, last_data)
+                done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - time.monotonic()),
+                                             return_when="FIRST_COMPLETED")
+                # Deadlines move while we wait (a share sent, an answer come): look again.
+                if done or self._deadline(active, last_data)[0] <= time.monotonic():
+                    break
             if leave in done:
                 read.cancel()
                 raise leave.result()
             if read not in done:
                 read.cancel()
-                raise PoolError(f"watchdog: nothing from the pool for {self.options.idle_timeout:.0f} s")
+                raise PoolError(why)
+            last_data = time.monotonic()
             data = read.result()
             if not data:
-                raise PoolError("the pool closed the connection")
+                raise _Closed("the pool closed the connection")
             protocol.receive_data(data)
             while (event := protocol.next_event()) is not None:
                 self._on_event(active, event)
@@ -442,9 +615,14 @@ class StratumClient:
         elif isinstance(event, ev.Authorized):
             if not event.accepted:
                 raise PoolError(f"worker {event.user!r} not authorized: {event.reason}")
-            active.authorized = True
-            # Working again: an old failure no longer describes this pool.
-            self.status[index].failures, self.status[index].last_error = 0, None
+            if not active.authorized:
+                active.authorized, active.authorized_at = True, time.monotonic()
+                self._send_held(active)
+            # Working again: an old error no longer describes this pool (the backoff
+            # count stays until the connection proves stable).
+            self.status[index].last_error = None
+        elif isinstance(event, ev.NewJob):
+            active.has_job = True
         elif isinstance(event, ev.ProtocolError):
             log.warning("%s: %s", active.link.url, event.message)
             if event.fatal:
@@ -455,28 +633,83 @@ class StratumClient:
             log.info("%s says: %s", active.link.url, event.text)
         self.handler(active.link, event)
 
+    def _send_held(self, active: _Active) -> None:
+        held, active.held = active.held, []
+        for share in held:
+            if share.waiter.done():
+                continue
+            try:
+                self._write_share(active, share.origin, share.nonce, share.waiter)
+            except PoolError as exc:
+                share.waiter.set_exception(exc)
+
     def _follow_reconnect(self, active: _Active, event: ev.Reconnect) -> None:
         current = self.endpoints[active.link.index]
         host = event.host or current.host
         if host != current.host and not self.options.allow_redirect:
             log.warning("%s: ignoring client.reconnect to another host %s", current.url, host)
             return
-        target = Endpoint(current.url, host, event.port or current.port, current.tls, current.user, current.password)
+        port = event.port or current.port
+        address = f"{'stratum+ssl' if current.tls else 'stratum+tcp'}://{_host_text(host)}:{port}"
+        target = Endpoint(current.url, host, port, current.tls, current.user, current.password, address)
         raise _Redirect(target, event.wait)
 
     async def _watch_better_pools(self, better: list[int], leave: asyncio.Future[_Leave]) -> None:
-        """Probe the pools ranked above the current one; leave for the first that answers."""
+        """Probe the pools ranked above the current one; leave for the first that
+        completes a whole handshake (a TCP connect alone proves nothing: a hung pool
+        accepts connections and never speaks)."""
         while not leave.done():
             await asyncio.sleep(self.options.failback_interval)
             for index in better:
-                try:
-                    _, writer = await self._open(self.endpoints[index])
-                except (OSError, TimeoutError, ssl.SSLError):
+                if not self.status[index].enabled:
                     continue
-                writer.close()
+                failure = await self._probe(index)
+                if failure is not None:
+                    log.info("%s: still unusable (%s)", self.endpoints[index].url, failure)
+                    continue
                 if not leave.done():
                     leave.set_result(_Leave(index, f"a better pool ({self.endpoints[index].url}) is back"))
                 return
+
+    async def _probe(self, index: int) -> str | None:
+        """One whole handshake with pool ``index`` on a throwaway connection: None when
+        it subscribed, authorized and sent a job within the handshake deadline, else why not."""
+        endpoint, status = self.endpoints[index], self.status[index]
+        try:
+            async with asyncio.timeout(self.options.connect_timeout + self.options.handshake_timeout):
+                reader, writer = await self._open(endpoint)
+                try:
+                    protocol = ClientConnection(max_line=self.options.max_line)
+                    configure = self.options.version_rolling and not status.plain_handshake
+                    self._write_handshake(writer, protocol, index, endpoint, configure)
+                    await writer.drain()
+                    authorized = has_job = False
+                    while not (authorized and has_job):
+                        data = await reader.read(65536)
+                        if not data:
+                            return "closed the connection during the handshake"
+                        protocol.receive_data(data)
+                        while (event := protocol.next_event()) is not None:
+                            if isinstance(event, ev.Authorized):
+                                if not event.accepted:
+                                    return f"worker not authorized: {event.reason}"
+                                authorized = True
+                            elif isinstance(event, ev.NewJob):
+                                has_job = True
+                            elif isinstance(event, ev.ProtocolError) and event.fatal:
+                                return event.message
+                        writer.write(protocol.data_to_send())
+                finally:
+                    writer.close()
+        except TimeoutError:
+            return "no complete handshake in time"
+        except (OSError, ssl.SSLError) as exc:
+            return _describe(exc)
+        return None
+
+
+def _host_text(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _describe(exc: BaseException) -> str:

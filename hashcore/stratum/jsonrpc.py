@@ -85,11 +85,26 @@ def error_text(error: Any) -> tuple[int | None, str]:
     """
     if isinstance(error, list) and error:
         code = error[0] if isinstance(error[0], int) and not isinstance(error[0], bool) else None
-        text = str(error[1]) if len(error) > 1 else str(error[0])
-        return code, text
+        text = error[1] if len(error) > 1 else error[0]
+        return code, printable(text)
     if isinstance(error, dict):
         code = error.get("code")
-        return (code if isinstance(code, int) and not isinstance(code, bool) else None), str(
+        return (code if isinstance(code, int) and not isinstance(code, bool) else None), printable(
             error.get("message", error)
         )
-    return None, str(error)
+    return None, printable(error)
+
+
+#: The longest text from a peer that is shown (a reject reason, a pool's message).
+MAX_TEXT = 500
+
+
+def printable(value: Any, limit: int = MAX_TEXT) -> str:
+    """Text from a peer made safe to show on a terminal or in a log line: control
+    characters (ESC sequences, NUL, newlines) escaped, at most ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -30,7 +30,7 @@ from typing import Any
 
 from hashcore.errors import HashcoreError
 from hashcore.stratum import events as ev
-from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE, LineBuffer, Overflow, decode, encode, error_text
+from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE, LineBuffer, Overflow, decode, encode, error_text, printable
 from hashcore.work import DEFAULT_VERSION_MASK, Job, WorkOrigin, swap_words
 
 USER_AGENT = "hashcore/0.1.0"
@@ -171,7 +171,7 @@ class ClientConnection:
                 self._handle(decode(item))
             except (ValueError, _BadMessage) as exc:
                 self._events.append(ev.ProtocolError(f"{exc} in {_preview(item)}"))
-            except Exception as exc:  # noqa: BLE001 - the promise: no pool byte raises out of here
+            except Exception as exc:  # the promise: nothing the pool sends raises out of here
                 self._events.append(ev.ProtocolError(f"unhandled {type(exc).__name__} in {_preview(item)}"))
 
     def next_event(self) -> ev.Event | None:
@@ -323,7 +323,7 @@ class ClientConnection:
         return ev.Reconnect(host, port, wait)
 
     def _on_show_message(self, params: list[Any]) -> ev.Event:
-        return ev.ShowMessage(str(params[0]) if params else "")
+        return ev.ShowMessage(printable(params[0]) if params else "")
 
     def _on_get_version(self, params: list[Any]) -> None:
         return None

@@ -169,6 +169,7 @@ class _Session:
     difficulty: float = 1.0
     version_mask: int = 0
     rate_cap: ShareRateCap = field(default_factory=ShareRateCap)
+    capped_said: bool = False
 
 
 class Miner:
@@ -258,6 +259,7 @@ class Miner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
         self._power_history: deque[tuple[float, float]] = deque()
+        self._final: MinerStats | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -332,6 +334,8 @@ class Miner:
             await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
         stuck = await asyncio.to_thread(self._join_workers, STOP_GRACE_SECONDS)
         self._close_scanners(skip=stuck)
+        if self._started_at and self._final is None:
+            self._final = self.stats()  # the summary counts the shares left unanswered at exit
         if self.ledger is not None:
             self.ledger.close()
         self._warn.flush()
@@ -536,6 +540,13 @@ class Miner:
                 counters.false_positives += 1
                 continue
             self._consider(unit, share, name)
+        link = unit.key[0]
+        session = self._sessions.get(link) if isinstance(link, Link) else None
+        if session is not None and isinstance(link, Link) and session.rate_cap.floor \
+                and session.rate_cap.relax(session.difficulty):
+            self._apply_rate_cap(link, session)
+            local = session.rate_cap.difficulty(session.difficulty)
+            log.info("%s: local share difficulty lowered to %g", link.url, local)
 
     def _consider(self, unit: WorkUnit, share: Any, backend: str) -> None:
         template = self.source.template(unit.key)
@@ -588,16 +599,22 @@ class Miner:
         if cap.found(session.difficulty):
             return True
         if cap.floor != floor:
-            self._apply_rate_cap(link, session, measured=True)
+            self._apply_rate_cap(link, session)
+            self._say_capped(link, session, "")
         return False
 
-    def _apply_rate_cap(self, link: Link, session: _Session, measured: bool) -> None:
+    def _say_capped(self, link: Link, session: _Session, detail: str) -> None:
+        """Say once per connection that its shares are capped; later steps quietly."""
+        level = logging.INFO if session.capped_said else logging.WARNING
+        session.capped_said = True
+        log.log(level, "%s: difficulty %g would mean more than %g shares/s%s; sending shares at difficulty %g "
+                "(block candidates are still looked for)", link.url, session.difficulty, self.max_share_rate, detail,
+                session.rate_cap.difficulty(session.difficulty))
+
+    def _apply_rate_cap(self, link: Link, session: _Session) -> None:
+        """Work built from now on scans for the session's local difficulty."""
         local = session.rate_cap.difficulty(session.difficulty)
         self.source.set_share_target(link, difficulty_to_target(session.difficulty), difficulty_to_target(local))
-        self._warn.warning(
-            "share rate", "%s: difficulty %g would mean more than %g shares/s%s; sending shares at difficulty %g "
-            "(block candidates are still looked for)", link.url, session.difficulty, self.max_share_rate,
-            "" if measured else " at this hashrate", local)
 
     async def _count_answer(
         self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str, backend: str, work: Work,
@@ -658,11 +675,10 @@ class Miner:
             session.difficulty = event.difficulty
             pool.difficulty = event.difficulty
             hashrate = sum(c.recent_hashrate(time.monotonic()) for c in self.counters.values())
-            if session.rate_cap.expect(event.difficulty, hashrate):
-                self._apply_rate_cap(link, session, measured=False)
-            else:
-                local = session.rate_cap.difficulty(event.difficulty)
-                self.source.set_share_target(link, difficulty_to_target(event.difficulty), difficulty_to_target(local))
+            capped = session.rate_cap.expect(event.difficulty, hashrate)
+            self._apply_rate_cap(link, session)
+            if capped:
+                self._say_capped(link, session, f" at {hashrate:.3g} H/s")
         elif isinstance(event, ev.NewJob):
             if session.extranonce1 is None:
                 log.warning("%s: job %s before subscription; ignored", link.url, event.job.job_id)
@@ -684,6 +700,9 @@ class Miner:
     # --- reporting ---------------------------------------------------------------------
 
     def stats(self) -> MinerStats:
+        """The counters now; after :meth:`stop`, as they were when it finished."""
+        if self._final is not None:
+            return self._final
         now = time.monotonic()
         seconds = max(now - self._started_at, 1e-9) if self._started_at else 0.0
         hashes = sum(c.hashes for c in self.counters.values())

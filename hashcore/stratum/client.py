@@ -45,6 +45,9 @@ from hashcore.work import DEFAULT_VERSION_MASK, WorkOrigin
 
 log = logging.getLogger("hashcore.stratum")
 
+#: How often a connection's deadlines are looked at while nothing arrives.
+DEADLINE_POLL = 0.25
+
 _SCHEMES = {"stratum+tcp": False, "stratum": False, "tcp": False, "stratum+ssl": True, "stratum+tls": True, "ssl": True}
 
 
@@ -575,10 +578,14 @@ class StratumClient:
             waiting: set[asyncio.Future[Any]] = {read, leave}
             while True:
                 deadline, why = self._deadline(active, last_data)
-                done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - time.monotonic()),
-                                             return_when="FIRST_COMPLETED")
-                # Deadlines move while we wait (a share sent, an answer come): look again.
-                if done or self._deadline(active, last_data)[0] <= time.monotonic():
+                # Deadlines move while we wait (a share sent, an answer come): look again
+                # at least every DEADLINE_POLL seconds.
+                timeout = min(max(0.0, deadline - time.monotonic()), DEADLINE_POLL)
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when="FIRST_COMPLETED")
+                if done:
+                    break
+                deadline, why = self._deadline(active, last_data)
+                if deadline <= time.monotonic():
                     break
             if leave in done:
                 read.cancel()

@@ -11,8 +11,8 @@ on a new one). It decides nothing about the protocol itself.
   nothing is left as soon as a dead one); a share's answer (``submit_timeout``: a pool
   that stops answering is left); and a watchdog (no bytes for ``idle_timeout``).
 * Reconnect with exponential backoff and jitter, per pool. The backoff resets only
-  after a connection stayed up ``stable_after`` seconds: a pool that authorizes and
-  then drops is not hammered.
+  after a connection proved itself (a share accepted, or up ``stable_after``
+  seconds): a pool that authorizes and then drops is not hammered.
 * Failover: pools are tried in priority order; while on a backup, the better pools are
   probed every ``failback_interval`` seconds with a whole handshake (subscribe,
   authorize, first job), and the client returns to the first that completes one.
@@ -153,7 +153,8 @@ class ClientOptions:
             unanswered this long means the pool stopped answering (reconnect).
         backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter,
             never above ``backoff_max``).
-        stable_after: seconds a connection must last before its pool's backoff resets.
+        stable_after: seconds a connection must last before its pool's backoff resets
+            (an accepted share resets it too).
         failback_interval: seconds between probes of better pools while on a backup.
         max_held_shares: shares held while the pool has not yet answered authorize.
         max_unsent_bytes: bytes waiting to be written before the pool counts as not
@@ -251,6 +252,7 @@ class _Active:
     authorized: bool = False
     authorized_at: float | None = None
     has_job: bool = False
+    accepted: int = 0
     sent_configure: bool = False
 
 
@@ -534,8 +536,8 @@ class StratumClient:
             self._active, self._leave = None, None
             status.connected = False
             up_for = time.monotonic() - active.authorized_at if active.authorized_at is not None else 0.0
-            if up_for >= self.options.stable_after:
-                status.failures = 0  # it worked for a good while: start the backoff afresh
+            if up_for >= self.options.stable_after or active.accepted:
+                status.failures = 0  # it did work (shares accepted, or up a good while): back off afresh
             lost = PoolError(f"connection lost before the pool answered ({reason})")
             for waiter in [*active.waiters.values(), *(h.waiter for h in active.held)]:
                 if not waiter.done():
@@ -608,6 +610,7 @@ class StratumClient:
     def _on_event(self, active: _Active, event: ev.Event) -> None:
         index = active.link.index
         if isinstance(event, ev.ShareResult):
+            active.accepted += event.accepted
             waiter = active.waiters.get(event.request_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(event)

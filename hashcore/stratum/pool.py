@@ -7,12 +7,19 @@ every few seconds, BIP 310 version rolling, an extranonce1 per connection, sessi
 resumption, and vardiff aiming at a share rate. It never trusts the miner: every share
 is rebuilt from the job and checked with hashlib, and rejected with the usual codes:
 
-    20 other (bad params, ntime out of range, version bits outside the mask)
+    20 other (malformed params or JSON, ntime out of range, version bits outside the mask)
     21 stale / job not found     22 duplicate     23 low difficulty
     24 unauthorized worker       25 not subscribed
 
+Hex fields are parsed strictly (exact length, ASCII hex digits only): ``int(x, 16)`` and
+``bytes.fromhex`` also take signs, spaces, ``0x``, underscores and non-ASCII digits,
+which no miner sends and a hostile peer would use to reach code that trusts the value.
+
 :class:`PoolSession` is one connection's protocol logic with no I/O (bytes in, bytes
-out); :class:`EmbeddedPool` owns the asyncio server, the job timer and the counters.
+out; :meth:`PoolSession.handle_line` handles one line). :class:`EmbeddedPool` owns the
+asyncio server, the job timer, the counters, and every connection's deadlines: a
+handshake deadline, an idle timeout, a per-line read deadline, a write deadline and a
+cap on concurrent connections, so no peer holds a slot for ever.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
+import re
 import ssl
 import struct
 import time
@@ -52,6 +61,15 @@ EXTRANONCE2_SIZE = 4
 #: How far past the current time a rolled ntime may go (Bitcoin's two-hour rule).
 MAX_NTIME_FUTURE = 7200
 POOL_TAG = b"/hashcore-pool/"
+#: Bounds on what one connection may make the pool keep.
+MAX_WORKERS_PER_SESSION = 64
+MAX_WORKER_NAME = 256
+MAX_JOBS_PER_SESSION = 64
+#: Bytes read from a socket at a time.
+READ_CHUNK = 65536
+
+#: Hex digits only, ASCII only: no sign, space, "0x", underscore or other script's digit.
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
 class PoolReject(Exception):
@@ -89,6 +107,9 @@ class PoolStats:
     rejected: dict[int, int] = field(default_factory=dict)
     #: The last accepted shares: (job_id, header bytes, hash bytes, user).
     shares: deque[tuple[str, bytes, bytes, str]] = field(default_factory=lambda: deque(maxlen=10_000), repr=False)
+
+    #: Connections turned away because the pool was full.
+    refused: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -166,7 +187,12 @@ class _SentJob:
 
 
 class PoolSession:
-    """One miner connection's protocol state on the pool side. No I/O."""
+    """One miner connection's protocol state on the pool side. No I/O.
+
+    Feed bytes to :meth:`receive_data` (or one line to :meth:`handle_line`) and send what
+    they return. Nothing a miner sends raises out of them, except a line over the length
+    cap, which raises ``ConnectionError``: the connection is beyond saving.
+    """
 
     def __init__(
         self,
@@ -184,12 +210,24 @@ class PoolSession:
         self.version_mask = 0
         self.extranonce_subscribed = False
         self.difficulty = pool.difficulty
+        #: Complete non-blank lines received (the I/O layer's idle timer watches it).
+        self.lines_received = 0
         self._pending_difficulty: float | None = None
         self._sent: dict[str, _SentJob] = {}
         self._seen: set[tuple[Any, ...]] = set()
         self._lines = LineBuffer()
         self._window_start = clock()
         self._window_shares = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Subscribed with at least one authorized worker: the handshake is done."""
+        return self.subscribed and bool(self.authorized)
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete line held so far."""
+        return self._lines.pending
 
     # --- bytes in, bytes out ---------------------------------------------------------
 
@@ -198,13 +236,18 @@ class PoolSession:
         for item in self._lines.feed(data):
             if isinstance(item, Overflow):
                 raise ConnectionError(f"miner sent a line over {self._lines.max_line} bytes")
-            try:
-                message = decode(item)
-            except ValueError as exc:
-                log.info("session %s: %s", self.session_id, exc)
-                continue
-            out += self._handle(message)
+            out += self.handle_line(item)
         return bytes(out)
+
+    def handle_line(self, line: bytes) -> bytes:
+        """Handle one line (without its newline); returns the bytes to send back."""
+        self.lines_received += 1
+        try:
+            message = decode(line)
+        except ValueError as exc:
+            log.info("session %s: %s", self.session_id, exc)
+            return self._reply(None, error=(20, f"malformed message: {exc}"))
+        return self._handle(message)
 
     def _reply(self, request_id: Any, result: Any = None, error: tuple[int, str] | None = None) -> bytes:
         err = [error[0], error[1], None] if error else None
@@ -214,8 +257,6 @@ class PoolSession:
         request_id = message.get("id")
         method = message.get("method")
         params = message.get("params")
-        if not isinstance(params, list):
-            params = []
         handlers: dict[str, Callable[[Any, list[Any]], bytes]] = {
             "mining.configure": self._configure,
             "mining.subscribe": self._subscribe,
@@ -228,26 +269,33 @@ class PoolSession:
         if handler is None:
             if method is None:
                 return b""  # a reply to something we sent (client.get_version)
-            return self._reply(request_id, error=(20, f"unknown method {method!r}"))
+            return self._reply(request_id, error=(20, f"unknown method {_preview(method)}"))
+        if params is None:
+            params = []
+        elif not isinstance(params, list):
+            return self._reply(request_id, error=(20, f"{method}: params must be a list"))
         return handler(request_id, params)
 
     # --- methods ---------------------------------------------------------------------
 
     def _configure(self, request_id: Any, params: list[Any]) -> bytes:
-        extensions = params[0] if params and isinstance(params[0], list) else []
-        options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        extensions = params[0] if params else []
+        options = params[1] if len(params) > 1 else {}
+        if not isinstance(extensions, list) or not all(isinstance(name, str) for name in extensions):
+            return self._reply(request_id, error=(20, "configure needs a list of extension names"))
+        if not isinstance(options, dict):
+            return self._reply(request_id, error=(20, "configure options must be an object"))
         result: dict[str, Any] = {}
-        for name in extensions:
+        for name in extensions[:16]:
             if name == "version-rolling" and self.pool.version_mask:
-                try:
-                    asked = int(str(options.get("version-rolling.mask", "ffffffff")), 16)
-                except ValueError:
-                    asked = 0
-                self.version_mask = asked & self.pool.version_mask
+                asked = options.get("version-rolling.mask", "ffffffff")
+                if not _is_hex(asked, 1, 8):
+                    return self._reply(request_id, error=(20, f"malformed version-rolling.mask {_preview(asked)}"))
+                self.version_mask = int(asked, 16) & self.pool.version_mask
                 result["version-rolling"] = True
                 result["version-rolling.mask"] = f"{self.version_mask:08x}"
             else:
-                result[str(name)] = False
+                result[name[:64]] = False
         return self._reply(request_id, result)
 
     def _subscribe(self, request_id: Any, params: list[Any]) -> bytes:
@@ -263,9 +311,16 @@ class PoolSession:
     def _authorize(self, request_id: Any, params: list[Any]) -> bytes:
         if not self.subscribed:
             return self._reply(request_id, error=(25, "not subscribed"))
-        user = params[0] if params and isinstance(params[0], str) else None
+        user = params[0] if params else None
         password = params[1] if len(params) > 1 else None
-        if user is None or not self.pool.check_credentials(user, password):
+        # Printable only: worker names end up in logs and on the operator's screen.
+        if not isinstance(user, str) or not 0 < len(user) <= MAX_WORKER_NAME or not user.isprintable():
+            bad_name = f"worker name must be 1-{MAX_WORKER_NAME} printable characters"
+            return self._reply(request_id, False, error=(20, bad_name))
+        if user not in self.authorized and len(self.authorized) >= MAX_WORKERS_PER_SESSION:
+            too_many = f"over {MAX_WORKERS_PER_SESSION} workers on one connection"
+            return self._reply(request_id, False, error=(20, too_many))
+        if not self.pool.check_credentials(user, password):
             return self._reply(request_id, False, error=(24, "unauthorized worker"))
         first = not self.authorized
         self.authorized.add(user)
@@ -280,11 +335,13 @@ class PoolSession:
 
     def _suggest_difficulty(self, request_id: Any, params: list[Any]) -> bytes:
         value = params[0] if params else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            return self._reply(request_id, error=(20, f"bad difficulty {value!r}"))
+        # float() of a huge int overflows; an infinite difficulty has no target.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e300 \
+                or not math.isfinite(value):
+            return self._reply(request_id, error=(20, f"bad difficulty {_preview(value)}"))
         policy = self.pool.vardiff
-        low = policy.min_difficulty if policy else 0.0
-        self.difficulty = max(float(value), low)
+        low, high = (policy.min_difficulty, policy.max_difficulty) if policy else (1e-12, 1e12)
+        self.difficulty = min(max(float(value), low), high)
         return self._reply(request_id, True)
 
     def _submit(self, request_id: Any, params: list[Any]) -> bytes:
@@ -311,17 +368,10 @@ class PoolSession:
         sent = self._sent.get(job_id)
         if sent is None or not self.pool.is_live(job_id):
             raise PoolReject(21, "stale: job not found")
-        try:
-            extranonce2 = bytes.fromhex(en2_hex)
-            ntime = int(ntime_hex, 16)
-            nonce = int(nonce_hex, 16)
-            version_bits = int(params[5], 16) if len(params) > 5 else None
-        except ValueError:
-            raise PoolReject(20, "malformed hex in submit") from None
-        if len(extranonce2) != EXTRANONCE2_SIZE:
-            raise PoolReject(20, f"extranonce2 must be {EXTRANONCE2_SIZE} bytes")
-        if len(ntime_hex) != 8 or len(nonce_hex) != 8:
-            raise PoolReject(20, "ntime and nonce must be 8 hex digits")
+        extranonce2 = bytes.fromhex(_hex_field(en2_hex, "extranonce2", 2 * EXTRANONCE2_SIZE))
+        ntime = int(_hex_field(ntime_hex, "ntime", 8), 16)
+        nonce = int(_hex_field(nonce_hex, "nonce", 8), 16)
+        version_bits = int(_hex_field(params[5], "version bits", 8), 16) if len(params) > 5 else None
         job = sent.job
         if not job.ntime <= ntime <= int(time.time()) + MAX_NTIME_FUTURE:
             raise PoolReject(20, "ntime out of range")
@@ -362,6 +412,8 @@ class PoolSession:
             self._seen.clear()
             self._sent.clear()
         self._sent[job.job_id] = _SentJob(job, self.difficulty, self.extranonce1)
+        while len(self._sent) > MAX_JOBS_PER_SESSION:  # the oldest are stale by now anyway
+            self._sent.pop(next(iter(self._sent)))
         out += encode({"id": None, "method": "mining.notify", "params": params})
         return bytes(out)
 
@@ -410,8 +462,61 @@ class PoolSession:
         return self.notify(self.pool.refresh_job())
 
 
+def _is_hex(value: Any, min_digits: int, max_digits: int) -> bool:
+    return (
+        isinstance(value, str)
+        and min_digits <= len(value) <= max_digits
+        and _HEX_DIGITS.fullmatch(value) is not None
+    )
+
+
+def _hex_field(value: Any, name: str, digits: int) -> str:
+    """``value`` when it is exactly ``digits`` ASCII hex digits; else PoolReject 20."""
+    if not _is_hex(value, digits, digits):
+        raise PoolReject(20, f"malformed {name} {_preview(value)}: needs {digits} hex digits")
+    return str(value)
+
+
+def _preview(value: Any, limit: int = 40) -> str:
+    """A peer's value shown in a reply or a log line: repr (escapes control characters), cut short."""
+    text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit + 2 else text[:limit] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """When the pool gives up on a connection (seconds; None turns a deadline off).
+
+    Attributes:
+        max_connections: connections served at once; more are told so and closed.
+        handshake_timeout: from connecting until subscribed with a worker authorized.
+        idle_timeout: with no complete line from the miner (a hashing miner with vardiff
+            sends shares every few seconds; a paused one reconnects when dropped).
+        line_timeout: from a line's first byte to its newline (a trickling peer).
+        write_timeout: for the miner to read what the pool sent (a peer that never reads).
+    """
+
+    max_connections: int = 512
+    handshake_timeout: float | None = 30.0
+    idle_timeout: float | None = 300.0
+    line_timeout: float | None = 30.0
+    write_timeout: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ConfigError(f"max_connections must be at least 1, got {self.max_connections!r}")
+        for name in ("handshake_timeout", "idle_timeout", "line_timeout", "write_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive or None, got {value!r}")
+
+
 class EmbeddedPool:
-    """An asyncio Stratum V1 pool. ``async with EmbeddedPool() as pool: pool.url``."""
+    """An asyncio Stratum V1 pool. ``async with EmbeddedPool() as pool: pool.url``.
+
+    ``max_connections``, ``handshake_timeout``, ``idle_timeout``, ``line_timeout`` and
+    ``write_timeout`` bound what one peer can hold (see :class:`ConnectionLimits`).
+    """
 
     def __init__(
         self,
@@ -426,6 +531,11 @@ class EmbeddedPool:
         accounts: dict[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         seed: bytes | None = None,
+        max_connections: int = 512,
+        handshake_timeout: float | None = 30.0,
+        idle_timeout: float | None = 300.0,
+        line_timeout: float | None = 30.0,
+        write_timeout: float | None = 30.0,
     ) -> None:
         if not difficulty > 0:
             raise ConfigError(f"pool difficulty must be positive, got {difficulty!r}")
@@ -437,11 +547,21 @@ class EmbeddedPool:
         self.vardiff = vardiff
         self.accounts = accounts
         self.ssl_context = ssl_context
+        self.limits = ConnectionLimits(
+            max_connections=max_connections,
+            handshake_timeout=handshake_timeout,
+            idle_timeout=idle_timeout,
+            line_timeout=line_timeout,
+            write_timeout=write_timeout,
+        )
         self.jobs = JobMaker(nbits, seed=seed)
         self.stats = PoolStats()
         self.current_job: Job | None = None
         self._live: dict[str, Job] = {}
         self._sessions: dict[PoolSession, asyncio.StreamWriter] = {}
+        self._connections: set[asyncio.Task[Any]] = set()
+        self._full = False  # the pool is refusing connections (logged once per episode)
+        self._stopping = False
         self._resumable: dict[str, bytes] = {}
         self._next_extranonce1 = int.from_bytes(os.urandom(2), "big") << 16
         self._server: asyncio.Server | None = None
@@ -454,7 +574,13 @@ class EmbeddedPool:
         scheme = "stratum+ssl" if self.ssl_context else "stratum+tcp"
         return f"{scheme}://{self.host}:{self.port}"
 
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return len(self._connections)
+
     async def start(self) -> None:
+        self._stopping = False
         self.new_job(clean=True, broadcast=False)
         try:
             self._server = await asyncio.start_server(self._serve, self.host, self.port, ssl=self.ssl_context)
@@ -466,16 +592,26 @@ class EmbeddedPool:
         log.info("embedded pool listening on %s (difficulty %g)", self.url, self.difficulty)
 
     async def stop(self) -> None:
-        """Stop listening and drop every connection (as a crashed pool would)."""
+        """Stop listening and drop every connection (as a crashed pool would).
+
+        Each connection's task is cancelled and awaited here, so none is left for the
+        event loop's shutdown to cancel (which Python 3.11 logs with a traceback).
+        """
+        self._stopping = True
+        tasks: list[asyncio.Task[Any]] = list(self._connections)
         if self._timer is not None:
-            self._timer.cancel()
+            tasks.append(self._timer)
             self._timer = None
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._sessions.values()):
-                writer.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in self._sessions.values():
+            writer.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
         self._sessions.clear()
 
     async def __aenter__(self) -> EmbeddedPool:
@@ -524,8 +660,10 @@ class EmbeddedPool:
     async def broadcast_raw(self, data: bytes) -> None:
         """Send raw bytes to every connection (tests use it for client.reconnect)."""
         for writer in list(self._sessions.values()):
-            self._write(writer, data)
-            await writer.drain()
+            try:
+                await self._send(writer, data)
+            except (ConnectionError, OSError) as exc:
+                log.info("broadcast to %s failed: %s", writer.get_extra_info("peername"), exc)
 
     async def _job_timer(self) -> None:
         while True:
@@ -561,31 +699,107 @@ class EmbeddedPool:
         if data and not writer.is_closing():
             writer.write(data)
 
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write and wait until the peer has taken it, within the write deadline."""
+        self._write(writer, data)
+        limit = self.limits.write_timeout
+        try:
+            async with asyncio.timeout(limit):
+                await writer.drain()
+        except TimeoutError:
+            raise ConnectionError(f"replies not read for {limit:g} s") from None
+
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        """Turn a connection away with a message saying why."""
+        self.stats.refused += 1
+        if not self._full and not self._stopping:
+            self._full = True
+            log.warning("pool full: %d connections; refusing new ones", self.limits.max_connections)
+        reason = "pool is stopping" if self._stopping else "pool full, try later"
+        self._write(writer, encode({"id": None, "method": "client.show_message", "params": [reason]}))
+        writer.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._stopping or task is None or len(self._connections) >= self.limits.max_connections:
+            self._refuse(writer)
+            return
+        self._connections.add(task)
         extranonce1 = self._allocate_extranonce1()
         session = PoolSession(self, extranonce1, extranonce1.hex())
         self._sessions[session] = writer
         peer = writer.get_extra_info("peername")
         log.info("miner connected from %s", peer)
-        # A miner that finds no share sends nothing; vardiff must still step down.
-        idle_check = self.vardiff.retarget_seconds if self.vardiff else 60.0
         try:
-            while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout=idle_check)
-                except TimeoutError:
-                    self._write(writer, session.retarget_now())
-                    await writer.drain()
-                    continue
-                if not data:
-                    break
-                self._write(writer, session.receive_data(data))
-                await writer.drain()
+            reason = await self._converse(session, reader, writer)
+            log.info("miner %s: %s; connection closed", peer, reason)
+        except asyncio.CancelledError:
+            # The pool is stopping. Ending normally: Python 3.11's stream server logs a
+            # handler task that ends cancelled as an error, with a traceback.
+            pass
         except (ConnectionError, OSError) as exc:
             log.info("miner %s dropped: %s", peer, exc)
+        except Exception as exc:  # a bug here must cost one connection, not the pool
+            log.error("miner %s: connection closed on %s: %s", peer, type(exc).__name__, exc)
+            log.debug("traceback of the error above", exc_info=True)
         finally:
+            self._connections.discard(task)
             self._sessions.pop(session, None)
             self._resumable[session.session_id] = session.extranonce1
             while len(self._resumable) > 1024:
                 self._resumable.pop(next(iter(self._resumable)))
             writer.close()
+            if len(self._connections) < self.limits.max_connections:
+                self._full = False
+
+    async def _converse(self, session: PoolSession, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> str:
+        """Serve one connection until the miner leaves or a deadline passes; returns why it ended."""
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        connected_at = last_line_at = loop.time()
+        line_started_at: float | None = None
+        # A miner that finds no share sends nothing; vardiff must still step down.
+        retarget_every = self.vardiff.retarget_seconds if self.vardiff else None
+        next_retarget = connected_at + retarget_every if retarget_every else None
+        while True:
+            # The nearest deadline, and what happens when it passes.
+            deadlines: list[tuple[float, str]] = []
+            if limits.handshake_timeout is not None and not session.ready:
+                deadlines.append((connected_at + limits.handshake_timeout,
+                                  f"no subscribe and authorize within {limits.handshake_timeout:g} s"))
+            if limits.idle_timeout is not None:
+                deadlines.append((last_line_at + limits.idle_timeout, f"no message for {limits.idle_timeout:g} s"))
+            if limits.line_timeout is not None and line_started_at is not None:
+                deadlines.append((line_started_at + limits.line_timeout,
+                                  f"a line took over {limits.line_timeout:g} s to arrive"))
+            if next_retarget is not None:
+                deadlines.append((next_retarget, ""))
+            when, reason = min(deadlines) if deadlines else (None, "")
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that
+                # arrives as data does, and stop() would wait out the deadline.
+                async with asyncio.timeout_at(when):
+                    data = await reader.read(READ_CHUNK)
+            except TimeoutError:
+                if reason:
+                    return reason
+                assert retarget_every is not None
+                next_retarget = loop.time() + retarget_every
+                await self._send(writer, session.retarget_now())
+                continue
+            if not data:
+                return "closed by the miner"
+            now = loop.time()
+            lines_before = session.lines_received
+            reply = session.receive_data(data)
+            if session.lines_received != lines_before:
+                last_line_at = now
+            # The incomplete line now held began in this chunk when a line ended in it.
+            if session.pending == 0:
+                line_started_at = None
+            elif line_started_at is None or session.lines_received != lines_before:
+                line_started_at = now
+            if retarget_every is not None:
+                next_retarget = now + retarget_every
+            await self._send(writer, reply)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE, LineBuffer, Overflow, dec
 from hashcore.work import DEFAULT_VERSION_MASK, Job, WorkOrigin, swap_words
 
 USER_AGENT = "hashcore/0.1.0"
+_HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
 #: Pool error codes for a stale share (21 "job not found"), as most pools send them.
 STALE_CODE = 21
 
@@ -393,10 +395,10 @@ def notify_params(job: Job) -> list[Any]:
 def _hex(value: Any, name: str, size: int | None = None) -> bytes:
     if not isinstance(value, str):
         raise _BadMessage(f"{name} is {type(value).__name__}, not hex text")
-    try:
-        data = bytes.fromhex(value)
-    except ValueError:
-        raise _BadMessage(f"{name} {value[:80]!r} is not hex") from None
+    # bytes.fromhex alone would take spaces ("00 00 00 01"): only hex digits, in pairs.
+    if len(value) % 2 or not _HEX_TEXT.fullmatch(value):
+        raise _BadMessage(f"{name} {value[:80]!r} is not hex")
+    data = bytes.fromhex(value)
     if size is not None and len(data) != size:
         raise _BadMessage(f"{name} is {len(data)} bytes, expected {size}")
     return data

@@ -141,7 +141,9 @@ def test_accounts_are_checked(pool):
 def test_unknown_methods_and_garbage_do_not_break_the_session(pool):
     session, _ = ready(pool)
     assert reply_to(request(session, 9, "mining.bogus", []), 9)["error"][0] == 20
-    assert session.receive_data(b"not json\n[1]\n") == b""
+    # Each malformed line gets an "other" error with no id; the session goes on.
+    replies = [json.loads(x) for x in session.receive_data(b"not json\n[1]\n" + b"[" * 100_000 + b"\n").splitlines()]
+    assert [(r["id"], r["error"][0]) for r in replies] == [(None, 20)] * 3
     assert reply_to(request(session, 10, "mining.extranonce.subscribe", []), 10)["result"] is True
 
 
@@ -212,3 +214,113 @@ def test_job_maker_builds_real_shaped_coinbases():
     assert len(job.merkle_branch) >= 2
     later = maker.next_job(clean=False)
     assert later.prev_hash == job.prev_hash and later.job_id != job.job_id
+
+
+# --- strict fields: int() and bytes.fromhex() take text no miner sends -------------------
+
+#: Each is refused as malformed (code 20) where an 8-digit hex field is expected.
+BAD_HEX_U32: list[Any] = [
+    "-0000001", "+0000001", " 0000001", "0000001 ", "0x000001", "0X000001", "0000_001", "00 00 01",
+    "000000001", "0000001", "", "zzzzzzzz", "\u0660" * 8, "０００００００１", 1, 1.0, None, True, [], {},
+]
+
+
+@pytest.mark.parametrize("nonce", BAD_HEX_U32, ids=repr)
+def test_a_malformed_nonce_gets_code_20_and_the_session_goes_on(pool, nonce):
+    session, params = ready(pool)
+    reply = reply_to(request(session, 10, "mining.submit", ["alice", params[0], "00000001", params[7], nonce]), 10)
+    assert reply["error"][0] == 20 and reply["result"] is None
+    good, _ = find_share(session, params, difficulty_to_target(1e-6))
+    assert submit(session, 11, params, good)["result"] is True
+    assert pool.stats.rejected == {20: 1} and pool.stats.accepted == 1
+
+
+@pytest.mark.parametrize("field", ["extranonce2", "ntime", "version_bits"])
+@pytest.mark.parametrize("value", BAD_HEX_U32, ids=repr)
+def test_malformed_extranonce2_ntime_and_version_bits_get_code_20(pool, field, value):
+    session, params = ready(pool)
+    fields: list[Any] = ["alice", params[0], "00000001", params[7], "00000000", "00000000"]
+    fields[{"extranonce2": 2, "ntime": 3, "version_bits": 5}[field]] = value
+    assert reply_to(request(session, 10, "mining.submit", fields), 10)["error"][0] == 20
+    assert pool.stats.rejected == {20: 1}
+
+
+def test_version_rolling_mask_must_be_hex_and_extensions_a_list_of_names(pool):
+    session = PoolSession(pool, bytes(4), "s", Clock())
+    for request_id, mask in enumerate(["-1", "0x1fffe000", "1fffe000a", " 1fffe00", "", 5, True, None], 10):
+        out = request(session, request_id, "mining.configure", [["version-rolling"], {"version-rolling.mask": mask}])
+        assert reply_to(out, request_id)["error"][0] == 20, mask
+    assert session.version_mask == 0
+    assert reply_to(request(session, 30, "mining.configure", ["version-rolling"]), 30)["error"][0] == 20
+    assert reply_to(request(session, 31, "mining.configure", [[["nested"]], {}]), 31)["error"][0] == 20
+    assert reply_to(request(session, 32, "mining.configure", [["version-rolling"], []]), 32)["error"][0] == 20
+    granted = reply_to(request(session, 33, "mining.configure", [["version-rolling", "minimum-difficulty"],
+                                                                 {"version-rolling.mask": "FFFFFFFF"}]), 33)
+    assert granted["result"] == {"version-rolling": True, "version-rolling.mask": "1fffe000",
+                                 "minimum-difficulty": False}
+
+
+def test_authorize_needs_a_worker_name_as_a_short_string(pool):
+    session = PoolSession(pool, bytes(4), "s", Clock())
+    request(session, 1, "mining.subscribe", [])
+    for request_id, user in enumerate([None, 5, True, ["alice"], "", "a" * 257, "\ud800", "a\x1b[2J"], 10):
+        reply = reply_to(request(session, request_id, "mining.authorize", [user, "x"]), request_id)
+        assert reply["error"][0] == 20 and reply["result"] is False, user
+    assert reply_to(request(session, 20, "mining.authorize", []), 20)["error"][0] == 20
+    assert not session.authorized
+
+
+def test_one_connection_cannot_authorize_workers_without_end(pool):
+    session = PoolSession(pool, bytes(4), "s", Clock())
+    request(session, 1, "mining.subscribe", [])
+    answers = [reply_to(request(session, 10 + i, "mining.authorize", [f"w{i}", "x"]), 10 + i) for i in range(70)]
+    assert [a["result"] for a in answers] == [True] * 64 + [False] * 6
+    assert answers[-1]["error"][0] == 20 and len(session.authorized) == 64
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 10**400, -1, 0, "1", True, None, [1]], ids=repr)
+def test_a_bad_suggested_difficulty_gets_code_20_and_changes_nothing(pool, value):
+    session, params = ready(pool)
+    before = session.difficulty
+    line = json.dumps({"id": 5, "method": "mining.suggest_difficulty", "params": [value]}).encode() + b"\n"
+    assert json.loads(session.receive_data(line))["error"][0] == 20
+    assert session.difficulty == before
+    good, _ = find_share(session, params, difficulty_to_target(1e-6))
+    assert submit(session, 11, params, good)["result"] is True
+
+
+def test_a_suggested_difficulty_is_clamped_to_the_vardiff_bounds(pool):
+    session, _ = ready(pool)
+    assert reply_to(request(session, 5, "mining.suggest_difficulty", [1e-300]), 5)["result"] is True
+    assert session.difficulty == pool.vardiff.min_difficulty
+    assert reply_to(request(session, 6, "mining.suggest_difficulty", [1e299]), 6)["result"] is True
+    assert session.difficulty == pool.vardiff.max_difficulty
+
+
+@pytest.mark.parametrize("line", [
+    b'{"id": [1, {"a": 2}], "method": "mining.bogus", "params": []}',
+    b'{"id": 1, "method": 42, "params": []}',
+    b'{"id": 1, "method": "mining.submit", "params": {"worker": "alice"}}',
+    b'{"id": 1, "method": "mining.subscribe", "params": "x"}',
+    b'{"id": 1, "method": "' + b"m" * 10_000 + b'", "params": []}',
+    b'{"id": ' + b"9" * 4000 + b', "method": "mining.bogus"}',
+    b'{"id": ' + b"9" * 5000 + b', "method": "mining.bogus"}',
+    b'{"id": 1, "method": "mining.authorize", "params": ["\\ud800", "x"]}',
+    b'{"id": 1, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "\\u0000"}]}',
+    b"\xff\xfe{}",
+    b"[" * 33 + b"]" * 33,
+    b'{"a":' * 1000 + b"1" + b"}" * 1000,
+], ids=lambda line: repr(line[:30]))
+def test_odd_messages_get_an_answer_or_nothing_never_an_exception(pool, line):
+    session, params = ready(pool)
+    out = session.receive_data(line + b"\n")
+    assert all(json.loads(x)["error"][0] == 20 for x in out.splitlines())
+    assert len(out) < 6000  # a peer's long method name is not echoed back whole
+    good, _ = find_share(session, params, difficulty_to_target(1e-6))
+    assert submit(session, 11, params, good)["result"] is True
+
+
+def test_a_line_over_the_cap_is_fatal_to_the_session(pool):
+    session, _ = ready(pool)
+    with pytest.raises(ConnectionError, match="line over"):
+        session.receive_data(b"x" * (300 * 1024))

@@ -314,3 +314,14 @@ def test_no_pool_input_makes_an_exception_escape(messages, chunk):
         if isinstance(event, ev.SetDifficulty):
             assert event.difficulty > 0
     conn.data_to_send()
+
+
+def test_hex_fields_with_spaces_or_signs_are_refused_not_read_loosely():
+    from hashcore.stratum.protocol import ClientConnection
+
+    connection = ClientConnection()
+    connection.subscribe()
+    connection.receive_data(b'{"id":1,"result":[[],"00 00 00 01",4],"error":null}\n')
+    event = connection.next_event()
+    assert event is not None and getattr(event, "fatal", False)
+    assert "not hex" in getattr(event, "message", "")

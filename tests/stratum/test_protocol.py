@@ -317,8 +317,6 @@ def test_no_pool_input_makes_an_exception_escape(messages, chunk):
 
 
 def test_hex_fields_with_spaces_or_signs_are_refused_not_read_loosely():
-    from hashcore.stratum.protocol import ClientConnection
-
     connection = ClientConnection()
     connection.subscribe()
     connection.receive_data(b'{"id":1,"result":[[],"00 00 00 01",4],"error":null}\n')

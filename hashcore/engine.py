@@ -333,9 +333,11 @@ class Miner:
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
         stuck = await asyncio.to_thread(self._join_workers, STOP_GRACE_SECONDS)
-        self._close_scanners(skip=stuck)
         if self._started_at and self._final is None:
             self._final = self.stats()  # the summary counts the shares left unanswered at exit
+        # A device scan may be mid-reopen (seconds): a backend whose close interrupts a
+        # scan is closed under it; the others are left to the process's exit.
+        self._close_scanners(skip={name for name in stuck if not self._closes_under_scan(name)})
         if self.ledger is not None:
             self.ledger.close()
         self._warn.flush()
@@ -357,6 +359,13 @@ class Miner:
         if stuck:
             log.warning("%d worker(s) still in a scan at stop: %s", len(stuck), ", ".join(sorted(stuck)))
         return stuck
+
+    def _closes_under_scan(self, thread_name: str) -> bool:
+        for name, scanners in self._scanners.items():
+            for index, scanner in enumerate(scanners):
+                if _thread_name(name, index) == thread_name:
+                    return bool(getattr(scanner, "close_interrupts_scan", False))
+        return False
 
     def _close_scanners(self, skip: set[str] | None = None) -> None:
         for name, scanners in self._scanners.items():

@@ -46,6 +46,7 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
     table.add_column("average", justify="right")
     table.add_column("hashes", justify="right")
     table.add_column("power", justify="left")
+    table.add_column("state", justify="left")
     for name, backend in stats.backends.items():
         label = f"{name} ({backend['path']})" if backend.get("path") else name
         table.add_row(
@@ -55,6 +56,7 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
             format_rate(backend["hashrate_hs"]),
             f"{backend['hashes']:,}",
             format_energy(backend),
+            format_state(backend.get("state")),
         )
     table.add_section()
     shares = Text.assemble(
@@ -69,17 +71,36 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
     )
     active = next((p for p in stats.pools if p["url"] == stats.active_pool), None)
     diff = active["difficulty"] if active and active["difficulty"] is not None else difficulty
-    table.add_row(shares, "", "", f"diff {diff:.4g}" if diff is not None else "diff -", f"{stats.seconds:.0f} s", "")
+    diff_text = f"diff {diff:.4g}" if diff is not None else "diff -"
+    table.add_row(shares, "", "", diff_text, f"{stats.seconds:.0f} s", "", "")
     return table
 
 
+#: Backend states that need no attention.
+_QUIET_STATES = ("mining", "running")
+
+
+def format_state(state: str | None) -> Text:
+    """A backend's state ("mining", "port gone: /dev/ttyUSB0", ...): plain when all is
+    well, yellow while it retries or reopens, "-" when the backend reports none."""
+    if not state:
+        return Text("-")
+    return Text(state, style="" if state in _QUIET_STATES else "yellow")
+
+
 def miner_line(stats: MinerStats) -> str:
-    """One plain line for logs and non-terminal output."""
+    """One plain line for logs and non-terminal output; a backend that is not simply
+    mining says its state."""
+    states = "".join(
+        f"  [{name}: {backend['state']}]"
+        for name, backend in stats.backends.items()
+        if backend.get("state") and backend["state"] not in _QUIET_STATES
+    )
     return (
         f"{format_rate(stats.recent_hashrate_hs)} (avg {format_rate(stats.hashrate_hs)})  "
         f"A:{stats.accepted} R:{stats.rejected} S:{stats.stale} "
         f"blocks:{stats.block_candidates}/{stats.blocks_accepted}  {format_energy(stats.energy, 'recent_watts')}  "
-        f"pool {stats.active_pool or '-'}"
+        f"pool {stats.active_pool or '-'}{states}"
     )
 
 

@@ -6,9 +6,9 @@ captured job checked at open), ``driver`` (the serial driver), ``emulator`` (emu
 chips on a pseudo-terminal), ``backend`` (the Backend, registered as ``asic``).
 """
 
-from hashcore.backends.asic.backend import EMULATOR_PORT, AsicBackend, AsicStats, open_asic
+from hashcore.backends.asic.backend import EMULATOR_PORT, AsicBackend, AsicStats, ChainError, open_asic
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig, DriverStats
-from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults
+from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults, parse_faults
 
 __all__ = [
     "EMULATOR_PORT",
@@ -17,9 +17,11 @@ __all__ = [
     "AsicStats",
     "BoardPower",
     "ChainEmulator",
+    "ChainError",
     "DriverConfig",
     "DriverStats",
     "EmulatorConfig",
     "Faults",
     "open_asic",
+    "parse_faults",
 ]

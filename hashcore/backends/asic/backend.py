@@ -21,24 +21,36 @@ the whole nonce range and every version its mask allows, and streams nonces back
 ``nonce_start`` does not steer the chip: the nonces come from wherever the chain is in
 its search, and with version rolling one Work holds far more than 2**32 hashes, so the
 engine may keep handing the same Work. ``releases_gil`` is true: a scan waits on I/O.
+
+A chain that fails mid-run (the port vanished, a write failed, every chip fell silent)
+does not stop the backend for good: that scan closes the link and raises
+:class:`ChainError`, and each later scan first tries to bring the chain back, opening the
+same port again (a board plugged back in reappears at its /dev/serial/by-id name) and
+running the whole init and known-answer check; while that fails it raises
+:class:`ChainError` with the reason, at once when the port is missing. The caller (the
+engine) backs off between tries. :attr:`AsicBackend.state` says where the chain is.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig, DriverStats
-from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults
+from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults, parse_faults
 from hashcore.backends.asic.jobs import FoundNonce
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
-from hashcore.errors import BackendUnavailable, ConfigError, DeviceError, WorkError
+from hashcore.errors import BackendError, BackendUnavailable, ConfigError, DeviceError, WorkError
 from hashcore.work import Work, verify_nonce
+
+log = logging.getLogger("hashcore.backends.asic.backend")
 
 #: The port name that starts the built-in emulator instead of opening a device.
 EMULATOR_PORT = "emulator"
@@ -52,6 +64,11 @@ _PENDING_WORKS = 64
 _REMEMBERED_SHARES = 4096
 
 
+class ChainError(BackendError, DeviceError):
+    """The chain failed mid-run or is still down; the message says why. The backend stays
+    usable: the next scan tries to bring the chain back."""
+
+
 @dataclass(frozen=True, slots=True)
 class AsicStats:
     """The driver's counters plus the backend's.
@@ -63,6 +80,9 @@ class AsicStats:
         hw_errors: nonces whose hash fails even the chip's ticket (a chip or link fault).
         orphaned: nonces of works dropped from the pending buffer before being scanned.
         repeats: nonces already returned for the same work (from a job sent again).
+        reopens: times the chain was brought back after a failure (``driver`` counts
+            since the last).
+        failures: times the chain went down mid-run.
     """
 
     driver: DriverStats
@@ -71,6 +91,8 @@ class AsicStats:
     hw_errors: int
     orphaned: int
     repeats: int
+    reopens: int = 0
+    failures: int = 0
 
 
 class AsicBackend:
@@ -82,11 +104,18 @@ class AsicBackend:
     rolls_versions = True
     #: Its power is the board's, not the host CPU's (see hashcore.metering).
     energy_kind = "asic"
+    #: close() from another thread makes a running scan (or reopen) end at once.
+    close_interrupts_scan = True
 
     def __init__(self, driver: AsicDriver, *, emulator: ChainEmulator | None = None, max_wait_s: float = 1.0):
         self.driver = driver
         self.emulator = emulator
         self.max_wait_s = max_wait_s
+        self._state = "mining"
+        self._down = False
+        self._closed = False
+        self._reopens = self._failures = 0
+        self._operating_point: tuple[float, float | None] | None = None
         self._current: Work | None = None
         self._pending: OrderedDict[Work, list[FoundNonce]] = OrderedDict()
         self._lock = threading.Lock()
@@ -103,33 +132,125 @@ class AsicBackend:
     def scan(self, work: Work, nonce_start: int, count: int, max_results: int) -> ScanResult:
         check_range(nonce_start, count, max_results)
         with self._lock:
-            start = time.monotonic()
-            self.driver.poll_chips()
-            if work != self._current:
-                self._switch(work)
-            rate = self.driver.hashrate
-            deadline = start + (min(count / rate, self.max_wait_s) if rate > 0 else 0.0)
-            nonces: list[int] = []
-            versions: list[int] = []
-            pending = self._pending.pop(work, [])
-            while pending and len(nonces) < max_results:
-                self._accept(work, pending.pop(0), nonces, versions)
-            if pending:
-                self._pending[work] = pending
-            while len(nonces) < max_results:
-                # Nonces already queued are taken even when the wait is over.
-                remaining = max(0.0, deadline - time.monotonic())
+            if self._closed:
+                raise ChainError(f"asic backend on {self.driver.port} is closed")
+            if self._down:
+                self._reopen()
+            try:
+                return self._scan(work, count, max_results)
+            except DeviceError as exc:
+                raise self._went_down(exc) from exc
+
+    @property
+    def state(self) -> str:
+        """Where the chain is, in a few words: "mining", "retrying census: 1 of 4 chips
+        silent", "mining on 3 of 4 chips", "port gone: /dev/ttyUSB0", "reopening: ...",
+        "chain down: <reason>", "closed"."""
+        state = self._state
+        if state != "mining":
+            return state
+        driver = self.driver
+        total = len(driver.addresses)
+        silent = driver.chips_silent
+        if silent:
+            return f"retrying census: {silent} of {total} chips silent"
+        if driver.chips_answering < total:
+            return f"mining on {driver.chips_answering} of {total} chips"
+        return state
+
+    def _port(self) -> str:
+        """The port to open again: the same name (an emulator's current pty, if any)."""
+        if self.emulator is not None:
+            return self.emulator.port if self.emulator.running else ""
+        return self.driver.port
+
+    def _port_missing(self, port: str) -> bool:
+        if self.emulator is not None:
+            return not port
+        # A URL (spy://, socket://) is left to its opener; a path must exist.
+        return "://" not in port and not os.path.exists(port)
+
+    def _went_down(self, exc: DeviceError) -> ChainError:
+        """Close the failed link and say why; the next scan tries to bring the chain back."""
+        port = self.driver.port
+        self.driver.close()
+        self._down = True
+        self._failures += 1
+        self._current = None
+        self._orphaned += sum(len(v) for v in self._pending.values())
+        self._pending.clear()
+        self._state = f"port gone: {port}" if self._port_missing(self._port()) else f"chain down: {exc}"
+        log.warning("asic chain on %s went down: %s; it is reopened on the next scan", port, exc)
+        return ChainError(f"asic chain on {port} went down: {exc}")
+
+    def _reopen(self) -> None:
+        """Open the same port again and bring the chain up; ChainError while it cannot."""
+        old = self.driver
+        port = self._port() or old.port
+        if self._port_missing(self._port()):
+            self._state = f"port gone: {port}"
+            raise ChainError(f"asic port {port} is gone (unplugged or powered off); waiting for it to return")
+        config = old.config
+        if self.emulator is not None:
+            config = replace(config, regulator_port=self.emulator.regulator_port or None)
+        driver = old.clone(port, config)
+        # close() from another thread reaches the new driver while it comes up.
+        self.driver = driver
+        self._state = f"reopening: {port}"
+        try:
+            driver.open()
+            if self._operating_point is not None:
+                mhz, mv = self._operating_point
+                self._set_operating_point(mhz, mv)
+        except DeviceError as exc:
+            driver.close()
+            if self._closed:
+                self._state = "closed"
+            elif self._port_missing(self._port()):
+                self._state = f"port gone: {port}"
+            else:
+                self._state = f"chain down: {exc}"
+            raise ChainError(f"asic chain on {port} is still down: {exc}") from exc
+        self._down = False
+        self._reopens += 1
+        self._state = "mining"
+        log.warning("asic chain on %s is back: %d chip(s)", port, driver.chips_answering)
+
+    def _scan(self, work: Work, count: int, max_results: int) -> ScanResult:
+        start = time.monotonic()
+        self.driver.poll_chips()
+        if work != self._current:
+            self._switch(work)
+        rate = self.driver.hashrate
+        deadline = start + (min(count / rate, self.max_wait_s) if rate > 0 else 0.0)
+        nonces: list[int] = []
+        versions: list[int] = []
+        pending = self._pending.pop(work, [])
+        while pending and len(nonces) < max_results:
+            self._accept(work, pending.pop(0), nonces, versions)
+        if pending:
+            self._pending[work] = pending
+        while len(nonces) < max_results:
+            # Nonces already queued are taken even when the wait is over.
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
                 found = self.driver.next_found(remaining)
-                if found is None:
-                    if remaining > 0:
-                        continue
-                    break
-                if found.work == work:
-                    self._accept(work, found, nonces, versions)
-                else:
-                    self._stash(found)
-            hashes = min(count, int(rate * (time.monotonic() - start)))
-            return ScanResult(nonces, hashes, versions)
+            except DeviceError as exc:
+                if not nonces:
+                    raise
+                # Shares already found go out; the failure shows on the next scan.
+                self._went_down(exc)
+                break
+            if found is None:
+                if remaining > 0:
+                    continue
+                break
+            if found.work == work:
+                self._accept(work, found, nonces, versions)
+            else:
+                self._stash(found)
+        hashes = min(count, int(rate * (time.monotonic() - start)))
+        return ScanResult(nonces, hashes, versions)
 
     def _switch(self, work: Work) -> None:
         current = self._current
@@ -178,16 +299,20 @@ class AsicBackend:
 
     def set_frequency(self, mhz: float) -> float:
         """Ramp the chips to ``mhz`` (an operating point for throttling); returns the MHz reached."""
-        with self._lock:
-            return self.driver.set_frequency(mhz)
+        return self.set_operating_point(mhz)[0]
 
     def set_operating_point(self, mhz: float, mv: float | None = None) -> tuple[float, float | None]:
         """Clock and core voltage together (None: the voltage the chip's V/f table gives,
-        where the board has a regulator); returns the (MHz, mV) reached."""
+        where the board has a regulator); returns the (MHz, mV) reached. A chain brought
+        back after a failure gets the last operating point set."""
         with self._lock:
-            if mv is None:
-                return self.driver.set_frequency(mhz), self.driver.voltage_mv
-            return self.driver.set_operating_point(mhz, mv)
+            self._operating_point = (mhz, mv)
+            return self._set_operating_point(mhz, mv)
+
+    def _set_operating_point(self, mhz: float, mv: float | None) -> tuple[float, float | None]:
+        if mv is None:
+            return self.driver.set_frequency(mhz), self.driver.voltage_mv
+        return self.driver.set_operating_point(mhz, mv)
 
     def energy_options(self) -> dict[str, Callable[[], float] | None]:
         """The board's power readers, as ``hashcore.telemetry.choose_meter("asic", ...)`` takes them."""
@@ -204,10 +329,20 @@ class AsicBackend:
     @property
     def stats(self) -> AsicStats:
         return AsicStats(
-            self.driver.stats, self._returned, self._below_target, self._hw_errors, self._orphaned, self._repeats
+            self.driver.stats,
+            self._returned,
+            self._below_target,
+            self._hw_errors,
+            self._orphaned,
+            self._repeats,
+            self._reopens,
+            self._failures,
         )
 
     def close(self) -> None:
+        # Not under the scan lock: a scan bringing the chain up fails at once instead.
+        self._closed = True
+        self._state = "closed"
         self.driver.close()
         if self.emulator is not None:
             self.emulator.stop()
@@ -225,7 +360,7 @@ def open_asic(
     emulator_chips: int = 1,
     emulator_hashrate: float = 200_000.0,
     emulator_base_difficulty: float = EMULATOR_BASE_DIFFICULTY,
-    emulator_faults: Faults | None = None,
+    emulator_faults: Faults | str | None = None,
     **unknown: Any,
 ) -> AsicBackend:
     """Open the ``asic`` backend.
@@ -241,7 +376,9 @@ def open_asic(
         max_wait_s: the longest one scan waits.
         emulator_chips, emulator_hashrate, emulator_base_difficulty, emulator_faults:
             the emulated chain, when ``port`` is ``"emulator"`` (see the emulator module;
-            the base difficulty defaults to 2**-32 so a CPU-hashed chain finds shares).
+            the base difficulty defaults to 2**-32 so a CPU-hashed chain finds shares;
+            the faults may be given as text, ``"garbage=0.5,drop=0.2"``, see
+            :func:`~hashcore.backends.asic.emulator.parse_faults`).
 
     Raises:
         BackendUnavailable: no port given, the port cannot be opened, no chip answers,
@@ -256,6 +393,8 @@ def open_asic(
             "or --asic-port emulator for the built-in emulated chain"
         )
     model = chip_model(chip)
+    if isinstance(emulator_faults, str):
+        emulator_faults = parse_faults(emulator_faults)
     emulator = None
     if port == EMULATOR_PORT:
         emulator = ChainEmulator(
@@ -274,7 +413,9 @@ def open_asic(
             detect_silence_s=0.25,
             census_interval_s=5.0,
             census_window_s=0.5,
+            census_retry_s=0.5,
             known_answer=known_answer,
+            known_answer_retry_s=0.5,
             hashrate_per_chip_mhz=emulator.hashrate_per_chip_mhz,
             base_difficulty=emulator_base_difficulty,
             regulator_port=emulator.regulator_port,

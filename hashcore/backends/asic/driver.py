@@ -115,9 +115,19 @@ class DriverConfig:
             speed; the BM1397 takes any 25 MHz / ((div + 1) * 8) through register 0x18.
         ramp_step_mhz, ramp_delay_s: the frequency ramp's step and the pause after each.
         detect_silence_s: chip counting ends after this long without a new chip-id reply.
+        detect_attempts: chip-id reads at init. A noisy link loses replies, so the chain
+            is counted at least twice (the larger count wins) and a silent chain is asked
+            again after ``detect_silence_s``, doubling, before it counts as absent.
         census_interval_s, census_window_s: how often a running chain is asked for chip
             ids, and how long the answers are counted (finds chips that stopped answering).
+        census_retry_s, census_misses: after a census that missed a chip, the next comes
+            ``census_retry_s`` later, doubling up to ``census_interval_s``; a chip counts
+            as dead only after ``census_misses`` misses in a row (so over at least
+            ``census_retry_s * (2 ** (census_misses - 1) - 1)`` seconds), and alive again
+            at its next answer.
         known_answer, known_answer_timeout_s: run the known-answer check at open.
+        known_answer_retry_s: the captured job is sent again when its nonce has not come
+            back after this long (a reply lost on the link), doubling, until the timeout.
         reset_line: "dtr" or "rts" when the adapter wires the chain's reset there; None
             when there is no reset line (emulator, boards whose reset the host cannot reach).
         reset_hold_s: how long reset is held, and the wait after release.
@@ -138,10 +148,14 @@ class DriverConfig:
     ramp_step_mhz: float = 6.25
     ramp_delay_s: float = 0.1
     detect_silence_s: float = 1.0
+    detect_attempts: int = 4
     census_interval_s: float = 30.0
     census_window_s: float = 1.0
+    census_retry_s: float = 2.0
+    census_misses: int = 3
     known_answer: bool = True
     known_answer_timeout_s: float = 5.0
+    known_answer_retry_s: float = 1.0
     reset_line: str | None = None
     reset_hold_s: float = 0.1
     hashrate_per_chip_mhz: float | None = None
@@ -152,13 +166,19 @@ class DriverConfig:
     regulator_timeout_s: float = 0.5
     follow_vf: bool = True
 
+    def __post_init__(self) -> None:
+        if self.detect_attempts < 1 or self.census_misses < 1:
+            raise ConfigError("detect_attempts and census_misses must be at least 1")
+
 
 @dataclass(frozen=True, slots=True)
 class DriverStats:
     """Counters of a driver since open.
 
     Attributes:
-        chips: chips found at open; chips_answering: at the last census.
+        chips: chips found at open; chips_answering: those not counted dead by the census.
+        chips_silent: chips that missed the last census but not yet enough in a row.
+        census_misses: chip-census misses since open (each chip each census).
         frequency_mhz: the clock the chips were last set to.
         ticket: the chip-side difficulty of the ticket mask.
         baud: the host's current baud rate.
@@ -184,6 +204,8 @@ class DriverStats:
     bad_frames: int
     known_answer_passed: bool | None
     voltage_mv: float | None = None
+    chips_silent: int = 0
+    census_misses: int = 0
 
 
 _WAKE = object()
@@ -226,8 +248,12 @@ class AsicDriver:
         self._nonces = 0
         self._known_answer_passed: bool | None = None
         self._census_started: float | None = None
-        self._census_count = 0
-        self._last_census = 0.0
+        self._census_answered: set[int] = set()
+        self._next_census = 0.0
+        self._census_backoff = self.config.census_retry_s
+        self._misses: dict[int, int] = {}
+        self._dead: set[int] = set()
+        self._census_misses = 0
         self._raw_tail = b""
         self._regulator: Any = None
         self._regulator_lock = threading.Lock()
@@ -244,6 +270,11 @@ class AsicDriver:
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DeviceError(f"cannot open ASIC port {self.port}: {exc}") from exc
+        if self._closed:
+            # close() ran while the port was opening: it must not stay open behind it.
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._serial.close()
+            raise DeviceError(f"ASIC port {self.port} was closed while it opened")
         try:
             self._open_regulator()
             self._serial.reset_input_buffer()
@@ -256,7 +287,7 @@ class AsicDriver:
                 self._init_bm1397()
             if self.config.known_answer:
                 self.known_answer_check()
-            self._last_census = time.monotonic()
+            self._next_census = time.monotonic() + self.config.census_interval_s
         except BaseException:
             self.close()
             raise
@@ -274,6 +305,10 @@ class AsicDriver:
                 with contextlib.suppress(serial.SerialException, OSError):
                     port.close()
         self._found.put(_WAKE)
+
+    def clone(self, port: str | None = None, config: DriverConfig | None = None) -> AsicDriver:
+        """A new, unopened driver for the same chain (to bring it up again after a failure)."""
+        return AsicDriver(port or self.port, self.chip, config or self.config, open_serial=self._open_serial)
 
     @property
     def failure(self) -> DeviceError | None:
@@ -303,7 +338,7 @@ class AsicDriver:
                         self._nonces += 1
                         self._found.put(found)
                 elif self._census_started is not None and reply.register == REG_CHIP_ID:
-                    self._census_count += 1
+                    self._census_answered.add(reply.chip_addr)
                 else:
                     self._registers.put(reply)
 
@@ -368,9 +403,38 @@ class AsicDriver:
         time.sleep(self.config.reset_hold_s)
 
     def detect(self) -> int:
-        """Count the chips answering a chip-id read; DeviceError when none or the wrong model."""
-        replies = self.read_register(REG_CHIP_ID, silence_s=self.config.detect_silence_s)
-        if not replies:
+        """Count the chips answering a chip-id read; DeviceError when none or the wrong model.
+
+        A reply lost on the link would hide a chip, and a chip counted short never gets an
+        address: so the chain is read until two reads agree (the largest count wins) or
+        ``detect_attempts`` run out, and a silent chain is asked again after a pause
+        that doubles each time.
+        """
+        silence = self.config.detect_silence_s
+        best: list[RegisterReply] = []
+        foreign: set[int] = set()
+        pause = silence
+        for attempt in range(self.config.detect_attempts):
+            replies = self.read_register(REG_CHIP_ID, silence_s=silence)
+            ours = [reply for reply in replies if reply.value >> 16 == self.chip.chip_id]
+            foreign |= {reply.value >> 16 for reply in replies} - {self.chip.chip_id}
+            if ours and len(ours) == len(best):
+                break
+            if len(ours) > len(best):
+                best = ours
+            elif not best and attempt + 1 < self.config.detect_attempts:
+                log.info("%s: no chip-id reply, asking again in %.2f s", self.port, pause)
+                # close() from another thread ends the pause at once.
+                self._stopping.wait(pause)
+                self._raise_if_failed()
+                pause *= 2
+        if not best:
+            if foreign:
+                found = ", ".join(f"{i:04x}" for i in sorted(foreign))
+                raise DeviceError(
+                    f"chips on {self.port} answered with id {found}, not {self.chip.chip_id:04x} "
+                    f"({self.chip.name}): pass the right --asic-chip"
+                )
             other = self._other_model_answering()
             if other is not None:
                 raise DeviceError(
@@ -381,15 +445,11 @@ class AsicDriver:
                 f"no ASIC chip answered on {self.port}: check the board's power, the reset line, "
                 f"the cable and that --asic-chip {self.chip.name} is right"
             )
-        ids = sorted({reply.value >> 16 for reply in replies})
-        if ids != [self.chip.chip_id]:
-            found = ", ".join(f"{i:04x}" for i in ids)
-            raise DeviceError(
-                f"chips on {self.port} answered with id {found}, not {self.chip.chip_id:04x} "
-                f"({self.chip.name}): pass the right --asic-chip"
-            )
-        log.info("%d %s chip(s) on %s", len(replies), self.chip.name, self.port)
-        return len(replies)
+        if foreign:
+            # Among good replies a stray id is a frame the noise made, not a chip.
+            log.warning("%s: ignored chip-id replies %s", self.port, ", ".join(f"{i:04x}" for i in sorted(foreign)))
+        log.info("%d %s chip(s) on %s", len(best), self.chip.name, self.port)
+        return len(best)
 
     def _other_model_answering(self) -> ChipModel | None:
         """Another model whose chip-id replies are in the bytes that did not decode."""
@@ -411,7 +471,10 @@ class AsicDriver:
         self.addresses = [i * interval for i in range(count)]
         for address in self.addresses:
             self.send_frame(encode_command(set_address(address)))
-        self.chips_answering = count
+        with self._lock:
+            self.chips_answering = count
+            self._misses = dict.fromkeys(self.addresses, 0)
+            self._dead = set()
 
     def _init_bm1366(self) -> None:
         # Order and values as the open Bitaxe firmware brings a BM1366 chain up.
@@ -669,25 +732,36 @@ class AsicDriver:
         return item
 
     def known_answer_check(self) -> None:
-        """Send the captured job and wait for a captured nonce; DeviceError when none comes."""
+        """Send the captured job and wait for a captured nonce; DeviceError when none comes.
+
+        The job goes out again after ``known_answer_retry_s`` (doubling) without the nonce:
+        the one reply that carries it may be lost on a noisy link, and the chain, searching
+        on, would not find it again.
+        """
         timeout = self.config.known_answer_timeout_s
-        self.send_work(known_answer.work(), clean=True, starting_nonce=known_answer.START_NONCE)
         deadline = time.monotonic() + timeout
-        others = 0
+        others = sends = 0
+        wait = self.config.known_answer_retry_s
         try:
             while (remaining := deadline - time.monotonic()) > 0:
-                found = self.next_found(remaining)
-                if found is None:
-                    continue
-                if (found.nonce, found.version) in known_answer.GOLDEN:
-                    log.info("%s: known answer %08x (version %08x) came back", self.port, found.nonce, found.version)
-                    self._known_answer_passed = True
-                    return
-                others += 1
+                self.send_work(known_answer.work(), clean=True, starting_nonce=known_answer.START_NONCE)
+                sends += 1
+                attempt_end = time.monotonic() + min(wait, remaining)
+                wait *= 2
+                while (left := attempt_end - time.monotonic()) > 0:
+                    found = self.next_found(left)
+                    if found is None:
+                        continue
+                    if (found.nonce, found.version) in known_answer.GOLDEN:
+                        log.info("%s: known answer %08x (version %08x) came back", self.port, found.nonce,
+                                 found.version)
+                        self._known_answer_passed = True
+                        return
+                    others += 1
             self._known_answer_passed = False
             raise DeviceError(
                 f"known-answer check failed on {self.port}: no known nonce within {timeout:g} s "
-                f"({others} other nonces); wrong chip model, clock or a damaged chain"
+                f"({sends} tries, {others} other nonces); wrong chip model, clock or a damaged chain"
             )
         finally:
             self.clear_jobs()
@@ -698,7 +772,10 @@ class AsicDriver:
         """Run the periodic chip census without blocking; returns the chips answering.
 
         Every ``census_interval_s`` a chip-id read goes out; ``census_window_s`` later the
-        answers are counted. Fewer chips lower ``hashrate``; none raises DeviceError.
+        answers are counted, per chip address. A chip that missed is asked again sooner
+        (``census_retry_s``, doubling) and counts as dead only after ``census_misses``
+        misses in a row: one reply lost on a noisy link changes nothing. Dead chips lower
+        ``hashrate``; when every chip is dead this raises DeviceError.
         """
         now = time.monotonic()
         send = False
@@ -706,19 +783,55 @@ class AsicDriver:
             if self._census_started is not None:
                 if now - self._census_started < self.config.census_window_s:
                     return self.chips_answering
-                count, self._census_started, self._last_census = self._census_count, None, now
-                if count != self.chips_answering:
-                    log.warning("%s: %d of %d chips answer", self.port, count, len(self.addresses))
-                self.chips_answering = count
-            elif now - self._last_census >= self.config.census_interval_s:
-                self._census_started, self._census_count, send = now, 0, True
+                self._census_started = None
+                self._count_census(now)
+            elif now >= self._next_census:
+                self._census_started, send = now, True
+                self._census_answered = set()
         if send:
             self.send_frame(encode_command(read_register(REG_CHIP_ID)))
         elif self.chips_answering == 0:
-            error = DeviceError(f"no ASIC chip on {self.port} answers any more")
+            error = DeviceError(
+                f"no ASIC chip on {self.port} answers any more ({self.config.census_misses} chip-id reads in a row)"
+            )
             self._fail(error)
             raise error
         return self.chips_answering
+
+    def _count_census(self, now: float) -> None:
+        """Book one census's answers (under ``_lock``) and set when the next goes out."""
+        config = self.config
+        silent = False
+        for address in self.addresses:
+            if address in self._census_answered:
+                if address in self._dead:
+                    self._dead.discard(address)
+                    log.warning("%s: chip %d answers again", self.port, address)
+                self._misses[address] = 0
+                continue
+            self._census_misses += 1
+            misses = self._misses[address] = self._misses.get(address, 0) + 1
+            if address in self._dead:
+                continue
+            if misses >= config.census_misses:
+                self._dead.add(address)
+                log.warning("%s: chip %d counted dead after %d missed chip-id reads", self.port, address, misses)
+            else:
+                silent = True
+                log.info("%s: chip %d missed a chip-id read (%d in a row), asking again", self.port, address, misses)
+        self.chips_answering = len(self.addresses) - len(self._dead)
+        if silent:
+            self._next_census = now + min(self._census_backoff, config.census_interval_s)
+            self._census_backoff *= 2
+        else:
+            self._next_census = now + config.census_interval_s
+            self._census_backoff = config.census_retry_s
+
+    @property
+    def chips_silent(self) -> int:
+        """Chips that missed the last census but not yet enough times in a row to count as dead."""
+        with self._lock:
+            return sum(1 for a, misses in self._misses.items() if misses and a not in self._dead)
 
     @property
     def stats(self) -> DriverStats:
@@ -740,4 +853,6 @@ class AsicDriver:
                 bad_frames=decoder.bad_frames,
                 known_answer_passed=self._known_answer_passed,
                 voltage_mv=self.voltage_mv,
+                chips_silent=sum(1 for a, misses in self._misses.items() if misses and a not in self._dead),
+                census_misses=self._census_misses,
             )

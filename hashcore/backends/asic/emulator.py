@@ -133,6 +133,10 @@ class EmulatorConfig:
         seed: seeds the fault injection.
         vout_mv: the regulator's output at power-on (None: the chip's stock voltage).
         vout_range_mv: what the regulator accepts; a VOUT_COMMAND outside it is NACKed.
+        link: a path made a symbolic link to the chain's pty, as udev names a board under
+            /dev/serial/by-id: it stays the same when the board is unplugged and plugged
+            back (:meth:`ChainEmulator.vanish`, :meth:`ChainEmulator.replug`), while the
+            pty behind it changes. The regulator's link is ``link + ".regulator"``.
     """
 
     chip: str = "bm1366"
@@ -146,6 +150,7 @@ class EmulatorConfig:
     seed: int = 0
     vout_mv: float | None = None
     vout_range_mv: tuple[float, float] = (700.0, 1400.0)
+    link: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.chips <= 256:
@@ -156,7 +161,8 @@ class EmulatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class Faults:
-    """Faults the emulator injects into its nonce replies (register replies stay clean).
+    """Faults the emulator injects into its nonce replies, and its register replies too
+    with ``register_faults``.
 
     Attributes:
         corrupt_crc: probability that a reply's CRC is wrong.
@@ -165,6 +171,8 @@ class Faults:
             preamble) come before a reply.
         late_s: delay between finding a nonce and sending it.
         dead_chips: chain positions that stopped answering: they neither hash nor reply.
+        register_faults: CRC errors, dropped bytes and garbage hit register replies as
+            well (chip-id reads at init and in the census), as on a truly noisy link.
     """
 
     corrupt_crc: float = 0.0
@@ -172,6 +180,68 @@ class Faults:
     garbage: float = 0.0
     late_s: float = 0.0
     dead_chips: frozenset[int] = frozenset()
+    register_faults: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("corrupt_crc", "drop_byte", "garbage"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"emulator fault {name} is a probability in [0, 1], not {value}")
+        if not 0.0 <= self.late_s <= MAX_LATE_S:
+            raise ConfigError(f"emulator fault late_s is 0..{MAX_LATE_S:g} seconds, not {self.late_s}")
+
+
+#: The longest reply delay the emulator injects (longer ones only starve the known answer).
+MAX_LATE_S = 1.0
+#: Fault names an operator writes (``--asic-emulator-faults garbage=0.5,drop=0.2``), with
+#: the :class:`Faults` field each sets; the field names are accepted too.
+FAULT_NAMES = {
+    "garbage": "garbage",
+    "drop": "drop_byte",
+    "drop_byte": "drop_byte",
+    "crc": "corrupt_crc",
+    "corrupt_crc": "corrupt_crc",
+    "late": "late_s",
+    "late_s": "late_s",
+    "registers": "register_faults",
+    "register_faults": "register_faults",
+}
+
+
+def parse_faults(text: str) -> Faults:
+    """``garbage=0.5,drop=0.2,crc=0.1,late=0.2,registers=1`` as :class:`Faults`
+    (probabilities in [0, 1], ``late`` in seconds up to 1, ``registers`` 0 or 1).
+    ConfigError naming the first bad item."""
+    settings: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, raw = item.partition("=")
+        name = name.strip().lower()
+        if not sep:
+            raise ConfigError(f"emulator fault {item!r} needs a value: NAME=VALUE")
+        if name not in FAULT_NAMES:
+            raise ConfigError(f"unknown emulator fault {name!r}; known: garbage, drop, crc, late, registers")
+        field_name = FAULT_NAMES[name]
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"emulator fault {name}={raw.strip()!r} is not a number") from None
+        if not 0.0 <= value <= 1.0:  # NaN fails this too
+            unit = " seconds" if field_name == "late_s" else ""
+            raise ConfigError(f"emulator fault {name}={raw.strip()} is out of range: 0..1{unit}")
+        if field_name == "register_faults" and value not in (0.0, 1.0):
+            raise ConfigError(f"emulator fault {name}={raw.strip()} must be 0 or 1")
+        if field_name in settings:
+            raise ConfigError(f"emulator fault {name} is given twice")
+        settings[field_name] = value
+    return Faults(
+        corrupt_crc=settings.get("corrupt_crc", 0.0),
+        drop_byte=settings.get("drop_byte", 0.0),
+        garbage=settings.get("garbage", 0.0),
+        late_s=settings.get("late_s", 0.0),
+        register_faults=settings.get("register_faults", 0.0) == 1.0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +544,16 @@ class EmulatedRegulator:
 # --- serving it on a pty ---------------------------------------------------------------
 
 
+def _relink(link: str, target: str) -> str:
+    """Point ``link`` at ``target`` in one step (a reader never finds it missing); returns ``link``."""
+    temporary = f"{link}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    os.symlink(target, temporary)
+    os.replace(temporary, link)
+    return link
+
+
 def _open_scanner(kind: str) -> Backend:
     if kind == "auto":
         try:
@@ -489,8 +569,9 @@ class ChainEmulator:
     """An :class:`EmulatedChain` served on a pseudo-terminal by one thread.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`; :attr:`port` is the
-    path to open, :attr:`regulator_port` the core-voltage regulator's. :attr:`faults` may
-    be replaced at any time.
+    path to open, :attr:`regulator_port` the core-voltage regulator's (the links of
+    ``config.link`` where given). :attr:`faults` may be replaced at any time.
+    :meth:`vanish` unplugs the board and :meth:`replug` plugs it back, power-cycled.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, faults: Faults | None = None):
@@ -525,6 +606,12 @@ class ChainEmulator:
 
     def start(self) -> ChainEmulator:
         cfg = self.config
+        self._stop.clear()
+        self._decoder = HostFrameDecoder()
+        self._out.clear()
+        self._due.clear()
+        self._reg_in.clear()
+        self._reg_out.clear()
         self._scanner = _open_scanner(cfg.scanner)
         self.chain = EmulatedChain(self.model, cfg.chips, cfg.base_difficulty, self._scanner)
         chain = self.chain
@@ -542,6 +629,9 @@ class ChainEmulator:
             os.set_blocking(master, False)
         self.port = os.ttyname(self._slave)
         self.regulator_port = os.ttyname(self._reg_slave)
+        if cfg.link is not None:
+            self.port = _relink(cfg.link, self.port)
+            self.regulator_port = _relink(cfg.link + ".regulator", self.regulator_port)
         self._thread = threading.Thread(target=self._serve, name=f"asic-emulator {self.port}", daemon=True)
         self._thread.start()
         log.info("emulated %d x %s chain on %s", cfg.chips, self.model.name, self.port)
@@ -557,13 +647,29 @@ class ChainEmulator:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = self._reg_master = self._reg_slave = -1
+        if self.config.link is not None:
+            for link in (self.config.link, self.config.link + ".regulator"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(link)
         if self._scanner is not None:
             self._scanner.close()
             self._scanner = None
 
     def vanish(self) -> None:
-        """Unplug the board: the same as :meth:`stop`, named for what a test means by it."""
+        """Unplug the board: the same as :meth:`stop`, named for what a test means by it.
+        The pty closes (an open port fails) and ``config.link`` disappears."""
         self.stop()
+
+    def replug(self) -> ChainEmulator:
+        """Plug the board back after :meth:`vanish`: new ptys (behind the same
+        ``config.link``), chips power-cycled (no address, no registers, no job)."""
+        self.stop()
+        return self.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether the board is plugged in: started and not stopped since."""
+        return self._thread is not None and not self._stop.is_set()
 
     def __enter__(self) -> ChainEmulator:
         return self.start()
@@ -660,7 +766,10 @@ class ChainEmulator:
         self.chain.dead = self.faults.dead_chips
         for frame in self._decoder.feed(data):
             for reply in self.chain.handle(frame):
-                self._out += encode_reply(reply, self.model.reply_length)
+                if self.faults.register_faults:
+                    self._out += self._encode_faulty(reply)
+                else:
+                    self._out += encode_reply(reply, self.model.reply_length)
         return True
 
     def _send(self) -> bool:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from hashcore.backends import cffi_c
+from hashcore.backends import cffi_c, pathchoice
 from hashcore.work import NONCE_SPACE, Work
 
 _BUFFER = bytes(16 << 20)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(o / r for o, r in zip(one, ref, strict=True))
         rows.append(PathFigures(path, per_thread / 1e6, both / 1e6, both / per_thread, ratio))
 
-    cpu = cffi_c._cpu_name()
+    cpu = pathchoice.cpu_label()
     hashlib_m = statistics.median(all_ref) / 1e6
     if args.json:
         report = {

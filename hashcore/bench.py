@@ -9,15 +9,16 @@ meter given (RAPL, NVML, ASIC board, or an estimate labelled as such).
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from hashcore.metering import EnergyLedger, MeterSettings
 from hashcore.telemetry.base import EnergyMeter
 from hashcore.work import DIFF1_TARGET, NONCE_SPACE, Work
-from hashcore.workers import MAX_RESULTS, ChunkSizer, Scanner, open_scanners
+from hashcore.workers import MAX_RESULTS, ChunkSizer, Scanner, default_threads, open_scanners
 
 #: The fixed work unit: mainnet block 99960's header (nonce excluded), reported at
 #: difficulty 1 so that results are as rare as real shares.
@@ -41,6 +42,10 @@ class BenchReport:
         joules / watts / j_per_hash / j_per_th / energy_source / energy_exact: energy over
             the measured interval (``energy_exact`` False: an estimate or no meter).
         energy_note: what the energy figure is, or why it is an estimate.
+        scope: what the figure ran on, in words ("1 thread", "2 threads, all cores",
+            "1 scanner on 2 cores (PoCL), all cores", "1 GPU").
+        cores: CPU cores behind the figure (threads, or PoCL's compute units; 0 for GPUs).
+        per_core_hs: ``hashrate_hs / cores`` (None for GPUs).
     """
 
     backend: str
@@ -60,6 +65,9 @@ class BenchReport:
     energy_source: str
     energy_exact: bool
     energy_note: str
+    scope: str = ""
+    cores: int = 0
+    per_core_hs: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +164,7 @@ def bench(
         finally:
             ledger.close()
         path = getattr(scanners[0], "path", None)
+        scope, cores = _scope(scanners[0], threads)
     finally:
         for scanner in scanners:
             scanner.close()
@@ -178,4 +187,82 @@ def bench(
         energy_source=energy.source,
         energy_exact=energy.exact,
         energy_note=energy.note,
+        scope=scope,
+        cores=cores,
+        per_core_hs=rate / cores if cores else None,
     )
+
+
+def _scope(scanner: Scanner, threads: int) -> tuple[str, int]:
+    """What a figure ran on, in words, and the CPU cores behind it."""
+    total = os.cpu_count() or 1
+    devices = getattr(scanner, "devices", None)  # an OpenCL backend drives its own devices
+    if devices is not None and getattr(scanner, "energy_kind", "cpu") == "gpu":
+        return f"{len(devices)} GPU(s)", 0
+    if devices is not None:
+        cores = sum(int(getattr(ref, "compute_units", 1)) for ref in devices)
+        return f"1 scanner on {cores} cores (OpenCL), {'all cores' if cores >= total else 'some cores'}", cores
+    label = f"{threads} thread" + ("s" if threads > 1 else "")
+    return (f"{label}, all {total} cores" if threads >= total else label), threads
+
+
+@dataclass(frozen=True, slots=True)
+class CoresReport:
+    """One thread and every core, side by side (what ``hashcore bench`` runs by default).
+
+    Attributes:
+        one_thread: the backend on one thread (per-thread speed, comparable between
+            machines); for backends that drive every core from one scanner (OpenCL)
+            this is already the all-cores figure.
+        all_cores: one thread per core, as ``hashcore mine`` runs it; None where
+            ``one_thread`` already covers every core (OpenCL, a one-core machine).
+    """
+
+    one_thread: BenchReport
+    all_cores: BenchReport | None
+
+    @property
+    def scaling(self) -> float | None:
+        """All cores over one thread (the core count where scaling is perfect)."""
+        if self.all_cores is None:
+            return None
+        return self.all_cores.hashrate_hs / self.one_thread.hashrate_hs
+
+    def summary(self) -> str:
+        """``c avx512: 24.1 MH/s per thread | 47.3 MH/s on 2 threads, all 2 cores (1.96x one thread)``."""
+        one, every = self.one_thread, self.all_cores
+        name = f"{one.backend} {one.path}" if one.path else one.backend
+        if every is None:
+            per_core = f" ({one.per_core_hs / 1e6:.2f} MH/s per core)" if one.per_core_hs and one.cores > 1 else ""
+            return f"{name}: {one.hashrate_hs / 1e6:.2f} MH/s on {one.scope}{per_core}"
+        return (f"{name}: {one.per_thread_hs / 1e6:.2f} MH/s per thread | {every.hashrate_hs / 1e6:.2f} MH/s on "
+                f"{every.scope} ({self.scaling or 0:.2f}x one thread)")  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        """The one-thread report's fields, with ``all_cores`` (a report) and ``scaling``."""
+        return {
+            **self.one_thread.to_json(),
+            "all_cores": self.all_cores.to_json() if self.all_cores else None,
+            "scaling": self.scaling,
+        }
+
+
+def bench_cores(
+    backend: str = "c",
+    seconds: float = 5.0,
+    *,
+    options: dict[str, Any] | None = None,
+    baseline: bool = True,
+    meter: EnergyMeter | None = None,
+    meter_settings: MeterSettings | None = None,
+) -> CoresReport:
+    """Benchmark ``backend`` on one thread, then on one thread per core (``mine``'s default),
+    ``seconds`` each; see :class:`CoresReport`."""
+    one = bench(backend, seconds, 1, options=options, baseline=baseline, meter=meter, meter_settings=meter_settings)
+    threads = default_threads(backend)
+    if threads <= 1:
+        return CoresReport(one, None)
+    every = bench(backend, seconds, threads, options=options, baseline=False, meter=meter,
+                  meter_settings=meter_settings)  # fmt: skip
+    # The reference ran once, before the first figure: the baseline of both.
+    return CoresReport(one, replace(every, baseline_hashrate_hs=one.baseline_hashrate_hs))

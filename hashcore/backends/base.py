@@ -21,12 +21,15 @@ and must not fail when its optional dependency is missing (the factory checks th
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from hashcore.errors import BackendUnavailable, ConfigError
+from hashcore.errors import BackendUnavailable, ConfigError, HashcoreError
 from hashcore.work import MAX_NONCE, Work
+
+log = logging.getLogger("hashcore.backends")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class BackendInfo:
 
 Factory = Callable[..., Backend]
 Probe = Callable[[], BackendInfo]
+#: How fast a backend runs here with its auto path (``pathchoice.BackendRate``),
+#: measured once per machine and cached.
+Rate = Callable[[], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +83,14 @@ class _Entry:
     factory: Factory
     probe: Probe
     summary: str
+    rate: Rate | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
-#: Modules that register backends, imported on first use of the registry. Preference
-#: order for "the fastest backend available" is the order of ``FASTEST_FIRST``.
+#: Modules that register backends, imported on first use of the registry. ``auto`` takes
+#: the fastest by measurement (see ``fastest_available``); ``FASTEST_FIRST`` is the
+#: order tried where nothing can be measured.
 _BACKEND_MODULES = (
     "hashcore.backends.reference",
     "hashcore.backends.cffi_c",
@@ -94,9 +102,10 @@ FASTEST_FIRST = ("c", "opencl", "numba", "reference")
 _loaded = False
 
 
-def register(name: str, factory: Factory, probe: Probe, summary: str) -> None:
-    """Register a backend factory and a cheap probe that says whether it can run here."""
-    _REGISTRY[name] = _Entry(factory, probe, summary)
+def register(name: str, factory: Factory, probe: Probe, summary: str, rate: Rate | None = None) -> None:
+    """Register a backend factory and a cheap probe that says whether it can run here;
+    ``rate`` (for backends ``auto`` may pick) says how fast it runs here."""
+    _REGISTRY[name] = _Entry(factory, probe, summary, rate)
 
 
 def _load_all() -> None:
@@ -146,9 +155,30 @@ def probe_all() -> list[BackendInfo]:
     return [probe(name) for name in names()]
 
 
-def fastest_available() -> str:
-    """The name of the fastest backend that can run on this machine."""
+def measured_rates() -> dict[str, Any]:
+    """Each available backend's rate here (``pathchoice.BackendRate``) with its auto path;
+    measured once per machine and cached, so only the first call takes seconds."""
     _load_all()
+    rates: dict[str, Any] = {}
+    for name in FASTEST_FIRST:
+        entry = _REGISTRY.get(name)
+        if entry is None or entry.rate is None or not probe(name).available:
+            continue
+        try:
+            rates[name] = entry.rate()
+        except HashcoreError as exc:  # unusable after all: auto takes another
+            log.info("backend %s left out of the measured choice: %s", name, exc)
+    return rates
+
+
+def fastest_available() -> str:
+    """The fastest backend on this machine, by measurement on all cores (each CPU
+    backend one thread per core; OpenCL on every device ``auto`` selects)."""
+    from hashcore.backends import pathchoice
+
+    rates = measured_rates()
+    if rates:
+        return pathchoice.fastest(rates)
     for name in FASTEST_FIRST:
         if name in _REGISTRY and probe(name).available:
             return name

@@ -3,9 +3,10 @@
 This is the only module that touches the extension's ``lib``. The extension carries
 every code path (``csrc/``: scalar, SHA-NI with three nonces interleaved, AVX2 with 8
 lanes, AVX-512 with 16 lanes); which of them this CPU can run is read from CPUID at
-run time. ``path="auto"`` takes the fastest: SHA-NI where it exists, except that on a
-CPU with both SHA-NI and AVX-512 the two are timed once per process and the faster
-one wins (which is faster differs between CPU generations).
+run time. ``path="auto"`` takes the fastest, measured once per machine and build (every
+path this CPU runs, interleaved short scans; see ``pathchoice``) and cached: which is
+fastest differs between CPU generations (SHA-NI wins on AMD Zen 3, AVX-512 on Intel
+Sapphire Rapids).
 
 cffi releases the GIL around each call into C, so one scanning thread per core scales.
 The C code reports exact results (each candidate that passes the cheap test on the top
@@ -16,12 +17,12 @@ re-checks every nonce with hashlib before it submits anything.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
-import platform
-import time
 from types import ModuleType
 from typing import Any
 
+from hashcore.backends import pathchoice
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import Work, nbits_to_target
@@ -36,9 +37,6 @@ _FEATURES = {
     "avx2": "AVX2 (and an OS that saves YMM registers)",
     "avx512": "AVX-512F and AVX-512BW (and an OS that saves ZMM registers)",
 }
-#: Preference when only one of the fast paths exists (measured on AMD Zen 3: SHA-NI
-#: about 2.2x AVX2, AVX2 about 5x scalar).
-_PREFERENCE = ("shani", "avx512", "avx2", "scalar")
 _FIX = "install a C compiler (gcc or clang) and reinstall hashcore: pip install -e ."
 #: Results fetched per call into C; a scan with more loops, so memory stays bounded.
 _BATCH = 4096
@@ -66,14 +64,7 @@ def _mask_to_paths(mask: int) -> list[str]:
 
 
 def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "this CPU"
+    return pathchoice.cpu_identity()["model_name"]
 
 
 def supported_paths() -> list[str]:
@@ -118,27 +109,40 @@ def _known_answer_ok(path: str) -> bool:
     return result.nonces == [_KNOWN_NONCE] and result.hashes_done == 80
 
 
-def _rate(path: str, count: int) -> float:
-    """Nonces per second of one short scan (for choosing between fast paths)."""
-    work = Work.from_header(bytes(76), 1)
-    start = time.perf_counter()
-    _scan(_extension(), _PATH_ID[path], work, 0, count, 1)
-    return count / (time.perf_counter() - start)
-
-
 @functools.cache
+def _build_hash() -> str:
+    """A hash of the compiled extension: a rebuild (new code, compiler, flags) re-measures."""
+    ext = _extension()
+    try:
+        with open(ext.__file__ or "", "rb") as module:
+            return hashlib.sha256(module.read()).hexdigest()[:16]
+    except OSError:
+        return "unknown"
+
+
+def path_choice() -> pathchoice.Choice:
+    """Every path's measured rate (one thread) and the fastest: measured once per machine
+    and build, then read from the cache."""
+    from hashcore import __version__
+
+    ext = _extension()
+    paths = [p for p in supported_paths() if _known_answer_ok(p)]
+    work = Work.from_header(bytes(range(76)), 1)  # target 1: nothing found, full scans
+
+    def run(path: str, count: int) -> int:
+        return _scan(ext, _PATH_ID[path], work, 0, min(count, 1 << 32), 1).hashes_done
+
+    key = {"hashcore": __version__, "build": _build_hash()}
+    return pathchoice.choose("c", paths, lambda: run, key)
+
+
 def auto_path() -> str:
-    """The path ``auto`` picks on this machine (timed once where the choice is close)."""
-    supported = supported_paths()
-    contenders = [p for p in ("shani", "avx512") if p in supported]
-    if len(contenders) == 2:
-        # Best of three short runs each, alternated, so a busy neighbour hurts both alike.
-        best = dict.fromkeys(contenders, 0.0)
-        for _ in range(3):
-            for p in contenders:
-                best[p] = max(best[p], _rate(p, 1 << 17))
-        return max(contenders, key=lambda p: best[p])
-    return next(p for p in _PREFERENCE if p in supported)
+    """The path ``auto`` picks on this machine: the fastest measured."""
+    return path_choice().chosen
+
+
+def backend_rate() -> pathchoice.BackendRate:
+    return pathchoice.threaded_rate("c", path_choice())
 
 
 class CBackend:
@@ -185,13 +189,21 @@ def _open(*, path: str = "auto", **_options: Any) -> CBackend:
 
 def _probe() -> BackendInfo:
     supported = supported_paths()
-    auto = auto_path()
+    choice = path_choice()
+    how = "cached" if choice.cached else "measured now"
     return BackendInfo(
         "c",
         True,
-        f"cffi extension; code paths here: {', '.join(supported)} (auto: {auto})",
-        extra={"paths": supported, "compiled": compiled_paths(), "auto": auto, "cpu": _cpu_name()},
+        f"cffi extension; code paths here: {choice.describe()} (auto: {choice.chosen}, {how})",
+        extra={
+            "paths": supported,
+            "compiled": compiled_paths(),
+            "auto": choice.chosen,
+            "cpu": _cpu_name(),
+            "path_choice": choice.to_json(),
+        },
     )
 
 
-register("c", _open, _probe, "C through cffi: SHA-NI, AVX-512, AVX2 or scalar, chosen from CPUID")
+register("c", _open, _probe, "C through cffi: SHA-NI, AVX-512, AVX2 or scalar, the fastest measured",
+         rate=backend_rate)  # fmt: skip

@@ -8,9 +8,11 @@ that importing this module stays cheap and works without Numba):
 * ``lanes``: ``lanes`` nonces side by side in SIMD vectors (AVX2 on Zen 3), anywhere
   (there about 0.42 of C's SHA-NI path and 0.9 of C's AVX2 path).
 
-``path="auto"`` takes ``shani`` where this CPU (as LLVM sees it) has SHA-NI, else
-``lanes``. Kernels are compiled once and cached on disk beside the module (Numba's
-``cache=True``); the first open in a process loads or compiles them and runs a
+``path="auto"`` takes the faster of the paths LLVM can target here, measured once per
+machine, build and Numba version (short interleaved scans, see ``pathchoice``) and
+cached: SHA-NI wins on AMD Zen 3, the lanes on AVX-512 Intel (2x there). Kernels are
+compiled once and cached on disk beside the module (Numba's ``cache=True``); the first
+open in a process loads or compiles them and runs a
 known-answer test (the genesis block), and ``hashcore devices`` shows how long that
 took, so compile time never lands inside a benchmark interval.
 
@@ -25,12 +27,14 @@ driving every core, each part in its own result slot, merged in order; no atomic
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import os
 import time
 from types import ModuleType
 from typing import Any
 
-from hashcore.backends import tuning
+from hashcore.backends import pathchoice, tuning
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import Work, nbits_to_target
@@ -76,8 +80,61 @@ def supported_paths() -> list[str]:
     return [p for p in PATHS if p != "shani" or has_sha_ni()]
 
 
-def auto_path() -> str:
-    return supported_paths()[0]
+@functools.cache
+def _kernel_hash() -> str:
+    """A hash of the kernels' source: a changed kernel measures again."""
+    source = _kernels().__file__ or ""
+    try:
+        with open(source, "rb") as kernel:
+            return hashlib.sha256(kernel.read()).hexdigest()[:16]
+    except OSError:
+        return "unknown"
+
+
+def path_choice(lanes: int = tuning.NUMBA_LANES) -> pathchoice.Choice:
+    """Every path's measured rate (one thread) and the fastest: measured once per machine,
+    kernel source and Numba version, then read from the cache."""
+    import llvmlite
+    import llvmlite.binding as llvm
+    import numba
+    from numba.core import config
+
+    from hashcore import __version__
+
+    paths = supported_paths()
+
+    def prepare() -> pathchoice.Runner:
+        backends: dict[str, NumbaBackend] = {}
+        for path in paths:
+            _ready(path, lanes, False)  # compiled and checked before anything is timed
+            backends[path] = NumbaBackend(path, lanes)
+        work = Work.from_header(bytes(range(76)), 1)  # target 1: nothing found, full scans
+
+        def run(path: str, count: int) -> int:
+            return backends[path].scan(work, 0, min(count, 1 << 32), 1).hashes_done
+
+        return run
+
+    key = {
+        "hashcore": __version__,
+        "kernels": _kernel_hash(),
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "llvm_cpu": getattr(config, "CPU_NAME", None) or llvm.get_host_cpu_name(),
+        "llvm_features": os.environ.get("NUMBA_CPU_FEATURES", "host"),
+        "lanes": str(lanes),
+    }
+    entry = "numba" if lanes == tuning.NUMBA_LANES else f"numba lanes={lanes}"
+    return pathchoice.choose(entry, paths, prepare, key)
+
+
+def auto_path(lanes: int = tuning.NUMBA_LANES) -> str:
+    """The path ``auto`` picks on this machine: the fastest measured."""
+    return path_choice(lanes).chosen
+
+
+def backend_rate() -> pathchoice.BackendRate:
+    return pathchoice.threaded_rate("numba", path_choice())
 
 
 def _lane_offsets(lanes: int) -> tuple[Any, ...]:
@@ -202,14 +259,14 @@ def _open(
     """Open the numba backend on ``path`` (auto, shani or lanes).
 
     Args:
-        path: the code path; ``auto`` takes shani where the CPU has SHA-NI.
+        path: the code path; ``auto`` takes the fastest measured here.
         lanes: nonces per SIMD vector on the lanes path (4, 8, 16 or 32).
         parallel: split each scan over Numba's threads (prange) instead of relying on
             one engine thread per core.
     """
     _check_options(path, lanes, parallel)
     _kernels()
-    chosen = auto_path() if path == "auto" else path
+    chosen = auto_path(lanes) if path == "auto" else path
     if chosen not in supported_paths():
         raise BackendUnavailable(
             "numba backend: the shani path needs the SHA extensions (SHA-NI), which LLVM does not "
@@ -220,22 +277,26 @@ def _open(
 
 
 def _probe() -> BackendInfo:
-    path = auto_path()  # BackendUnavailable here when Numba is missing
+    _kernels()  # BackendUnavailable here when Numba is missing
     import numba
 
     try:
-        seconds, from_cache = _ready(path, tuning.NUMBA_LANES, False)
+        choice = path_choice()
+        seconds, from_cache = _ready(choice.chosen, tuning.NUMBA_LANES, False)
     except BackendError as exc:  # a failed known answer: listed as unavailable, with why
         return BackendInfo("numba", False, str(exc))
+    path = choice.chosen
     how = "loaded from the disk cache" if from_cache else "compiled (cached on disk for next time)"
+    measured = "cached" if choice.cached else "measured now"
     return BackendInfo(
         "numba",
         True,
-        f"Numba {numba.__version__}; code paths here: {', '.join(supported_paths())} (auto: {path}); "
+        f"Numba {numba.__version__}; code paths here: {choice.describe()} (auto: {path}, {measured}); "
         f"kernels {how} in {seconds:.1f} s",
         extra={
             "paths": supported_paths(),
             "auto": path,
+            "path_choice": choice.to_json(),
             "lanes": tuning.NUMBA_LANES,
             "numba": numba.__version__,
             "compile_seconds": round(seconds, 3),
@@ -244,4 +305,5 @@ def _probe() -> BackendInfo:
     )
 
 
-register("numba", _open, _probe, "Numba (LLVM) on the CPU: SHA-NI, or SIMD lanes anywhere")
+register("numba", _open, _probe, "Numba (LLVM) on the CPU: SHA-NI or SIMD lanes, the fastest measured",
+         rate=backend_rate)  # fmt: skip

@@ -12,6 +12,11 @@ Code paths, per device:
 * ``x86sha``: ``width`` nonces in flight through the x86 SHA extensions, on PoCL's CPU
   device where the CPU has them (PoCL compiles with clang, whose builtins reach them).
 
+``path="auto"`` on a device where both run: each is tuned, then the two are timed
+against each other on all the device's cores (see ``pathchoice``) once per device,
+driver and kernel source, and the faster wins (x86sha on AMD Zen 3; portable, 2x
+faster, on AVX-512 Intel). Elsewhere auto is portable.
+
 One backend object drives every selected device (``device="auto"``: every GPU, else
 the first CPU device; ``"all"``; or ``"P:D"`` platform and device indices,
 comma-separated). A scan splits its range between devices in proportion to their
@@ -49,9 +54,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hashcore.backends import tuning
+from hashcore.backends import pathchoice, tuning
 from hashcore.backends._precompute import OFFSETS, P_SIZE, precompute
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
+from hashcore.backends.pathchoice import cache_dir
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import MAX_NONCE, MAX_TARGET, Work, nbits_to_target, verify_nonce
 
@@ -336,14 +342,6 @@ class Settings:
             f"{self.path}{width}, {self.nonces_per_item} nonces/item, work group {self.local_size}, "
             f"{self.launch_nonces} nonces/launch{rate}"
         )
-
-
-def cache_dir() -> Path:
-    """``$HASHCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/hashcore``, else ``~/.cache/hashcore``."""
-    if os.environ.get("HASHCORE_CACHE_DIR"):
-        return Path(os.environ["HASHCORE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hashcore"
 
 
 def _tune_file() -> Path:
@@ -777,7 +775,8 @@ def _open(
     Args:
         device: auto (every GPU, else the first CPU device), all, or ``P:D`` ids
             separated by commas (``hashcore devices`` lists them).
-        path: auto (x86sha where possible, else portable), portable or x86sha.
+        path: auto (the faster of x86sha and portable where both run, measured once;
+            else portable), portable or x86sha.
         tune: time the settings grid once per device and driver (cached on disk);
             False uses the defaults of ``tuning``.
         width / nonces_per_item / local_size: fix a setting (the tune then leaves it
@@ -825,17 +824,121 @@ def _prepare_device(dev: _Device, path: str, tune: bool, fixed: dict[str, Any], 
             f"OpenCL backend: the x86sha path needs PoCL's CPU device on a CPU with the SHA extensions; "
             f"{ref.describe()} is not one; fix: use path auto or portable"
         )
-    paths = [path] if path != "auto" else (["x86sha", "portable"] if x86sha_possible(ref) else ["portable"])
-    for candidate in paths:
-        try:
-            settings = _ready(dev, candidate, tune, fixed)
-        except BackendUnavailable as exc:
-            if candidate == paths[-1]:
-                raise
-            log.warning("OpenCL %s: the %s path is unusable, using the next (%s)", ref.id, candidate, exc)
-            continue
-        return replace(settings, launch_nonces=_launch_nonces(settings, launch_seconds))
-    raise AssertionError("unreachable: the last path either returns or raises")
+    if path != "auto":
+        settings = _ready(dev, path, tune, fixed)
+    else:
+        candidates = _auto_paths(ref, fixed)
+        ready: dict[str, Settings] = {}
+        for candidate in candidates:
+            try:
+                ready[candidate] = _ready(dev, candidate, tune, fixed)
+            except BackendUnavailable as exc:
+                if candidate == candidates[-1] and not ready:
+                    raise
+                log.warning("OpenCL %s: the %s path is unusable (%s)", ref.id, candidate, exc)
+        if len(ready) == 1:
+            settings = next(iter(ready.values()))
+        else:
+            choice = path_choice(dev, ready)
+            settings = replace(ready[choice.chosen], rate_hs=choice.best_hs)
+    return replace(settings, launch_nonces=_launch_nonces(settings, launch_seconds))
+
+
+def _auto_paths(ref: DeviceRef, fixed: dict[str, Any]) -> list[str]:
+    """The paths ``auto`` chooses between on a device (those taking a fixed width)."""
+    paths = ["x86sha", "portable"] if x86sha_possible(ref) else ["portable"]
+    usable = [p for p in paths if "width" not in fixed or fixed["width"] in WIDTHS[p]]
+    return usable or paths
+
+
+def _choice_entry(ref: DeviceRef) -> str:
+    return f"opencl {ref.platform} / {ref.name}"
+
+
+def _choice_key(
+    ref: DeviceRef, source: str, settings: dict[str, Settings], build_options: Sequence[str]
+) -> dict[str, str]:
+    """What the path choice of one device holds for: the device and driver, the kernel
+    source and options, and the settings each path was measured at."""
+    cl = _cl()
+    return {
+        "platform": f"{ref.platform} {ref.platform_version}",
+        "device": ref.name,
+        "driver": ref.driver,
+        "pyopencl": str(getattr(cl, "VERSION_TEXT", "")),
+        "source": hashlib.sha256(source.encode()).hexdigest()[:16],
+        "build_options": " ".join(build_options),
+        **{f"settings_{p}": f"w{s.width} n{s.nonces_per_item} l{s.local_size}" for p, s in settings.items()},
+    }
+
+
+def path_choice(dev: _Device, ready: dict[str, Settings]) -> pathchoice.Choice:
+    """The faster of the ready paths on ``dev``, timed on all its cores (cached)."""
+
+    def run(path: str, count: int) -> int:
+        settings = ready[path]
+        count = min(_MAX_LAUNCH // settings.granule, max(1, -(-count // settings.granule))) * settings.granule
+        dev._enqueue(0, 0, count, settings).wait()
+        return count
+
+    def prepare() -> pathchoice.Runner:
+        dev.set_work(Work.from_header(bytes(range(76)), 1))  # target 1: nothing found, full scans
+        return run
+
+    key = _choice_key(dev.ref, dev.source, ready, dev.build_options)
+    return pathchoice.choose(_choice_entry(dev.ref), list(ready), prepare, key, cores=dev.ref.compute_units)
+
+
+def _known_choice(ref: DeviceRef, source: str) -> pathchoice.Choice | None:
+    """The cached path choice of a device, found without touching it (tune and choice
+    both cached); None when it would take a build, a tune or a measurement."""
+    ready = {}
+    for path in _auto_paths(ref, {}):
+        tuned = cached_settings(ref, path, source)
+        if tuned is None:
+            return None
+        ready[path] = tuned
+    if len(ready) == 1:
+        return None
+    return pathchoice.cached(_choice_entry(ref), list(ready), _choice_key(ref, source, ready, ()))
+
+
+def backend_rate() -> pathchoice.BackendRate:
+    """OpenCL with its defaults (the devices auto selects): from the caches where they
+    hold, else opened, tuned and measured once."""
+    entries = [ref for ref, _ in select_devices("auto", list_devices())]
+    source = load_source(default_kernel_dir())
+    known = _known_rates(entries, source)
+    if known is None:
+        backend = _open()  # builds, tunes and measures what the caches lack
+        backend.close()
+        known = _known_rates(entries, source) or [
+            (ref, s.path, s.rate_hs, 0.0) for ref, s in zip(backend.devices, backend.settings, strict=True)
+        ]
+    total = sum(rate for _, _, rate, _ in known)
+    paths = "+".join(sorted({path for _, path, _, _ in known}))
+    sticks = [stick for _, _, _, stick in known]
+    stick = min(sticks) if all(sticks) else 0.0
+    cpu_cores = sum(ref.compute_units for ref, _, _, _ in known if ref.kind == "CPU")
+    if all(ref.kind == "CPU" for ref, _, _, _ in known):
+        return pathchoice.BackendRate("opencl", paths, total / max(cpu_cores, 1), total,
+                                      f"measured on {cpu_cores} cores", stick)  # fmt: skip
+    return pathchoice.BackendRate("opencl", paths, None, total, f"measured on {len(known)} device(s)", stick)
+
+
+def _known_rates(refs: list[DeviceRef], source: str) -> list[tuple[DeviceRef, str, float, float]] | None:
+    """(device, path, rate, yardstick) of each device from the caches; None if one lacks it."""
+    known = []
+    for ref in refs:
+        choice = _known_choice(ref, source)
+        tuned = cached_settings(ref, "portable", source) if len(_auto_paths(ref, {})) == 1 else None
+        if choice is not None:
+            known.append((ref, choice.chosen, choice.best_hs, choice.yardstick_hs))
+        elif tuned is not None:
+            known.append((ref, "portable", tuned.rate_hs, 0.0))
+        else:
+            return None
+    return known
 
 
 def _ready(dev: _Device, path: str, tune: bool, fixed: dict[str, Any]) -> Settings:
@@ -867,19 +970,33 @@ def _probe() -> BackendInfo:
         source = ""
     lines, extra_devices = [], []
     for ref, _ in entries:
-        path = "x86sha" if x86sha_possible(ref) else "portable"
+        choice = _known_choice(ref, source) if source else None
+        paths = _auto_paths(ref, {})
+        path = choice.chosen if choice else paths[0]
         tuned = cached_settings(ref, path, source) if source else None
         if tuned is not None:
             tuned = replace(tuned, launch_nonces=_launch_nonces(tuned, tuning.OPENCL_LAUNCH_SECONDS))
         note = f"tuned: {tuned.describe()}" if tuned else "not tuned yet (the first open tunes it)"
+        if choice is not None:
+            note += f"; measured: {choice.describe()}"
+        elif len(paths) > 1:
+            note += f"; {' or '.join(paths)}, measured on first open"
+            path = "auto"
         mark = ", picked by auto" if ref.id in chosen else ""  # no brackets: the CLI prints rich markup
         lines.append(f"{ref.describe()}{mark}, path {path}, {note}")
         extra_devices.append(
-            {**asdict(ref), "auto": ref.id in chosen, "path": path, "tuned": asdict(tuned) if tuned else None}
+            {
+                **asdict(ref),
+                "auto": ref.id in chosen,
+                "path": path,
+                "tuned": asdict(tuned) if tuned else None,
+                "path_choice": choice.to_json() if choice else None,
+            }
         )
     return BackendInfo(
         "opencl", True, "; ".join(lines), extra={"devices": extra_devices, "tune_cache": str(_tune_file())}
     )
 
 
-register("opencl", _open, _probe, "OpenCL: GPUs, or the CPU through PoCL (SHA extensions where present)")
+register("opencl", _open, _probe, "OpenCL: GPUs, or the CPU through PoCL (SHA extensions or lanes, measured)",
+         rate=backend_rate)  # fmt: skip

@@ -103,15 +103,16 @@ def test_hash_arithmetic_is_typed_as_uint32_vectors_never_wider_integers() -> No
 # --- opening, probing, and machines without Numba or SHA-NI ------------------------------
 
 
-def test_auto_picks_shani_where_llvm_targets_it_and_reports_the_compile_time() -> None:
+def test_auto_picks_the_measured_path_and_reports_the_compile_time() -> None:
     backend = base.open_backend("numba")
     assert isinstance(backend, numba_cpu.NumbaBackend)
     assert backend.name == "numba" and backend.releases_gil is True
     assert backend.path == numba_cpu.auto_path()
-    assert backend.path == ("shani" if numba_cpu.has_sha_ni() else "lanes")
+    assert backend.path in numba_cpu.supported_paths()
     info = base.probe("numba")
     assert info.available
     assert info.extra["auto"] == backend.path
+    assert sorted(info.extra["path_choice"]["rates_hs"]) == sorted(numba_cpu.supported_paths())
     assert info.extra["compile_seconds"] >= 0
     assert "compiled" in info.detail or "loaded from the disk cache" in info.detail
 

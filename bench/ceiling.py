@@ -1,0 +1,290 @@
+"""Every CPU code path side by side, and how close each C path runs to its ceiling.
+
+Two parts, one process:
+
+1. Rates: every C path, Numba's shani and lanes, OpenCL's x86sha and portable on PoCL
+   (every core), and the reference, measured in interleaved rounds of short calibrated
+   slices (``pathchoice.measure``: a noisy neighbour hurts every path alike); MH/s per
+   thread (OpenCL: per core of its device), and the ratio against C's best path.
+2. Ceilings of the C paths: the instructions of each path's hot loop, read from the
+   disassembly of the compiled module (objdump), divided by the nonces one iteration
+   hashes; the clock, measured by a loop of dependent adds (one cycle each on every x86
+   core); measured cycles per nonce = clock / the path's best slice; the ceiling =
+   the busiest execution resource's cycles per nonce under the machine's issue model
+   (``ISSUE``: stated assumptions from public instruction tables, not measurements).
+
+    python bench/ceiling.py [--seconds 0.3] [--rounds 7] [--json]
+
+Needs gcc (for the clock loop) and objdump; the rates run without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hashcore.backends import base, cffi_c, numba_cpu, pathchoice
+from hashcore.errors import BackendUnavailable
+from hashcore.work import Work
+
+WORK = Work.from_header(bytes(range(76)), 1)  # target 1: nothing found, full scans
+#: Nonces one iteration of each C path's hot loop hashes.
+NONCES_PER_ITERATION = {"scalar": 1, "shani": 3, "avx2": 8, "avx512": 16}
+
+# --- part 1: rates ------------------------------------------------------------------------------
+
+
+def _runner(backend: base.Backend, least: int = 1) -> pathchoice.Runner:
+    def run(_path: str, count: int) -> int:
+        return backend.scan(WORK, 0, max(count, least), 1).hashes_done
+
+    return run
+
+
+def runners() -> tuple[dict[str, pathchoice.Runner], dict[str, int]]:
+    """A runner per configuration this machine has, and the cores behind each."""
+    run: dict[str, pathchoice.Runner] = {}
+    cores: dict[str, int] = {}
+    for path in cffi_c.supported_paths():
+        run[f"c {path}"] = _runner(cffi_c.CBackend(path))
+        cores[f"c {path}"] = 1
+    try:
+        for path in numba_cpu.supported_paths():
+            run[f"numba {path}"] = _runner(base.open_backend("numba", path=path))
+            cores[f"numba {path}"] = 1
+    except BackendUnavailable as exc:
+        print(f"numba left out: {exc}", file=sys.stderr)
+    try:
+        from hashcore.backends import opencl
+
+        cpu = [ref for ref, _ in opencl.list_devices() if ref.kind == "CPU"]
+        for path in opencl.PATHS if cpu and opencl.x86sha_possible(cpu[0]) else ("portable",) if cpu else ():
+            cl = base.open_backend("opencl", device=cpu[0].id, path=path)
+            run[f"opencl {path}"] = _runner(cl, cl.settings[0].launch_nonces)  # type: ignore[attr-defined]
+            cores[f"opencl {path}"] = cpu[0].compute_units
+    except BackendUnavailable as exc:
+        print(f"opencl left out: {exc}", file=sys.stderr)
+    run["reference"] = _runner(base.open_backend("reference"))
+    cores["reference"] = 1
+    return run, cores
+
+
+def measure_rates(seconds: float, rounds: int) -> dict[str, Any]:
+    run, cores = runners()
+    names = list(run)
+    slices: dict[str, list[float]] = {n: [] for n in names}
+
+    def timed(name: str, count: int) -> int:
+        began = time.perf_counter()
+        done = run[name](name, count)
+        slices[name].append(done / (time.perf_counter() - began))
+        return done
+
+    rates, stick = pathchoice.measure(names, timed, seconds * len(names) * rounds, rounds)
+    c_best = max(r for n, r in rates.items() if n.startswith("c "))
+    rows = [
+        {
+            "config": n,
+            "cores": cores[n],
+            "mhs": rates[n] / 1e6,
+            "mhs_per_core": rates[n] / cores[n] / 1e6,
+            "best_slice_mhs_per_core": max(slices[n][-rounds:]) / cores[n] / 1e6,
+            "vs_c_best_per_core": rates[n] / cores[n] / c_best,
+            "vs_c_best_all_cores": rates[n] / (c_best * cores[n]) if cores[n] > 1 else None,
+        }
+        for n in names
+    ]
+    return {"hashlib_mcompressions_per_s": stick / 1e6, "c_best_mhs": c_best / 1e6, "rows": rows}
+
+
+# --- part 2: ceilings ---------------------------------------------------------------------------
+
+_CHAIN_C = r"""
+#include <stdint.h>
+uint64_t hc_chain(uint64_t n)
+{
+    uint64_t x = 0;
+    for (uint64_t i = 0; i < n; i++)
+        __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                         "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
+    return x;
+}
+"""
+
+
+def clock_hz(repeats: int = 7) -> float:
+    """Cycles per second of one core: 8 dependent adds (8 cycles) per iteration; the best
+    of ``repeats`` runs of about 0.1 s (the least disturbed by neighbours)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, lib = Path(tmp) / "chain.c", Path(tmp) / "chain.so"
+        src.write_text(_CHAIN_C)
+        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+        chain = ctypes.CDLL(str(lib)).hc_chain
+        chain.argtypes, chain.restype = [ctypes.c_uint64], ctypes.c_uint64
+        n = 1 << 20
+        while True:
+            began = time.perf_counter()
+            chain(n)
+            if time.perf_counter() - began > 0.02:
+                break
+            n *= 2
+        n *= 5
+        best = 0.0
+        for _ in range(repeats):
+            began = time.perf_counter()
+            chain(n)
+            best = max(best, 8 * n / (time.perf_counter() - began))
+        return best
+
+
+_LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
+_JUMP = re.compile(r"^j\w+$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopCount:
+    """The hot loop of one path, counted per nonce."""
+
+    path: str
+    instructions: float
+    vector: float
+    shift_rotate: float
+    sha_rnds2: float
+    sha_msg: float
+    stack_accesses: float
+    loop_instructions: int
+
+
+def hot_loop(module: Path, path: str) -> LoopCount:
+    """The widest backward jump in ``hc_scan_<path>`` encloses the nonce loop (inner loops,
+    such as the one over candidates, are short); its instructions, per nonce."""
+    text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(module)], check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+    body = text.split(f"<hc_scan_{path}>:\n", 1)[1].split("\n\n", 1)[0]
+    lines = [(int(m[1], 16), m[2], m[3]) for m in map(_LINE.match, body.splitlines()) if m]
+    spans = []
+    for address, mnemonic, operands in lines:
+        target = re.match(r"([0-9a-f]+)\s", operands + " ")
+        if _JUMP.match(mnemonic) and target and int(target[1], 16) < address:
+            spans.append((int(target[1], 16), address))
+    start, end = max(spans, key=lambda s: s[1] - s[0])
+    loop = [(m, o) for a, m, o in lines if start <= a <= end]
+    per = NONCES_PER_ITERATION[path]
+
+    def count(test: Any) -> float:
+        return sum(1 for m, o in loop if test(m, o)) / per
+
+    return LoopCount(
+        path=path,
+        instructions=len(loop) / per,
+        vector=count(lambda m, o: "%xmm" in o or "%ymm" in o or "%zmm" in o),
+        shift_rotate=count(lambda m, o: re.match(r"v?p(sr|sl|ro)[lr]?[dq]|v?ps[rl]ldq", m) is not None),
+        sha_rnds2=count(lambda m, o: m == "sha256rnds2"),
+        sha_msg=count(lambda m, o: m.startswith("sha256msg")),
+        stack_accesses=count(lambda m, o: "(%rsp)" in o or "(%rbp)" in o),
+        loop_instructions=len(loop),
+    )
+
+
+#: Issue model per machine kind: operations per cycle of each resource. Assumptions from
+#: public instruction tables (uops.info, Agner Fog; PERF.md's timing tests for SHA-NI
+#: on Zen 3), not measurements of this machine. Zen 4 runs 512-bit operations on its
+#: four 256-bit vector pipes in two halves; shifts and rotates go to two of them.
+ISSUE: dict[str, dict[str, float]] = {
+    "zen4": {"zmm": 2, "ymm": 4, "zmm_shift": 1, "ymm_shift": 2, "rnds2": 1, "msg2": 1 / 2.2, "scalar": 4},
+    "zen3": {"zmm": 0, "ymm": 4, "zmm_shift": 0, "ymm_shift": 2, "rnds2": 1, "msg2": 1 / 2.2, "scalar": 4},
+    "intel-avx512": {"zmm": 2, "ymm": 3, "zmm_shift": 1, "ymm_shift": 2, "rnds2": 0.5, "msg2": 1, "scalar": 4},
+}
+
+
+def machine_kind() -> str:
+    cpu = pathchoice.cpu_identity()
+    if cpu["vendor"] == "AuthenticAMD" and cpu["family"] == "25":
+        return "zen4" if "avx512f" in cpu["flags"] else "zen3"
+    return "intel-avx512" if "avx512f" in cpu["flags"] else "zen3"
+
+
+def ceiling_cycles(loop: LoopCount, issue: dict[str, float]) -> tuple[float, str]:
+    """Cycles per nonce of the busiest resource, and which one it is."""
+    if loop.path == "shani":
+        bounds = {
+            "sha256rnds2": loop.sha_rnds2 / issue["rnds2"],
+            "sha256msg1/2": loop.sha_msg / 2 / issue["msg2"],
+            "vector pipes (xmm)": loop.vector / issue["ymm"],
+        }
+    elif loop.path == "scalar":
+        bounds = {"scalar ALUs": loop.instructions / issue["scalar"]}
+    else:
+        width = "zmm" if loop.path == "avx512" else "ymm"
+        bounds = {
+            f"vector pipes ({width})": loop.vector / issue[width],
+            f"shift/rotate pipes ({width})": loop.shift_rotate / issue[f"{width}_shift"],
+        }
+    name = max(bounds, key=bounds.__getitem__)
+    return bounds[name], name
+
+
+def ceilings(rates: dict[str, Any]) -> dict[str, Any]:
+    hz = clock_hz()
+    module = Path(cffi_c._extension().__file__ or "")
+    kind = machine_kind()
+    best = {r["config"]: r["best_slice_mhs_per_core"] * 1e6 for r in rates["rows"]}
+    median = {r["config"]: r["mhs"] * 1e6 for r in rates["rows"]}
+    rows = []
+    for path in cffi_c.supported_paths():
+        loop = hot_loop(module, path)
+        cycles, bound = ceiling_cycles(loop, ISSUE[kind])
+        measured = hz / best[f"c {path}"]
+        rows.append(
+            {
+                **asdict(loop),
+                "bound_by": bound,
+                "ceiling_cycles_per_nonce": cycles,
+                "ceiling_mhs": hz / cycles / 1e6,
+                "cycles_per_nonce_best": measured,
+                "cycles_per_nonce_median": hz / median[f"c {path}"],
+                "percent_of_ceiling_best": 100 * cycles / measured,
+            }
+        )
+    return {"clock_ghz": hz / 1e9, "machine_kind": kind, "issue_model": ISSUE[kind], "paths": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=0.3, help="one slice per configuration (default 0.3)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; medians (default 7)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rates = measure_rates(args.seconds, args.rounds)
+    result: dict[str, Any] = {"cpu": pathchoice.cpu_label(), "rates": rates, "ceilings": ceilings(rates)}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"CPU: {result['cpu']}")
+    print(f"hashlib SHA-256: {rates['hashlib_mcompressions_per_s']:.1f} M compressions/s, one core (median)")
+    print(f"{'configuration':16} {'cores':>5} {'MH/s':>7} {'per core':>9} {'best':>7} {'vs C best/core':>15}")
+    for r in rates["rows"]:
+        print(f"{r['config']:16} {r['cores']:5} {r['mhs']:7.2f} {r['mhs_per_core']:9.2f} "
+              f"{r['best_slice_mhs_per_core']:7.2f} {r['vs_c_best_per_core']:15.2f}")  # fmt: skip
+    c = result["ceilings"]
+    print(f"\nclock {c['clock_ghz']:.2f} GHz (dependent adds); issue model {c['machine_kind']}")
+    print(f"{'path':7} {'insn/nonce':>10} {'vector':>7} {'shift/rot':>9} {'rnds2':>6} {'stack':>6} "
+          f"{'ceiling c/n':>11} {'measured c/n':>12} {'% ceiling':>9}  bound by")  # fmt: skip
+    for p in c["paths"]:
+        print(f"{p['path']:7} {p['instructions']:10.0f} {p['vector']:7.0f} {p['shift_rotate']:9.0f} "
+              f"{p['sha_rnds2']:6.0f} {p['stack_accesses']:6.0f} {p['ceiling_cycles_per_nonce']:11.0f} "
+              f"{p['cycles_per_nonce_best']:12.0f} {p['percent_of_ceiling_best']:9.0f}  {p['bound_by']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

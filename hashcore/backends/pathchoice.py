@@ -1,0 +1,390 @@
+"""The measured choice of a backend's code path, made once per machine and cached.
+
+Which path is fastest differs between CPU generations by up to 2x (SHA-NI against
+AVX-512 lanes), so ``path="auto"`` never assumes: each backend with several paths (C:
+avx512, avx2, shani, scalar; Numba: shani, lanes; OpenCL on PoCL: x86sha, portable)
+hands :func:`choose` its paths and a way to run them, and gets back every path's rate and the
+winner.
+
+The measurement: each path is calibrated to a short slice (the backend's budget, about
+two seconds, split over ``ROUNDS`` rounds and every path), then the slices run in
+rounds, interleaved and rotated so that a busy neighbour hurts every path alike; each
+path's rate is the median of its slices. A yardstick runs in every round too: hashlib's
+SHA-256 compressions per second on one core. Backends measured at different times
+(a neighbour busy for one, idle for the other) are compared by their rates over the
+yardstick of their own measurement, not by raw rates. Measurements of different
+backends never overlap (one lock), so they do not disturb each other.
+
+The result is cached in ``path-choice.json`` beside the OpenCL tune cache (see
+:func:`cache_dir`), one entry per backend, stored with the key it holds for: the CPU
+(model, family, the flags that decide code paths), the build (hashcore's version and a
+hash of the compiled module or kernel sources) and library versions. A different key
+measures again and replaces the entry; an unreadable file is logged and measured over.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("hashcore.backends.pathchoice")
+
+CACHE_NAME = "path-choice.json"
+#: Bumped when the file's layout or the measurement method changes.
+FORMAT = 1
+#: Seconds of measuring per backend, all its paths together.
+BUDGET_SECONDS = 2.0
+#: Slices per path; the median of them is the path's rate.
+ROUNDS = 5
+#: CPU flags that decide which code paths exist or how compilers schedule them.
+RELEVANT_FLAGS = (
+    "ssse3", "sse4_1", "avx", "avx2", "bmi2", "sha_ni", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+    "avx512vbmi", "avx512_vbmi2", "gfni", "vaes", "amx_tile", "avx512_fp16",
+)  # fmt: skip
+
+#: ``(path, nonces) -> nonces hashed``: one scan of a path, timed by the caller.
+Runner = Callable[[str, int], int]
+#: Readies every path (compiles, checks, tunes) and returns the runner; called only
+#: when a measurement is needed, so a cache hit costs no compile or tune.
+Prepare = Callable[[], Runner]
+
+
+def cache_dir() -> Path:
+    """``$HASHCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/hashcore``, else ``~/.cache/hashcore``."""
+    if os.environ.get("HASHCORE_CACHE_DIR"):
+        return Path(os.environ["HASHCORE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hashcore"
+
+
+def cache_file() -> Path:
+    return cache_dir() / CACHE_NAME
+
+
+@functools.cache
+def cpu_identity() -> dict[str, str]:
+    """What identifies this CPU for the choice: vendor, family, model, stepping, model
+    name, the relevant flags, the machine type and the core count."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if not line.strip():
+                    break  # the first processor's block describes them all
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    return {
+        "model_name": fields.get("model name") or platform.processor() or platform.machine() or "unknown",
+        "vendor": fields.get("vendor_id", ""),
+        "family": fields.get("cpu family", ""),
+        "model": fields.get("model", ""),
+        "stepping": fields.get("stepping", ""),
+        "flags": " ".join(f for f in RELEVANT_FLAGS if f in flags),
+        "machine": platform.machine(),
+        "cores": str(os.cpu_count() or 1),
+    }
+
+
+def cpu_label() -> str:
+    """The CPU as figures should name it: model name, family/model, the SIMD it has."""
+    cpu = cpu_identity()
+    where = f"family {cpu['family']} model {cpu['model']}, " if cpu["family"] else ""
+    return f"{cpu['model_name']} ({where}{cpu['cores']} cores; {cpu['flags'] or 'no SIMD flags read'})"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The measured choice for one backend (or one OpenCL device).
+
+    Attributes:
+        entry: the cache entry's name (``c``, ``numba``, ``opencl <device>``).
+        chosen: the fastest path.
+        rates_hs: every measured path's median rate, nonces per second.
+        cores: cores behind each rate: 1 (one thread) or the device's compute units.
+        seconds: how long the measurement took.
+        measured_at: when (Unix time).
+        yardstick_hs: hashlib SHA-256 compressions per second on one core, measured
+            in the same rounds (0 where unknown).
+        key: what the measurement holds for.
+        cached: True when read from the file rather than measured by this process.
+    """
+
+    entry: str
+    chosen: str
+    rates_hs: dict[str, float]
+    cores: int
+    seconds: float
+    measured_at: float
+    yardstick_hs: float = 0.0
+    key: dict[str, str] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def best_hs(self) -> float:
+        return self.rates_hs[self.chosen]
+
+    @property
+    def ratio(self) -> float:
+        """The best rate over the yardstick: comparable between measurements (0 if unknown)."""
+        return self.best_hs / self.yardstick_hs if self.yardstick_hs > 0 else 0.0
+
+    def describe(self) -> str:
+        """``avx512 24.6, shani 22.0 MH/s per thread`` (fastest first)."""
+        unit = "per thread" if self.cores == 1 else f"on {self.cores} cores"
+        ranked = sorted(self.rates_hs.items(), key=lambda item: -item[1])
+        return ", ".join(f"{p} {r / 1e6:.1f}" for p, r in ranked) + f" MH/s {unit}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen,
+            "rates_hs": {p: round(r, 1) for p, r in self.rates_hs.items()},
+            "cores": self.cores,
+            "seconds": self.seconds,
+            "measured_at": self.measured_at,
+            "yardstick_hs": round(self.yardstick_hs, 1),
+            "cached": self.cached,
+            "key": self.key,
+            "cache_file": str(cache_file()),
+        }
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def _calibrate(run: Runner, path: str, slice_seconds: float) -> int:
+    """Nonces that take about ``slice_seconds`` on ``path`` (the first runs warm it up)."""
+    count = 1 << 12
+    while True:
+        began = time.perf_counter()
+        done = run(path, count)
+        elapsed = time.perf_counter() - began
+        if elapsed >= slice_seconds / 4 or count >= 1 << 30:
+            return max(1 << 10, min(1 << 31, int(done / max(elapsed, 1e-9) * slice_seconds)))
+        count *= 4
+
+
+_YARDSTICK_BUFFER = bytes(4 << 20)
+
+
+def yardstick() -> float:
+    """hashlib (OpenSSL) SHA-256 compressions per second on one core, over 4 MiB."""
+    began = time.perf_counter()
+    hashlib.sha256(_YARDSTICK_BUFFER).digest()
+    return len(_YARDSTICK_BUFFER) / 64 / max(time.perf_counter() - began, 1e-9)
+
+
+def measure(
+    paths: Sequence[str], run: Runner, budget_seconds: float = BUDGET_SECONDS, rounds: int = ROUNDS
+) -> tuple[dict[str, float], float]:
+    """Every path's median rate (nonces per second) over ``rounds`` interleaved slices,
+    and the median yardstick (:func:`yardstick`) of the same rounds."""
+    paths = list(paths)
+    slice_seconds = budget_seconds / (rounds * len(paths))
+    counts = {p: _calibrate(run, p, slice_seconds) for p in paths}
+    samples: dict[str, list[float]] = {p: [] for p in paths}
+    sticks = []
+    for r in range(rounds):
+        sticks.append(yardstick())
+        # Rotated, so no path always runs right after the same one.
+        for path in paths[r % len(paths) :] + paths[: r % len(paths)]:
+            began = time.perf_counter()
+            done = run(path, counts[path])
+            samples[path].append(done / max(time.perf_counter() - began, 1e-9))
+    return {p: statistics.median(s) for p, s in samples.items()}, statistics.median(sticks)
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_memo: dict[str, Choice] = {}
+
+
+def forget() -> None:
+    """Drop what this process remembers (the file stays); the next choice reads it again."""
+    with _lock:
+        _memo.clear()
+
+
+def _read_file() -> dict[str, Any]:
+    path = cache_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        log.warning("cannot read the path-choice cache %s (%s); measuring again", path, exc)
+        return {}
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+            raise ValueError(f"not a format-{FORMAT} path-choice file")
+    except ValueError as exc:
+        log.warning("ignoring the path-choice cache %s: it is corrupt or from another version (%s)", path, exc)
+        return {}
+    return data["entries"]
+
+
+def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) -> Choice | None:
+    """The cached choice when it holds for ``key`` and ``paths``; None (logged) otherwise."""
+    if not isinstance(raw, dict):
+        return None
+    if raw.get("key") != key:
+        stored = raw.get("key")
+        old: dict[str, Any] = stored if isinstance(stored, dict) else {}
+        changed = sorted(k for k in set(key) | set(old) if key.get(k) != old.get(k))
+        log.info("%s: measured before for another machine or build (%s changed); measuring again",
+                 name, ", ".join(changed))  # fmt: skip
+        return None
+    try:
+        rates = {str(p): float(r) for p, r in raw["rates_hs"].items()}
+        chosen = str(raw["chosen"])
+        if sorted(rates) != sorted(paths) or chosen not in rates or not all(r > 0 for r in rates.values()):
+            raise ValueError("paths or rates do not match")
+        return Choice(name, chosen, rates, int(raw["cores"]), float(raw["seconds"]), float(raw["measured_at"]),
+                      float(raw.get("yardstick_hs", 0.0)), key, cached=True)  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        log.warning("ignoring the %s entry of the path-choice cache %s (%s); measuring again", name, cache_file(), exc)
+        return None
+
+
+def _write(choice: Choice) -> None:
+    path = cache_file()
+    entries = _read_file()
+    entries[choice.entry] = {
+        "chosen": choice.chosen,
+        "rates_hs": choice.rates_hs,
+        "cores": choice.cores,
+        "seconds": choice.seconds,
+        "measured_at": choice.measured_at,
+        "yardstick_hs": choice.yardstick_hs,
+        "key": choice.key,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({"format": FORMAT, "entries": entries}, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("cannot save the path choice to %s (%s); the next start measures again", path, exc)
+
+
+def cached(entry: str, paths: Sequence[str], key: Mapping[str, str]) -> Choice | None:
+    """The choice remembered or cached for ``key`` (and this CPU), without measuring;
+    None if there is none."""
+    key = {**cpu_identity(), **{str(k): str(v) for k, v in key.items()}}
+    with _lock:
+        known = _memo.get(entry)
+        if known is not None and known.key == key and sorted(known.rates_hs) == sorted(paths):
+            return known
+        choice = _from_entry(entry, _read_file().get(entry), key, paths)
+        if choice is not None:
+            _memo[entry] = choice
+        return choice
+
+
+def choose(
+    entry: str,
+    paths: Sequence[str],
+    prepare: Prepare,
+    key: Mapping[str, str],
+    *,
+    cores: int = 1,
+    budget_seconds: float = BUDGET_SECONDS,
+) -> Choice:
+    """The fastest of ``paths``: from this process's memory, else the cache file when it
+    holds for ``key``, else measured now with ``run`` and cached.
+
+    Args:
+        entry: the cache entry (one per backend, or per device).
+        paths: the paths to choose between (each one already checked to be correct).
+        prepare: readies the paths and returns the runner (scans ``n`` nonces on a
+            path, returns how many it hashed); called only when measuring.
+        key: what the measurement holds for (CPU, build, library versions); the CPU's
+            identity is added here.
+        cores: cores behind each rate (1 for one thread; a PoCL device's compute units).
+        budget_seconds: the measurement's length, every path together.
+    """
+    if not paths:
+        raise ValueError("no code path to choose from")
+    full_key = {**cpu_identity(), **{str(k): str(v) for k, v in key.items()}}
+    with _lock:
+        known = cached(entry, paths, key)
+        if known is not None:
+            return known
+        # A warning, so a first start that pauses for seconds says why.
+        log.warning("%s: measuring code paths %s once for this machine (about %.0f s)",
+                    entry, ", ".join(paths), budget_seconds)  # fmt: skip
+        run = prepare()
+        began = time.perf_counter()
+        rates, stick = measure(paths, run, budget_seconds)
+        chosen = max(paths, key=rates.__getitem__)
+        elapsed = round(time.perf_counter() - began, 3)
+        choice = Choice(entry, chosen, rates, cores, elapsed, time.time(), stick, full_key)
+        log.info("%s: %s; auto takes %s", entry, choice.describe(), chosen)
+        _write(choice)
+        _memo[entry] = choice
+        return choice
+
+
+# --- choosing between backends -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackendRate:
+    """How fast a backend runs here with its measured path, for ``--backend auto``.
+
+    Attributes:
+        backend / path: the backend and the path its ``auto`` takes.
+        per_core_hs: nonces per second per CPU core (None for GPUs).
+        all_cores_hs: on every core, or every selected device (what ``mine`` runs).
+        how: how ``all_cores_hs`` was found, in words.
+        yardstick_hs: the yardstick of the measurement behind it (0 where unknown).
+    """
+
+    backend: str
+    path: str
+    per_core_hs: float | None
+    all_cores_hs: float
+    how: str
+    yardstick_hs: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "per_core_hs": self.per_core_hs,
+            "all_cores_hs": self.all_cores_hs,
+            "how": self.how,
+            "yardstick_hs": self.yardstick_hs,
+        }
+
+
+def fastest(rates: Mapping[str, BackendRate]) -> str:
+    """The backend ``auto`` takes: the most on all cores, as a multiple of the yardstick
+    of its own measurement where every one has one (so that a neighbour busy during one
+    measurement does not decide), else by the raw rates."""
+    if all(r.yardstick_hs > 0 for r in rates.values()):
+        return max(rates, key=lambda name: rates[name].all_cores_hs / rates[name].yardstick_hs)
+    return max(rates, key=lambda name: rates[name].all_cores_hs)
+
+
+def threaded_rate(backend: str, choice: Choice) -> BackendRate:
+    """A CPU backend run one thread per core: its best per-thread rate times the cores
+    (scaling assumed linear, as on cores without SMT siblings)."""
+    cores = os.cpu_count() or 1
+    per_core = choice.best_hs / choice.cores
+    return BackendRate(backend, choice.chosen, per_core, per_core * cores,
+                       f"one thread measured, times {cores} cores", choice.yardstick_hs)  # fmt: skip

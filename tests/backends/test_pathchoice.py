@@ -1,0 +1,224 @@
+"""The measured choice of code paths: the measurement, its cache, and what ``auto`` takes.
+
+Rates here are stubbed (a fake clock that each stub path advances at its own speed),
+except one real measurement of the C backend on this machine, which checks only that
+the choice is one of the paths it measured: speed is never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hashcore.backends import base, cffi_c, numba_cpu, pathchoice
+from hashcore.backends.pathchoice import BackendRate
+from hashcore.errors import BackendUnavailable
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    pathchoice.forget()
+    yield tmp_path
+    pathchoice.forget()
+
+
+class FakeClock:
+    """perf_counter for pathchoice: advanced only by the stub paths, at their own rates."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        self.now = 0.0
+        self.rates = rates
+        self.calls: list[str] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, path: str, count: int) -> int:
+        self.calls.append(path)
+        self.now += count / self.rates[path]
+        return count
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock({"fast": 30e6, "slow": 10e6, "mid": 20e6})
+    monkeypatch.setattr(pathchoice.time, "perf_counter", fake)
+    monkeypatch.setattr(pathchoice, "yardstick", lambda: 20e6)
+    return fake
+
+
+def _choose(clock: FakeClock, key: str = "k1", paths: tuple[str, ...] = ("slow", "fast", "mid")) -> pathchoice.Choice:
+    return pathchoice.choose("stub", paths, lambda: clock.run, {"build": key})
+
+
+def test_measure_gives_each_path_its_rate_interleaved_in_rotated_rounds(clock: FakeClock) -> None:
+    rates, stick = pathchoice.measure(["slow", "fast"], clock.run, budget_seconds=1.0, rounds=4)
+    assert rates == pytest.approx({"slow": 10e6, "fast": 30e6}, rel=1e-3)
+    assert stick == 20e6
+    timed = clock.calls[-8:]  # after calibration: two paths per round, the order rotating
+    assert timed == ["slow", "fast", "fast", "slow", "slow", "fast", "fast", "slow"]
+
+
+def test_the_choice_is_the_fastest_of_the_measured_paths(clock: FakeClock) -> None:
+    choice = _choose(clock)
+    assert choice.chosen == "fast"
+    assert choice.rates_hs == pytest.approx({"slow": 10e6, "fast": 30e6, "mid": 20e6}, rel=1e-3)
+    assert choice.ratio == pytest.approx(1.5, rel=1e-3)
+    assert not choice.cached
+    assert choice.key["build"] == "k1" and choice.key["model_name"]  # the CPU is part of the key
+
+
+def test_a_cached_choice_is_reused_without_measuring(clock: FakeClock, _own_cache: Path) -> None:
+    first = _choose(clock)
+    pathchoice.forget()  # a new process: only the file remains
+    measured = len(clock.calls)
+    again = _choose(clock)
+    assert len(clock.calls) == measured
+    assert again.cached and again.chosen == first.chosen and again.rates_hs == first.rates_hs
+    entry = json.loads((_own_cache / pathchoice.CACHE_NAME).read_text())["entries"]["stub"]
+    assert entry["chosen"] == "fast" and entry["key"]["build"] == "k1"
+
+
+def test_a_changed_key_measures_again(clock: FakeClock) -> None:
+    _choose(clock, key="k1")
+    pathchoice.forget()
+    measured = len(clock.calls)
+    clock.rates["slow"] = 50e6  # the new build made "slow" the fastest
+    choice = _choose(clock, key="k2")
+    assert len(clock.calls) > measured
+    assert choice.chosen == "slow" and not choice.cached
+
+
+def test_other_paths_than_cached_measure_again(clock: FakeClock) -> None:
+    _choose(clock)
+    pathchoice.forget()
+    measured = len(clock.calls)
+    assert _choose(clock, paths=("slow", "mid")).chosen == "mid"
+    assert len(clock.calls) > measured
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": 1, "entries": []}', "[]",
+                                     '{"format": 1, "entries": {"stub": {"key": "x"}}}'])  # fmt: skip
+def test_a_corrupt_cache_is_ignored_with_a_log_line_and_measured_over(
+    clock: FakeClock, _own_cache: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    (_own_cache / pathchoice.CACHE_NAME).write_text(content)
+    with caplog.at_level(logging.INFO, logger="hashcore.backends.pathchoice"):
+        choice = _choose(clock)
+    assert choice.chosen == "fast" and not choice.cached
+    assert any("path-choice cache" in r.message or "measuring again" in r.message for r in caplog.records)
+    data = json.loads((_own_cache / pathchoice.CACHE_NAME).read_text())
+    assert data["entries"]["stub"]["chosen"] == "fast"
+
+
+def test_a_cache_entry_with_bad_rates_is_ignored(clock: FakeClock, _own_cache: Path) -> None:
+    first = _choose(clock)
+    pathchoice.forget()
+    path = _own_cache / pathchoice.CACHE_NAME
+    data = json.loads(path.read_text())
+    data["entries"]["stub"]["rates_hs"]["fast"] = "quick"
+    path.write_text(json.dumps(data))
+    again = _choose(clock)
+    assert not again.cached and again.chosen == first.chosen
+
+
+def test_the_cache_lives_under_xdg_cache_home_unless_pointed_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HASHCORE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert pathchoice.cache_file() == tmp_path / "xdg" / "hashcore" / pathchoice.CACHE_NAME
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path / "mine"))
+    assert pathchoice.cache_file() == tmp_path / "mine" / pathchoice.CACHE_NAME
+
+
+def _no_measuring(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("an explicit path must not measure")
+
+
+def test_an_explicit_c_path_bypasses_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        supported = cffi_c.supported_paths()
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setattr(pathchoice, "measure", _no_measuring)
+    for path in supported:
+        assert base.open_backend("c", path=path).path == path  # type: ignore[attr-defined]
+
+
+def test_an_explicit_numba_path_bypasses_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        supported = numba_cpu.supported_paths()
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setattr(pathchoice, "measure", _no_measuring)
+    assert base.open_backend("numba", path=supported[-1]).path == supported[-1]  # type: ignore[attr-defined]
+
+
+def test_auto_backend_ranks_by_rate_over_the_yardstick_of_each_measurement() -> None:
+    rates = {
+        # Measured while a neighbour slowed the machine: fewer raw hashes, but more per yardstick.
+        "c": BackendRate("c", "avx512", 15e6, 30e6, "stub", yardstick_hs=10e6),
+        "numba": BackendRate("numba", "lanes", 20e6, 40e6, "stub", yardstick_hs=20e6),
+        "opencl": BackendRate("opencl", "portable", 12e6, 24e6, "stub", yardstick_hs=20e6),
+    }
+    assert pathchoice.fastest(rates) == "c"
+    rates["gpu"] = BackendRate("opencl", "portable", None, 5e9, "stub")  # no yardstick: raw rates decide
+    assert pathchoice.fastest(rates) == "gpu"
+
+
+def test_fastest_available_takes_the_best_measured_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    stub = {
+        "c": BackendRate("c", "shani", 20e6, 40e6, "stub", 20e6),
+        "numba": BackendRate("numba", "lanes", 25e6, 50e6, "stub", 20e6),
+    }
+    monkeypatch.setattr(base, "measured_rates", lambda: stub)
+    assert base.fastest_available() == "numba"
+
+
+def test_a_real_measurement_here_chooses_one_of_the_measured_c_paths(_own_cache: Path) -> None:
+    try:
+        supported = cffi_c.supported_paths()
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    choice = cffi_c.path_choice()
+    assert sorted(choice.rates_hs) == sorted(supported)
+    assert choice.chosen in choice.rates_hs and all(rate > 0 for rate in choice.rates_hs.values())
+    assert choice.yardstick_hs > 0 and choice.key["build"] != "unknown"
+    assert base.open_backend("c").path == choice.chosen  # type: ignore[attr-defined]
+    info = base.probe("c")
+    assert info.extra["path_choice"]["chosen"] == choice.chosen
+    assert "c" in json.loads((_own_cache / pathchoice.CACHE_NAME).read_text())["entries"]
+
+
+def test_opencl_auto_takes_the_measured_path_and_an_explicit_path_does_not_measure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opencl = pytest.importorskip("hashcore.backends.opencl")
+    try:
+        devices = [ref for ref, _ in opencl.list_devices() if opencl.x86sha_possible(ref)]
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    if not devices:
+        pytest.skip("no device here can take both OpenCL paths (PoCL on a CPU with the SHA extensions)")
+    seen: list[list[str]] = []
+
+    def stub(dev: object, ready: dict[str, object]) -> pathchoice.Choice:
+        seen.append(sorted(ready))
+        return pathchoice.Choice("stub", "portable", {"x86sha": 1e6, "portable": 2e6}, 2, 0.0, 0.0)
+
+    monkeypatch.setattr(opencl, "path_choice", stub)
+    backend = opencl._open(device=devices[0].id, tune=False)
+    try:
+        assert backend.path == "portable" and backend.settings[0].rate_hs == 2e6
+        assert seen == [["portable", "x86sha"]]
+    finally:
+        backend.close()
+    backend = opencl._open(device=devices[0].id, path="x86sha", tune=False)
+    backend.close()
+    assert backend.path == "x86sha" and len(seen) == 1

@@ -51,6 +51,8 @@ log = logging.getLogger("hashcore.engine")
 
 #: The window of the "recent" hashrate shown live (cgminer's "5s" figure).
 RECENT_SECONDS = 5.0
+#: Shares remembered per job to drop a backend's repeats (each header is built once).
+MAX_SEEN_PER_JOB = 65536
 #: Scan results that may wait for the event loop before workers block.
 RESULT_SLOTS = 64
 #: The longest wait between retries of a failing backend.
@@ -536,13 +538,13 @@ class Miner:
                     work = work.with_version(result.versions[i])
                 except (WorkError, IndexError) as exc:
                     counters.errors += 1
-                    log.warning("backend %s returned a bad version: %s", name, exc)
+                    self._warn.warning("bad result", "backend %s returned a bad version: %s", name, exc)
                     continue
             try:
                 share = verify_nonce(work, nonce)
             except WorkError as exc:
                 counters.errors += 1
-                log.warning("backend %s returned a bad nonce: %s", name, exc)
+                self._warn.warning("bad result", "backend %s returned a bad nonce: %s", name, exc)
                 continue
             counters.results += 1
             if not share.meets_target:
@@ -558,20 +560,25 @@ class Miner:
             log.info("%s: local share difficulty lowered to %g", link.url, local)
 
     def _consider(self, unit: WorkUnit, share: Any, backend: str) -> None:
-        template = self.source.template(unit.key)
+        template = self.source.template(unit.key, unit.serial)
         if template is None:
-            self.discarded += 1  # its job was cleaned or its connection is gone
+            self.discarded += 1  # its job was cleaned (or its id reused) or its connection is gone
             return
         origin = share.work.origin
+        if origin.version_bits is not None and origin.version_bits & ~template.version_mask:
+            self.discarded += 1  # rolled under a mask the pool has since narrowed
+            return
         link = template.session
         assert isinstance(link, Link)
-        seen = self._submitted.setdefault(unit.key, set())
+        seen = self._submitted.setdefault((unit.key, unit.serial), set())
         while len(self._submitted) > self.source.keep_jobs:
             self._submitted.popitem(last=False)
         identity = (origin.extranonce2, origin.ntime, origin.version_bits, share.nonce)
         if identity in seen:
             self.duplicates += 1
             return
+        if len(seen) >= MAX_SEEN_PER_JOB:
+            seen.clear()  # a job that lives for days must not hold every share it ever had
         below_share = not share.meets_share_target
         if share.meets_block_target and not (below_share and link.index in self._shares_only) \
                 and self.source.mark_block_candidate(unit.key):
@@ -678,6 +685,7 @@ class Miner:
             self._sessions.pop(link, None)
         elif isinstance(event, (ev.Configured, ev.SetVersionMask)):
             session.version_mask = event.version_mask
+            self.source.set_version_mask(link, event.version_mask)
         elif isinstance(event, (ev.Subscribed, ev.SetExtranonce)):
             session.extranonce1, session.extranonce2_size = event.extranonce1, event.extranonce2_size
         elif isinstance(event, ev.SetDifficulty):
@@ -690,7 +698,7 @@ class Miner:
                 self._say_capped(link, session, f" at {hashrate:.3g} H/s")
         elif isinstance(event, ev.NewJob):
             if session.extranonce1 is None:
-                log.warning("%s: job %s before subscription; ignored", link.url, event.job.job_id)
+                log.warning("%s: job %r before subscription; ignored", link.url, event.job.job_id)
                 return
             pool.difficulty = session.difficulty
             self.source.add(

@@ -12,6 +12,7 @@ extranonce2, then ntime (only if the extranonce2 space of a job ran out).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class Template:
             when the share-rate cap raised the local difficulty (None: the share target).
         block_candidates: whether nonces meeting only the block target (below the share
             difficulty) are looked for; off for pools that refuse them.
+        serial: set by the WorkSource, unique per template: a pool may reuse a job id
+            for another job, and a result must go with the job it was found in.
     """
 
     job: Job
@@ -47,6 +50,7 @@ class Template:
     block_candidate_sent: bool = False
     scan_target: int | None = None
     block_candidates: bool = True
+    serial: int = 0
     _extranonce2: int = 0
     _version_step: int = 0
     _ntime_offset: int = 0
@@ -64,6 +68,14 @@ class Template:
     def local_target(self) -> int:
         """The target a share must meet to be sent: the pool's, or the capped one."""
         return self.share_target if self.scan_target is None else min(self.scan_target, self.share_target)
+
+    def set_version_mask(self, mask: int) -> None:
+        """A new BIP 310 mask, in force at once: the next header starts a fresh
+        extranonce2, so no header is built twice under the two masks."""
+        if mask != self.version_mask:
+            self.version_mask = mask
+            if self._merkle is not None:
+                self._version_step = 1 << 32
 
     def next_work(self) -> Work:
         """The next header of this job that no earlier call has produced."""
@@ -117,6 +129,7 @@ class WorkUnit:
     nonce_start: int
     count: int
     key: tuple[Hashable, str]
+    serial: int = 0
 
 
 class WorkSource:
@@ -141,12 +154,14 @@ class WorkSource:
         self._work: Work | None = None
         self._cursor = 0
         self._stopped = False
+        self._serials = itertools.count(1)
 
     # --- updates from the engine (event loop thread) ------------------------------------
 
     def add(self, template: Template) -> None:
         """A new job; clean jobs (or another connection's) make every earlier one stale."""
         with self._lock:
+            template.serial = next(self._serials)
             if template.job.clean_jobs or (self._current is not None and self._current.session != template.session):
                 self._templates.clear()
             self._templates[template.key] = template
@@ -162,6 +177,14 @@ class WorkSource:
             for template in self._templates.values():
                 if template.session == session:
                     template.share_target, template.scan_target = target, scan_target
+            self._work = None
+
+    def set_version_mask(self, session: Hashable, mask: int) -> None:
+        """The pool changed the version mask (mining.set_version_mask): in force at once."""
+        with self._lock:
+            for template in self._templates.values():
+                if template.session == session:
+                    template.set_version_mask(mask)
             self._work = None
 
     def refuse_block_candidates(self, session: Hashable) -> None:
@@ -191,10 +214,14 @@ class WorkSource:
                 self._work = None
             return True
 
-    def template(self, key: tuple[Hashable, str]) -> Template | None:
-        """The live template for a result's key, or None when its job is stale."""
+    def template(self, key: tuple[Hashable, str], serial: int | None = None) -> Template | None:
+        """The live template for a result's key, or None when its job is stale (or the
+        job id now names another job than the one of ``serial``)."""
         with self._lock:
-            return self._templates.get(key)
+            template = self._templates.get(key)
+            if template is None or (serial is not None and template.serial != serial):
+                return None
+            return template
 
     @property
     def current_job(self) -> Job | None:
@@ -223,4 +250,4 @@ class WorkSource:
             start = self._cursor
             count = max(1, min(count, self.nonce_span - start))
             self._cursor += count
-            return WorkUnit(self._work, start, count, template.key)
+            return WorkUnit(self._work, start, count, template.key, template.serial)

@@ -9,7 +9,9 @@ on a new one). It decides nothing about the protocol itself.
 * Deadlines on every wait: connect; the handshake (subscribe and authorize answered
   and a first job, within ``handshake_timeout``: a pool that accepts TCP and says
   nothing is left as soon as a dead one); a share's answer (``submit_timeout``: a pool
-  that stops answering is left); and a watchdog (no bytes for ``idle_timeout``).
+  that stops answering or reading is left); new jobs (a pool silent for three times its
+  longest gap between jobs, but at least 15 s, has hung); and a watchdog (no bytes for
+  ``idle_timeout``).
 * Reconnect with exponential backoff and jitter, per pool. The backoff resets only
   after a connection proved itself (a share accepted, or up ``stable_after``
   seconds): a pool that authorizes and then drops is not hammered.
@@ -20,7 +22,8 @@ on a new one). It decides nothing about the protocol itself.
   ``mining.configure``; such a pool gets a plain handshake from then on.
 * Shares found on a job that came before the answer to ``mining.authorize`` (ckpool
   sends its first job first) are held and sent once the worker is authorized.
-* ``client.reconnect`` is followed (to the same host only, unless allowed).
+* ``client.reconnect`` is followed (to the same host only, unless allowed); a pool
+  that keeps redirecting before any share is accepted backs off like a failing one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from hashcore.errors import ConfigError, PoolError
+from hashcore.lograte import RateLimitedLog
 from hashcore.stratum import events as ev
 from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE
 from hashcore.stratum.protocol import ClientConnection, LocalProtocolError, State
@@ -47,6 +51,9 @@ log = logging.getLogger("hashcore.stratum")
 
 #: How often a connection's deadlines are looked at while nothing arrives.
 DEADLINE_POLL = 0.25
+#: A pool silent for this many times its longest gap between jobs so far (but at least
+#: ``job_silence_min`` seconds, at most the watchdog's) counts as hung.
+JOB_SILENCE_FACTOR = 3.0
 
 _SCHEMES = {"stratum+tcp": False, "stratum": False, "tcp": False, "stratum+ssl": True, "stratum+tls": True, "ssl": True}
 
@@ -149,6 +156,8 @@ class ClientOptions:
         handshake_timeout: seconds from connecting until subscribe and authorize are
             answered and the first job has come; past it the pool counts as failed.
         idle_timeout: the watchdog: seconds without any byte from the pool.
+        job_silence_min: the least time without a new job that counts a pool as hung
+            (it is three times the longest gap between its jobs so far, when longer).
         submit_timeout: seconds to wait for the pool's answer to a share; a share left
             unanswered this long means the pool stopped answering (reconnect).
         backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter,
@@ -176,6 +185,7 @@ class ClientOptions:
     connect_timeout: float = 10.0
     handshake_timeout: float = 10.0
     idle_timeout: float = 180.0
+    job_silence_min: float = 15.0
     submit_timeout: float = 10.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
@@ -253,6 +263,9 @@ class _Active:
     authorized_at: float | None = None
     has_job: bool = False
     accepted: int = 0
+    jobs: int = 0
+    last_job_at: float | None = None
+    longest_job_gap: float = 0.0
     sent_configure: bool = False
 
 
@@ -292,7 +305,9 @@ class StratumClient:
         self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
         self._redirects: dict[int, Endpoint] = {}
         self._last_handshake: dict[int, str] = {}  # pool index -> how its last handshake ended early
+        self._proved: dict[int, bool] = {}  # pool index -> its last connection got a share accepted
         self._rng = random.Random()
+        self._warn = RateLimitedLog(log)
 
     # --- public ------------------------------------------------------------------------
 
@@ -316,8 +331,15 @@ class StratumClient:
                 await self._serve(index)
             except _Redirect as redirect:
                 self._redirects[index] = redirect.endpoint
-                status.retry_at = time.monotonic() + redirect.wait
-                log.info("%s: %s in %.0f s", status.url, redirect, redirect.wait)
+                delay = redirect.wait
+                if not self._proved.get(index, False):
+                    # Sent on before any share was accepted: a loop of redirects backs off
+                    # like failures (and lets the next pool serve meanwhile).
+                    status.failures += 1
+                    if status.failures > 1:
+                        delay = max(delay, self._backoff(status.failures - 1))
+                status.retry_at = time.monotonic() + delay
+                log.info("%s: %s in %.1f s", status.url, redirect, delay)
             except _Leave as leave:
                 log.info("%s: leaving: %s", status.url, leave)
                 self.status[leave.index].retry_at = 0.0
@@ -536,7 +558,8 @@ class StratumClient:
             self._active, self._leave = None, None
             status.connected = False
             up_for = time.monotonic() - active.authorized_at if active.authorized_at is not None else 0.0
-            if up_for >= self.options.stable_after or active.accepted:
+            self._proved[index] = up_for >= self.options.stable_after or active.accepted > 0
+            if self._proved[index]:
                 status.failures = 0  # it did work (shares accepted, or up a good while): back off afresh
             lost = PoolError(f"connection lost before the pool answered ({reason})")
             for waiter in [*active.waiters.values(), *(h.waiter for h in active.held)]:
@@ -566,6 +589,14 @@ class StratumClient:
             handshake_end = active.connected_at + options.handshake_timeout
             if handshake_end < deadline:
                 deadline, why = handshake_end, f"no {missing} within {options.handshake_timeout:g} s of connecting"
+        if active.longest_job_gap and active.last_job_at is not None:
+            # A pool that sent jobs every few seconds and then none for several times
+            # that long has hung: leave it well before the watchdog.
+            rhythm = JOB_SILENCE_FACTOR * active.longest_job_gap
+            silence = min(options.idle_timeout, max(options.job_silence_min, rhythm))
+            if active.last_job_at + silence < deadline:
+                deadline, why = active.last_job_at + silence, (
+                    f"no new job for {silence:.0f} s (jobs came at least every {active.longest_job_gap:.1f} s)")
         if active.sent_at:
             answer_end = next(iter(active.sent_at.values())) + options.submit_timeout
             if answer_end < deadline:
@@ -605,7 +636,19 @@ class StratumClient:
             reply = protocol.data_to_send()
             if reply:
                 writer.write(reply)
-            await writer.drain()
+            await self._drain(active)
+
+    async def _drain(self, active: _Active) -> None:
+        """Wait for what we wrote to leave, within the answer deadline: a pool that stops
+        reading must not stall this loop (and every deadline with it)."""
+        unsent = active.writer.transport.get_write_buffer_size()
+        if unsent > self.options.max_unsent_bytes:
+            raise PoolError(f"the pool is not reading ({unsent} bytes unsent)")
+        try:
+            async with asyncio.timeout(self.options.submit_timeout):
+                await active.writer.drain()
+        except TimeoutError:
+            raise PoolError(f"the pool has read nothing for {self.options.submit_timeout:g} s") from None
 
     def _on_event(self, active: _Active, event: ev.Event) -> None:
         index = active.link.index
@@ -632,9 +675,14 @@ class StratumClient:
             # count stays until the connection proves stable).
             self.status[index].last_error = None
         elif isinstance(event, ev.NewJob):
-            active.has_job = True
+            now = time.monotonic()
+            if active.last_job_at is not None and active.jobs >= 2:
+                # The first gap after the handshake says little; later ones are the pool's rhythm.
+                active.longest_job_gap = max(active.longest_job_gap, now - active.last_job_at)
+            active.has_job, active.last_job_at = True, now
+            active.jobs += 1
         elif isinstance(event, ev.ProtocolError):
-            log.warning("%s: %s", active.link.url, event.message)
+            self._warn.warning("protocol", "%s: %s", active.link.url, event.message)
             if event.fatal:
                 raise PoolError(event.message)
         elif isinstance(event, ev.Reconnect):
@@ -657,7 +705,7 @@ class StratumClient:
         current = self.endpoints[active.link.index]
         host = event.host or current.host
         if host != current.host and not self.options.allow_redirect:
-            log.warning("%s: ignoring client.reconnect to another host %s", current.url, host)
+            log.warning("%s: ignoring client.reconnect to another host %r", current.url, host)
             return
         port = event.port or current.port
         address = f"{'stratum+ssl' if current.tls else 'stratum+tcp'}://{_host_text(host)}:{port}"

@@ -36,6 +36,8 @@ from hashcore.work import DEFAULT_VERSION_MASK, Job, WorkOrigin, swap_words
 
 USER_AGENT = "hashcore/0.1.0"
 _HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
+#: A host name, IPv4 or IPv6 address (a client.reconnect target); nothing else.
+_HOST_TEXT = re.compile(r"[A-Za-z0-9._:\-\[\]%]{1,253}")
 #: Pool error codes for a stale share (21 "job not found"), as most pools send them.
 STALE_CODE = 21
 
@@ -196,6 +198,8 @@ class ClientConnection:
         if "id" not in message:
             raise _BadMessage("message with neither method nor id")
         request_id = message["id"]
+        if isinstance(request_id, str) and request_id.isascii() and request_id.isdigit() and len(request_id) < 20:
+            request_id = int(request_id)  # some pools echo ids as strings
         pending = self._pending.pop(request_id, None) if _hashable(request_id) else None
         if pending is None:
             raise _BadMessage(f"reply to unknown request id {request_id!r}")
@@ -320,8 +324,8 @@ class ClientConnection:
         wait = 0.0
         if len(params) > 2 and isinstance(params[2], (int, float)) and not isinstance(params[2], bool):
             wait = min(max(float(params[2]), 0.0), 3600.0)
-        if host is not None and not isinstance(host, str):
-            raise _BadMessage(f"host {host!r} is not a string")
+        if host is not None and not (isinstance(host, str) and _HOST_TEXT.fullmatch(host)):
+            raise _BadMessage(f"host {printable(host, 80)!r} is not a host name or address")
         return ev.Reconnect(host, port, wait)
 
     def _on_show_message(self, params: list[Any]) -> ev.Event:
@@ -353,8 +357,8 @@ def job_from_notify(params: list[Any]) -> Job:
     job_id, prevhash, coinb1, coinb2, branch, version, nbits, ntime, clean = params[:9]
     if isinstance(job_id, int) and not isinstance(job_id, bool):
         job_id = str(job_id)
-    if not isinstance(job_id, str) or not job_id or len(job_id) > 128:
-        raise _BadMessage(f"job_id {job_id!r} is not a short non-empty string")
+    if not isinstance(job_id, str) or not job_id or len(job_id) > 128 or not job_id.isprintable():
+        raise _BadMessage(f"job_id {printable(job_id, 80)!r} is not a short printable string")
     if not isinstance(branch, list):
         raise _BadMessage(f"merkle_branch is {type(branch).__name__}, not a list")
     if not isinstance(clean, bool):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -48,6 +49,14 @@ class Script:
             share of the connection ("banned").
         lines_after_authorize: raw lines written once the worker is authorized.
         lines_after_shares: (after N accepted shares on a connection, raw line) pairs.
+        redirect_self: answer subscribe with ``client.reconnect`` to itself (a loop).
+        stop_reading: after authorize, send ``ping_flood`` requests and read no more.
+        job_interval: send a new job this often (clean_jobs ``job_clean``).
+        reuse_job_id: every job gets the same id (a new job under an old name).
+        narrow_mask_after: send ``mining.set_version_mask`` ``narrow_mask`` this long
+            after authorize, without a new job (BIP 310: in force at once).
+        silent_after: say nothing more this long after authorize (a hung pool).
+        string_ids: echo request ids as strings.
     """
 
     difficulty: float = 1e-4
@@ -65,6 +74,16 @@ class Script:
     ban_after: int = 3
     lines_after_authorize: list[bytes] = field(default_factory=list)
     lines_after_shares: list[tuple[int, bytes]] = field(default_factory=list)
+    redirect_self: bool = False
+    stop_reading: bool = False
+    ping_flood: int = 0
+    job_interval: float = 0.0
+    job_clean: bool = False
+    reuse_job_id: bool = False
+    narrow_mask_after: float | None = None
+    narrow_mask: int = 0x00006000
+    silent_after: float | None = None
+    string_ids: bool = False
 
 
 @dataclass
@@ -103,6 +122,8 @@ class _Conn:
     low_rejects: int = 0
     seen: set[tuple[Any, ...]] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    mask: int = MASK
+    silent: bool = False
 
 
 class HostilePool:
@@ -170,6 +191,8 @@ class HostilePool:
                     return
                 first = False
                 await self._handle(conn, message)
+                if self.script.stop_reading and conn.authorized_at is not None:
+                    await asyncio.sleep(3600)  # never read again
         except (ConnectionError, OSError, ValueError, asyncio.CancelledError):
             pass
         finally:
@@ -180,14 +203,18 @@ class HostilePool:
             writer.close()
 
     def _send(self, conn: _Conn, message: dict[str, Any]) -> None:
-        if not conn.writer.is_closing():
+        if not conn.writer.is_closing() and not conn.silent:
             conn.writer.write(json.dumps(message).encode() + b"\n")
 
     def _reply(self, conn: _Conn, request_id: Any, result: Any, error: Any = None) -> None:
+        if self.script.string_ids:
+            request_id = str(request_id)
         self._send(conn, {"id": request_id, "result": result, "error": error})
 
     def _job(self, conn: _Conn, clean: bool) -> None:
         job = self._jobs.next_job(clean)
+        if self.script.reuse_job_id:
+            job = dataclasses.replace(job, job_id="a")
         if clean:
             conn.jobs.clear()
         conn.jobs[job.job_id] = (job, conn.difficulty)
@@ -205,6 +232,9 @@ class HostilePool:
         if method == "mining.configure":
             self._reply(conn, request_id, {"version-rolling": True, "version-rolling.mask": f"{MASK:08x}"})
         elif method == "mining.subscribe":
+            if script.redirect_self:
+                self._send(conn, {"id": None, "method": "client.reconnect", "params": ["127.0.0.1", self.port, 0]})
+                return
             self._reply(conn, request_id, [[["mining.notify", "s1"]], conn.extranonce1.hex(), EXTRANONCE2_SIZE])
             if script.job_before_authorize:
                 self._start_mining(conn)
@@ -222,6 +252,14 @@ class HostilePool:
                 conn.tasks.append(asyncio.create_task(self._drop_later(conn, script.drop_after_authorize)))
             if script.storm_hz:
                 conn.tasks.append(asyncio.create_task(self._storm(conn)))
+            if script.job_interval:
+                conn.tasks.append(asyncio.create_task(self._jobs_every(conn)))
+            if script.narrow_mask_after is not None:
+                conn.tasks.append(asyncio.create_task(self._narrow_mask_later(conn)))
+            if script.silent_after is not None:
+                conn.tasks.append(asyncio.create_task(self._fall_silent_later(conn)))
+            for ping in range(script.ping_flood):
+                self._send(conn, {"id": 1_000_000 + ping, "method": "mining.ping", "params": []})
         elif method == "mining.submit":
             self._submit(conn, request_id, params)
         else:
@@ -231,6 +269,22 @@ class HostilePool:
     async def _drop_later(self, conn: _Conn, delay: float) -> None:
         await asyncio.sleep(delay)
         conn.writer.close()
+
+    async def _jobs_every(self, conn: _Conn) -> None:
+        while not conn.writer.is_closing():
+            await asyncio.sleep(self.script.job_interval)
+            self._job(conn, clean=self.script.job_clean)
+
+    async def _narrow_mask_later(self, conn: _Conn) -> None:
+        assert self.script.narrow_mask_after is not None
+        await asyncio.sleep(self.script.narrow_mask_after)
+        conn.mask = self.script.narrow_mask
+        self._send(conn, {"id": None, "method": "mining.set_version_mask", "params": [f"{conn.mask:08x}"]})
+
+    async def _fall_silent_later(self, conn: _Conn) -> None:
+        assert self.script.silent_after is not None
+        await asyncio.sleep(self.script.silent_after)
+        conn.silent = True
 
     async def _storm(self, conn: _Conn) -> None:
         while not conn.writer.is_closing():
@@ -279,7 +333,9 @@ class HostilePool:
         if identity in conn.seen:
             return False, (22, "duplicate share"), False
         conn.seen.add(identity)
-        version = rolled_version(job.version, MASK, int(rest[0], 16)) if rest else job.version
+        if rest and int(rest[0], 16) & ~conn.mask:
+            return False, (20, "version bits outside the mask"), False
+        version = rolled_version(job.version, conn.mask, int(rest[0], 16)) if rest else job.version
         merkle = job.merkle_root(conn.extranonce1, bytes.fromhex(extranonce2))
         header = job.header76(merkle, ntime=int(ntime, 16), version=version) + int(nonce, 16).to_bytes(4, "little")
         value = int.from_bytes(hashlib.sha256(hashlib.sha256(header).digest()).digest(), "little")

@@ -231,3 +231,82 @@ async def test_stop_is_prompt_while_the_pool_is_silent_and_shares_wait_for_answe
         started = time.monotonic()
         await miner.stop()
         assert time.monotonic() - started < 2.0
+
+
+async def test_a_pool_that_redirects_to_itself_in_a_loop_backs_off_and_the_backup_serves():
+    async with HostilePool(Script(redirect_self=True)) as looping, HostilePool(Script(difficulty=DIFFICULTY)) as backup:
+        async with miner_for([looping.url, backup.url], backoff_base=0.2, backoff_max=5, failback_interval=60) as miner:
+            await asyncio.sleep(4.0)
+            await wait_until(lambda: backup.counts.accepted >= 2, what="shares on the backup")
+            await settle(miner)
+            assert_counts_agree(miner, looping, backup)
+        # A loop without backoff made hundreds of connections a second.
+        assert looping.counts.connections <= 12
+
+
+async def test_a_pool_that_stops_reading_is_left_within_the_answer_deadline():
+    flood = Script(difficulty=DIFFICULTY, stop_reading=True, ping_flood=200_000)
+    async with HostilePool(flood) as deaf, HostilePool(Script(difficulty=DIFFICULTY)) as backup:
+        async with miner_for([deaf.url, backup.url], submit_timeout=1.0, failback_interval=60) as miner:
+            await wait_until(lambda: deaf.counts.authorized >= 1, what="the deaf pool's handshake")
+            started = time.monotonic()
+            await wait_until(lambda: miner.stats().active_pool == backup.url, timeout=15, what="failover")
+            # The answer deadline, plus reading the flood (200,000 lines) on a loaded machine.
+            assert time.monotonic() - started < 8.0
+            await wait_until(lambda: backup.counts.accepted >= 1, what="shares on the backup")
+            await settle(miner)
+
+
+async def test_a_job_id_reused_for_another_job_never_carries_a_share_of_the_old_one():
+    script = Script(difficulty=DIFFICULTY, reuse_job_id=True, job_interval=0.3, job_clean=True)
+    async with HostilePool(script) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: pool.counts.accepted >= 6, what="shares across reused ids")
+            await settle(miner)
+            stats = miner.stats()
+    assert pool.counts.unverified == 0, "a share of the old job was sent as the new one's"
+    assert stats.rejected == 0
+
+
+async def test_a_narrowed_version_mask_is_in_force_at_once_without_a_new_job():
+    script = Script(difficulty=DIFFICULTY, narrow_mask_after=1.0)
+    async with HostilePool(script) as pool:
+        # Small spans per header: version bits roll many times a second.
+        async with miner_for([pool.url], nonce_span=1 << 14) as miner:
+            await asyncio.sleep(1.2)
+            accepted_before = pool.counts.accepted
+            await wait_until(lambda: pool.counts.accepted >= accepted_before + 4, what="shares under the new mask")
+            await settle(miner)
+            assert_counts_agree(miner, pool)
+    assert pool.counts.rejected.get("version bits outside the mask", 0) == 0
+
+
+async def test_a_flood_of_answers_to_unknown_ids_is_logged_a_few_times_not_per_line(caplog):
+    caplog.set_level(logging.WARNING, logger="hashcore.stratum")
+    flood = [b'{"id":%d,"result":true,"error":null}\n' % (900_000 + i) for i in range(20_000)]
+    async with HostilePool(Script(difficulty=DIFFICULTY, lines_after_authorize=flood)) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: pool.counts.accepted >= 2, what="shares after the flood")
+            await settle(miner)
+            assert_counts_agree(miner, pool)
+    assert len([r for r in caplog.records if "unknown request id" in r.getMessage()]) <= 10
+
+
+async def test_a_pool_that_hangs_mid_session_is_left_after_a_few_of_its_job_gaps():
+    hung = Script(difficulty=1.0, job_interval=0.2, silent_after=1.5)  # no share due at difficulty 1
+    async with HostilePool(hung) as primary, HostilePool(Script(difficulty=DIFFICULTY)) as backup:
+        async with miner_for([primary.url, backup.url], job_silence_min=1.0, failback_interval=60) as miner:
+            await asyncio.sleep(1.5)
+            silent_from = time.monotonic()
+            await wait_until(lambda: miner.stats().active_pool == backup.url, timeout=10, what="failover")
+            assert time.monotonic() - silent_from < 1.0 + 1.5
+            await wait_until(lambda: backup.counts.accepted >= 1, what="shares on the backup")
+            await settle(miner)
+
+
+async def test_answers_with_ids_echoed_as_strings_are_counted():
+    async with HostilePool(Script(difficulty=DIFFICULTY, string_ids=True)) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().accepted >= 3, what="answered shares")
+            await settle(miner)
+            assert_counts_agree(miner, pool)

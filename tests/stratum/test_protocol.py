@@ -323,3 +323,16 @@ def test_hex_fields_with_spaces_or_signs_are_refused_not_read_loosely():
     event = connection.next_event()
     assert event is not None and getattr(event, "fatal", False)
     assert "not hex" in getattr(event, "message", "")
+
+
+def test_pool_text_with_control_characters_cannot_become_a_job_id_or_a_reconnect_host():
+    connection = ClientConnection()
+    connection.subscribe()
+    connection.receive_data(b'{"id":1,"result":[[],"00000001",4],"error":null}\n')
+    assert isinstance(connection.next_event(), ev.Subscribed)
+    notify = ["a\x1b[2J\nforged", "00" * 32, "", "", [], "20000000", "1d00ffff", "5f5e0f00", True]
+    connection.receive_data(json.dumps({"id": None, "method": "mining.notify", "params": notify}).encode() + b"\n")
+    connection.receive_data(b'{"id":null,"method":"client.reconnect","params":["evil\\u001b]0;x\\u0007\\nhost",3333,0]}\n')
+    events = [connection.next_event(), connection.next_event()]
+    assert all(isinstance(e, ev.ProtocolError) for e in events)
+    assert all("\x1b" not in e.message and "\n" not in e.message for e in events)  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,10 +19,12 @@ from rich.text import Text
 
 from hashcore import sweep as sweep_commands
 from hashcore.api import ApiServer
+from hashcore.api.control import MAX_POOLS
 from hashcore.argtypes import hex32, port, positive_float, positive_int
 from hashcore.backends import base as registry
+from hashcore.backends.asic import flags as asic_flags
 from hashcore.bench import bench
-from hashcore.config import Config, load_config
+from hashcore.config import MAX_THREADS, Config, load_config
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError, HashcoreError
 from hashcore.listen import parse_listen
@@ -29,6 +32,7 @@ from hashcore.liveview import bench_chart, bench_table, format_energy, format_ra
 from hashcore.metering import MeterSettings
 from hashcore.metrics import MetricsServer
 from hashcore.report import commands as report_commands
+from hashcore.stratum.client import parse_pool_url
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 from hashcore.telemetry import telemetry_report
 from hashcore.throttle import commands as throttle_commands
@@ -42,6 +46,8 @@ log = logging.getLogger("hashcore.cli")
 EMBEDDED_DEFAULT_SECONDS = 60.0
 #: Where the cgminer API listens while mining unless told otherwise (cgminer's port).
 DEFAULT_API_LISTEN = "127.0.0.1:4028"
+#: The worker password when --password is not given: an environment variable keeps it out of `ps`.
+PASSWORD_ENV = "HASHCORE_PASSWORD"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +55,31 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _threads(text: str) -> int:
+    """Worker threads: at least 1, at most MAX_THREADS (each one opens a scanner)."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{text!r} is over {MAX_THREADS} (4 per core on this machine)")
+    return value
+
+
+def _pool_url(text: str) -> str:
+    """A pool URL checked as the flag is read: a malformed one is a usage mistake (exit 2).
+
+    Only ArgumentTypeError carries our message: for any other error argparse would
+    print the whole value, password included."""
+    try:
+        parse_pool_url(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list of names (a repeated flag adds to it)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +95,10 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="OpenCL kernels (default: x86sha on PoCL with SHA-NI, else portable)")
     group.add_argument("--asic-port", default=None, help="ASIC serial port, or 'emulator'")
     group.add_argument("--asic-chip", choices=["bm1366", "bm1397"], default=None, help="ASIC chip model")
+    group.add_argument("--asic-emulator-faults", type=asic_flags.emulator_faults, default=None, metavar="FAULTS",
+                       help="with --asic-port emulator: damage its nonce replies, e.g. garbage=0.5,drop=0.2 "
+                            "(garbage, drop, crc: probabilities 0..1; late: seconds 0..1; "
+                            "registers=1: register replies too)")
 
 
 def _add_energy_options(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +131,8 @@ def _backend_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         options.setdefault("asic", {})["port"] = args.asic_port
     if args.asic_chip:
         options.setdefault("asic", {})["chip"] = args.asic_chip
+    if args.asic_emulator_faults:
+        options.setdefault("asic", {})["emulator_faults"] = args.asic_emulator_faults
     return options
 
 
@@ -105,14 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     mine = commands.add_parser("mine", help="mine against pools (or the embedded pool)")
-    mine.add_argument("--pool", action="append", default=[], metavar="URL",
+    mine.add_argument("--pool", action="append", type=_pool_url, default=[], metavar="URL",
                       help="stratum+tcp:// or stratum+ssl:// pool; repeat for failover, in priority order")
     mine.add_argument("--config", metavar="FILE", default=None,
                       help="TOML config (see hashcore.example.toml); flags override it")
     mine.add_argument("--user", default=None, help="worker name")
-    mine.add_argument("--password", default=None, help="worker password (default: x)")
+    mine.add_argument("--password", default=None,
+                      help=f"worker password (default: ${PASSWORD_ENV}, else the config's, else x); "
+                           f"other users can read flags in 'ps': prefer ${PASSWORD_ENV} or the config file")
     mine.add_argument("--backend", default=None, help="backend name(s), comma-separated (default: fastest)")
-    mine.add_argument("--threads", type=positive_int, default=None, help="worker threads per backend")
+    mine.add_argument("--threads", type=_threads, default=None,
+                      help=f"worker threads per backend (at most {MAX_THREADS} here)")
     mine.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
                       help=f"stop after this long (--embedded: {EMBEDDED_DEFAULT_SECONDS:.0f} s unless --forever)")
     mine.add_argument("--forever", action="store_true", help="with --embedded: run until interrupted")
@@ -135,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Prometheus metrics over HTTP (off unless given)")
     farm.add_argument("--web-listen", default=None, metavar="HOST:PORT",
                       help="the web dashboard, e.g. 127.0.0.1:8080 (off unless given)")
+    farm.add_argument("--web-allow-host", action="append", type=_names, default=[], metavar="NAME",
+                      help="another name the dashboard answers to in the Host header (besides its listen "
+                           "address and localhost); repeat or comma-separate")
     farm.add_argument("--web-allow-control", action="store_true",
                       help="let the dashboard pause, resume, set the power target and switch pools, "
                            "with the token printed at start")
@@ -168,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = bench_cmd.add_mutually_exclusive_group()
     which.add_argument("--backend", default="auto")
     which.add_argument("--all", action="store_true", help="every available backend in turn, one table")
-    bench_cmd.add_argument("--threads", type=positive_int, default=1)
+    bench_cmd.add_argument("--threads", type=_threads, default=None,
+                           help="worker threads (default: one thread, then one per core, side by side)")
     bench_cmd.add_argument("--seconds", type=positive_float, default=5.0)
     bench_cmd.add_argument("--json", action="store_true")
     bench_cmd.add_argument("--chart", metavar="PNG", default=None,
@@ -197,62 +241,64 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
     backends = [name.strip() for name in backend_text.split(",") if name.strip()]
     if not backends:
         raise ConfigError("--backend needs at least one name")
-    pool: EmbeddedPool | None = None
     urls = list(args.pool) or config.pool_urls()  # flags replace the file's pool list
+    if len(urls) + int(args.embedded) > MAX_POOLS:
+        raise ConfigError(f"{len(urls) + int(args.embedded)} pools given; at most {MAX_POOLS}")
     duration = args.duration or settings.get("duration")
-    if args.embedded:
-        pool = EmbeddedPool(
-            difficulty=args.difficulty,
-            job_interval=30.0,
-            vardiff=VardiffPolicy(target_seconds=2.0, retarget_seconds=6.0),
-        )
-        await pool.start()
-        urls.insert(0, pool.url)
-        if duration is None and not args.forever:
-            duration = EMBEDDED_DEFAULT_SECONDS
-    elif not urls:
+    if not args.embedded and not urls:
         raise ConfigError("give --pool URL (repeat for failover), or --embedded to mine against the embedded pool")
     user = args.user or settings.get("user") or ("hashcore" if args.embedded else None)
     if not user:
         raise ConfigError("--user is needed to mine against a pool (or miner.user in the config)")
+    password = args.password or os.environ.get(PASSWORD_ENV) or settings.get("password", "x")
     backend_options = {name: dict(options) for name, options in config.backends.items()}
     for name, options in _backend_options(args).items():
         backend_options.setdefault(name, {}).update(options)
-    # Before the miner starts: without --model this benchmarks each backend (about a second each).
-    plan = await asyncio.to_thread(throttle_commands.plan_budget, args, backends,
-                                   args.threads or settings.get("threads"), config.throttle)
-    miner = Miner(
-        urls,
-        user,
-        args.password or settings.get("password", "x"),
-        backends=backends,
-        threads=args.threads or settings.get("threads"),
-        backend_options=backend_options,
-        tls_verify=not args.tls_insecure and config.tls.get("verify", True),
-        tls_ca=args.tls_ca or config.tls.get("ca"),
-        suggest_difficulty=args.suggest_difficulty or settings.get("suggest_difficulty"),
-        version_rolling=not args.no_version_rolling and settings.get("version_rolling", True),
-        fail_fast=True,
-        meter_settings=_meter_settings(args, config),
-    )
-    stop = asyncio.Event()
-    services: list[Any] = []
     throttle: throttle_commands.LiveThrottle | None = None
-    try:
+    # Whatever has started is stopped on the way out, in reverse order, whatever fails.
+    async with contextlib.AsyncExitStack() as running:
+        if args.embedded:
+            pool = EmbeddedPool(
+                difficulty=args.difficulty,
+                job_interval=30.0,
+                vardiff=VardiffPolicy(target_seconds=2.0, retarget_seconds=6.0),
+            )
+            await pool.start()
+            running.push_async_callback(pool.stop)
+            urls.insert(0, pool.url)
+            if duration is None and not args.forever:
+                duration = EMBEDDED_DEFAULT_SECONDS
+        miner = Miner(
+            urls,
+            user,
+            password,
+            backends=backends,
+            threads=args.threads or settings.get("threads"),
+            backend_options=backend_options,
+            tls_verify=not args.tls_insecure and config.tls.get("verify", True),
+            tls_ca=args.tls_ca or config.tls.get("ca"),
+            suggest_difficulty=args.suggest_difficulty or settings.get("suggest_difficulty"),
+            version_rolling=not args.no_version_rolling and settings.get("version_rolling", True),
+            fail_fast=True,
+            meter_settings=_meter_settings(args, config),
+        )
+        running.push_async_callback(miner.stop)  # safe before start and after a failed one
+        stop = asyncio.Event()
+        # The listening services start before the miner opens a backend or dials a pool,
+        # so a taken port ends the run at once, with nothing else to unwind.
+        services = await _start_farm_services(args, config, miner, stop, console, running)
+        # Without --model this benchmarks each backend (about a second each).
+        plan = await asyncio.to_thread(throttle_commands.plan_budget, args, backends,
+                                       args.threads or settings.get("threads"), config.throttle)
         await miner.start()
         if plan is not None:
             throttle = throttle_commands.LiveThrottle(miner, plan)
             throttle.start()
-        await _start_farm_services(args, config, miner, stop, console, throttle, services)
-        stats = await _watch(miner, duration, console, stop, throttle)
-    finally:
-        for service in reversed(services):
-            await service.stop()
-        if throttle is not None:
-            await throttle.stop()
-        await miner.stop()
-        if pool is not None:
-            await pool.stop()
+            running.push_async_callback(throttle.stop)  # before miner.stop, as the throttle needs
+            for service in services:
+                service.throttle = throttle  # they show and steer it from now on
+        await _watch(miner, duration, console, stop, throttle)
+    stats = miner.stats()  # after the stop: shares still unanswered then are counted
     if throttle is not None:
         written = throttle_commands.write_live_run(args, throttle)
         if written:
@@ -262,52 +308,81 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _setting(args: argparse.Namespace, config: Config, flag: str, section: str, key: str) -> tuple[Any, str]:
+    """A farm setting from its flag, else the config file, with where it came from (for errors)."""
+    value = getattr(args, flag.lstrip("-").replace("-", "_"))
+    if value or key not in getattr(config, section):
+        return value, flag
+    return getattr(config, section)[key], f"{section}.{key} in {config.source}"
+
+
+def _cannot_listen(where: str, address: str, exc: ConfigError) -> ConfigError:
+    """One line naming the setting, the address and the reason (the port is taken...)."""
+    cause = exc.__cause__
+    reason = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(exc)
+    return ConfigError(f"{where} {address}: cannot listen there: {reason}")
+
+
 async def _start_farm_services(
     args: argparse.Namespace, config: Config, miner: Miner, stop: asyncio.Event, console: Console,
-    throttle: throttle_commands.LiveThrottle | None, services: list[Any],
-) -> None:
+    running: contextlib.AsyncExitStack,
+) -> list[Any]:
     """The cgminer API (on unless 'off'), Prometheus metrics and the dashboard (off unless asked).
 
-    Each is added to ``services`` as soon as it runs, so the caller stops what started
-    even when a later one fails."""
-    api_listen = args.api_listen or config.api.get("listen") or DEFAULT_API_LISTEN
+    Each one's stop goes on ``running`` as soon as it listens, so a later failure stops
+    what started. A port that cannot be used is a ConfigError naming the flag (or the
+    config key) and the address. Returns the services, for the throttle to be handed to."""
+    services: list[Any] = []
+    api_listen, api_where = _setting(args, config, "--api-listen", "api", "listen")
     if api_listen != "off":
-        host, port = parse_listen(api_listen, "--api-listen")
-        api = ApiServer(miner, host, port, allow=args.api_allow or config.api.get("allow"), on_quit=stop.set,
-                        throttle=throttle)
+        host, port = parse_listen(api_listen or DEFAULT_API_LISTEN, api_where)
+        api = ApiServer(miner, host, port, allow=args.api_allow or config.api.get("allow"), on_quit=stop.set)
         try:
             await api.start()
+            running.push_async_callback(api.stop)
             services.append(api)
             console.print(f"cgminer API on {host}:{api.port}", highlight=False)
         except ConfigError as exc:
-            if args.api_listen or config.api.get("listen"):
-                raise
+            if api_listen:
+                raise _cannot_listen(api_where, api_listen, exc) from exc
             # The default port may be taken by another miner on this host: mine without it.
             log.warning("cgminer API not started: %s", exc)
-    metrics_listen = args.metrics_listen or config.metrics.get("listen")
+    metrics_listen, metrics_where = _setting(args, config, "--metrics-listen", "metrics", "listen")
     if metrics_listen and metrics_listen != "off":
-        host, port = parse_listen(metrics_listen, "--metrics-listen")
-        metrics = MetricsServer(miner, host, port, throttle=throttle)
-        await metrics.start()
+        host, port = parse_listen(metrics_listen, metrics_where)
+        metrics = MetricsServer(miner, host, port)
+        try:
+            await metrics.start()
+        except ConfigError as exc:
+            raise _cannot_listen(metrics_where, metrics_listen, exc) from exc
+        running.push_async_callback(metrics.stop)
         services.append(metrics)
         console.print(f"Prometheus metrics on http://{host}:{metrics.port}/metrics", highlight=False)
-    web_listen = args.web_listen or config.web.get("listen")
+    web_listen, web_where = _setting(args, config, "--web-listen", "web", "listen")
     if web_listen and web_listen != "off":
-        services.append(await _start_dashboard(args, config, miner, web_listen, console, throttle))
-    elif args.web_allow_control or args.web_bench:
-        raise ConfigError("--web-allow-control and --web-bench need --web-listen HOST:PORT")
+        web = await _start_dashboard(args, config, miner, web_listen, web_where, console)
+        running.push_async_callback(web.stop)
+        services.append(web)
+    elif args.web_allow_control or args.web_bench or args.web_allow_host:
+        raise ConfigError("--web-allow-control, --web-allow-host and --web-bench need --web-listen HOST:PORT")
+    return services
 
 
 async def _start_dashboard(
-    args: argparse.Namespace, config: Config, miner: Miner, listen: str, console: Console,
-    throttle: throttle_commands.LiveThrottle | None,
+    args: argparse.Namespace, config: Config, miner: Miner, listen: str, where: str, console: Console,
 ) -> WebServer:
     from hashcore.web import WebServer  # aiohttp loads only when the dashboard is asked for
 
-    host, port = parse_listen(listen, "--web-listen")
+    host, port = parse_listen(listen, where)
     allow_control = args.web_allow_control or bool(config.web.get("allow_control", False))
-    web = WebServer(miner, host, port, allow_control=allow_control, throttle=throttle, bench_reports=args.web_bench)
-    await web.start()
+    # Flags add to the config file's names: each is one more way operators reach the page.
+    allowed_hosts = [*config.web.get("allow_hosts", []), *(n for names in args.web_allow_host for n in names)]
+    web = WebServer(miner, host, port, allow_control=allow_control, bench_reports=args.web_bench,
+                    allowed_hosts=allowed_hosts)
+    try:
+        await web.start()
+    except ConfigError as exc:
+        raise _cannot_listen(where, listen, exc) from exc
     console.print(f"dashboard on {web.url}", highlight=False)
     if web.token:
         console.print(f"dashboard control token: {web.token}  (or open {web.url}#token={web.token})",
@@ -425,17 +500,32 @@ async def _pool(args: argparse.Namespace, console: Console) -> int:
 
 
 def _devices(args: argparse.Namespace, console: Console) -> int:
+    from hashcore.backends import pathchoice
+
     infos = registry.probe_all()
+    rates = registry.measured_rates()
+    auto = pathchoice.fastest(rates) if rates else registry.fastest_available()
     if args.json:
-        print(json.dumps([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra} for i in infos]))
+        print(json.dumps([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra,
+                           "rate": rates[i.name].to_json() if i.name in rates else None,
+                           "auto_backend": i.name == auto} for i in infos]))  # fmt: skip
         return 0
     for info in infos:
         mark = "[green]available[/]" if info.available else "[red]unavailable[/]"
         console.print(f"{info.name:10} {mark}  {info.detail}")
+    console.print(f"CPU: {pathchoice.cpu_label()}", highlight=False)
+    for name, rate in sorted(rates.items(), key=lambda item: -item[1].all_cores_hs):
+        per_core = f"{format_rate(rate.per_core_hs)} per core, " if rate.per_core_hs else ""
+        pick = "  <- --backend auto" if name == auto else ""
+        console.print(f"  {name:8} {rate.path:9} {per_core}{format_rate(rate.all_cores_hs)} on all "
+                      f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
+    console.print(f"measured once per machine and build; cache: {pathchoice.cache_file()}", highlight=False)
     return 0
 
 
 def _bench(args: argparse.Namespace, console: Console) -> int:
+    from hashcore.bench import bench_cores
+
     if args.sweep:
         if args.all:
             raise ConfigError("--sweep measures one backend: give --backend, not --all")
@@ -444,14 +534,25 @@ def _bench(args: argparse.Namespace, console: Console) -> int:
         names = [i.name for i in registry.probe_all() if i.available and _benchable(i.name, args)]
     else:
         names = [registry.fastest_available() if args.backend == "auto" else args.backend]
-    reports = []
+    reports, rows, lines = [], [], []
     for name in names:
-        if not args.json:
-            console.print(f"benchmarking {name} with {args.threads} thread(s) for {args.seconds:g} s...",
-                          highlight=False)
         options = _backend_options(args).get(name, {})
-        reports.append(bench(name, args.seconds, args.threads, options=options,
-                             meter_settings=_meter_settings(args)).to_json())
+        if args.threads is not None:
+            if not args.json:
+                console.print(f"benchmarking {name} with {args.threads} thread(s) for {args.seconds:g} s...",
+                              highlight=False)  # fmt: skip
+            report = bench(name, args.seconds, args.threads, options=options,
+                           meter_settings=_meter_settings(args)).to_json()  # fmt: skip
+            reports.append(report)
+            rows.append(report)
+            continue
+        if not args.json:
+            console.print(f"benchmarking {name} for {args.seconds:g} s on one thread, then {args.seconds:g} s "
+                          "on one thread per core...", highlight=False)  # fmt: skip
+        cores = bench_cores(name, args.seconds, options=options, meter_settings=_meter_settings(args))
+        reports.append(cores.to_json())
+        rows += [cores.one_thread.to_json()] + ([cores.all_cores.to_json()] if cores.all_cores else [])
+        lines.append(cores.summary())
     chart = None
     if args.all:
         chart = args.chart or "bench.png"
@@ -459,7 +560,9 @@ def _bench(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps({"backends": reports, "chart": chart} if args.all else reports[0]))
         return 0
-    console.print(bench_table(reports))
+    console.print(bench_table(rows))
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
     for report in reports:
         if not report["energy_exact"]:
             console.print(f"{report['backend']}: {report['energy_note']}", highlight=False)

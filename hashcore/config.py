@@ -1,6 +1,7 @@
 """The TOML config file (``hashcore mine --config hashcore.toml``).
 
-Every key is checked against :data:`SCHEMA`: an unknown key or a value of the wrong type
+Every key is checked against :data:`SCHEMA`, and each ``[backends.NAME]`` table against
+the options that backend's factory takes: an unknown key or a value of the wrong type
 is a :class:`~hashcore.errors.ConfigError` naming the file and the key (``pools[1].url``),
 never echoing a secret's value. Command-line flags override the file; the CLI does the
 merging. ``hashcore.example.toml`` in the repository shows every key.
@@ -8,18 +9,26 @@ merging. ``hashcore.example.toml`` in the repository shows every key.
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from hashcore.backends import base as registry
 from hashcore.errors import ConfigError
+from hashcore.stratum.client import split_pool_url
 
 #: Keys whose values are never repeated in an error message.
 SECRET_KEYS = frozenset({"password", "pass", "token"})
+
+#: The most worker threads per backend: beyond a few per core they only add switching,
+#: and each holds a scanner (a process, for backends that keep the GIL).
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 
 
 def _string(value: Any) -> str | None:
@@ -33,6 +42,11 @@ def _boolean(value: Any) -> str | None:
 def _positive_int(value: Any) -> str | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
     return None if ok else "a whole number of at least 1"
+
+
+def _thread_count(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS
+    return None if ok else f"a whole number from 1 to {MAX_THREADS} (4 per core)"
 
 
 def _integer(value: Any) -> str | None:
@@ -54,6 +68,13 @@ def _scalar(value: Any) -> str | None:
     return None if ok else "a string, number or boolean"
 
 
+def _option(value: Any) -> str | None:
+    """A backend option: a scalar, or a list of strings (OpenCL's build options)."""
+    if isinstance(value, list):
+        return None if all(isinstance(v, str) for v in value) else "a list of strings"
+    return _scalar(value)
+
+
 def _budget(value: Any) -> str | None:
     ok = isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0)
     return None if ok else "a trace file name or a number of watts"
@@ -67,7 +88,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "user": _string,
         "password": _string,
         "backends": _string_list,
-        "threads": _positive_int,
+        "threads": _thread_count,
         "duration": _positive_number,
         "suggest_difficulty": _positive_number,
         "version_rolling": _boolean,
@@ -77,7 +98,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "telemetry": {"powercap_root": _string, "tdp_watts_per_core": _positive_number},
     "api": {"listen": _string, "allow": _string},
     "metrics": {"listen": _string},
-    "web": {"listen": _string, "allow_control": _boolean},
+    "web": {"listen": _string, "allow_control": _boolean, "allow_hosts": _string_list},
     "throttle": {
         "power_budget": _budget,
         "policy": _string,
@@ -87,8 +108,32 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "interpolation": _string,
     },
 }
-#: Backends whose options a config may set (their factories check each option's name).
-KNOWN_BACKENDS = ("reference", "c", "numba", "opencl", "asic")
+
+
+def backend_options(name: str) -> frozenset[str] | None:
+    """The options backend ``name`` takes (None: no such backend).
+
+    Read from the keyword parameters of the backend's registered factory, so the list
+    follows the code: factories also take ``**options`` they ignore, which is why a
+    misspelt key has to be caught here."""
+    registry.names()  # loads every backend module, so each has registered
+    entry = registry._REGISTRY.get(name)
+    if entry is None:
+        return None
+    parameters = inspect.signature(entry.factory).parameters.values()
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return frozenset(p.name for p in parameters if p.kind in kinds)
+
+
+def with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """``url`` with this user and password written in (percent-encoded), replacing any there.
+
+    A password without a user leaves the user empty: the miner's worker name then applies."""
+    scheme, _user, _password, address = split_pool_url(url)
+    userinfo = quote(user or "", safe="")
+    if password is not None:
+        userinfo += ":" + quote(password, safe="")
+    return f"{scheme or 'stratum+tcp'}://{userinfo}@{address}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +145,9 @@ class PoolConfig:
 
     def connection_url(self) -> str:
         """The URL with this pool's credentials in it, as the client takes them."""
-        if self.user is None:
+        if self.user is None and self.password is None:
             return self.url
-        parts = urlsplit(self.url if "://" in self.url else f"stratum+tcp://{self.url}")
-        userinfo = quote(self.user, safe="")
-        if self.password is not None:
-            userinfo += ":" + quote(self.password, safe="")
-        return parts._replace(netloc=f"{userinfo}@{parts.netloc.rpartition('@')[2]}").geturl()
+        return with_credentials(self.url, self.user, self.password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +207,12 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(f"{source}: backends must be a table of [backends.NAME] tables")
     checked_backends: dict[str, dict[str, Any]] = {}
     for name, options in backends.items():
-        if name not in KNOWN_BACKENDS:
-            raise ConfigError(f"{source}: unknown backend [backends.{name}] (known: {', '.join(KNOWN_BACKENDS)})")
-        checked_backends[name] = _table(options, f"backends.{name}", None, source)
+        accepted = backend_options(name)
+        if accepted is None:
+            known = ", ".join(registry.names())
+            raise ConfigError(f"{source}: unknown backend [backends.{name}] (known: {known})")
+        schema: dict[str, Check] = {key: _option for key in sorted(accepted)}
+        checked_backends[name] = _table(options, f"backends.{name}", schema, source)
     return Config(source, pools=tuple(pools), backends=checked_backends, **sections)
 
 
@@ -176,14 +220,14 @@ def _sections() -> list[str]:
     return sorted([*SCHEMA, "backends"])
 
 
-def _table(value: Any, where: str, schema: dict[str, Check] | None, source: str) -> dict[str, Any]:
+def _table(value: Any, where: str, schema: dict[str, Check], source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: {where} must be a table")
     for key, item in value.items():
         name = f"{where}.{key}"
-        check = _scalar if schema is None else schema.get(key)
+        check = schema.get(key)
         if check is None:
-            known = ", ".join(sorted(schema or ()))
+            known = ", ".join(sorted(schema)) or "none"
             raise ConfigError(f"{source}: unknown key {name!r} (known in {where}: {known})")
         wanted = check(item)
         if wanted is not None:

@@ -190,10 +190,10 @@ def _source_labels(energy: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def registry_for(miner: MinerControl, throttle: ThrottleControl | None = None) -> CollectorRegistry:
+def registry_for(collector: MinerCollector) -> CollectorRegistry:
     """A registry of the miner's metrics and the process's (CPU, memory, Python)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MinerCollector(miner, throttle))
+    registry.register(collector)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry
@@ -207,7 +207,9 @@ class MetricsServer:
     Args:
         miner: the miner whose figures are served.
         host / port: where to listen (port 0 picks a free one; see :attr:`port`).
-        throttle: the power-budget follower, for ``hashcore_power_budget_watts``.
+        throttle: the power-budget follower, for ``hashcore_power_budget_watts``; it may
+            be set later through :attr:`throttle` (the CLI starts the server before the
+            miner, and the throttle after it).
     """
 
     def __init__(
@@ -219,8 +221,17 @@ class MetricsServer:
     ) -> None:
         self.host = host
         self._port = port
-        self.registry = registry_for(miner, throttle)
+        self._collector = MinerCollector(miner, throttle)
+        self.registry = registry_for(self._collector)
         self._runner: web.AppRunner | None = None
+
+    @property
+    def throttle(self) -> ThrottleControl | None:
+        return self._collector.throttle
+
+    @throttle.setter
+    def throttle(self, throttle: ThrottleControl | None) -> None:
+        self._collector.throttle = throttle
 
     @property
     def port(self) -> int:

@@ -3,8 +3,9 @@
 Report commands (anyone the allow list serves): ``version``, ``config``, ``summary``,
 ``pools``, ``devs``, ``stats``, ``devdetails``, ``coin``, ``power``, ``check|CMD``.
 Write commands (``W:`` clients only): ``switchpool|N``, ``enablepool|N``,
-``disablepool|N``, ``addpool|URL,USER,PASS``, ``pause``, ``resume``,
-``powertarget|WATTS`` (``powertarget|off`` clears it), ``privileged``, ``quit``.
+``disablepool|N``, ``addpool|URL,USER,PASS`` (at most :data:`MAX_POOLS` pools in all;
+USER and PASS are that pool's worker unless the URL carries its own), ``pause``,
+``resume``, ``powertarget|WATTS`` (``powertarget|off`` clears it), ``privileged``, ``quit``.
 
 Field names and units follow cgminer 4.x (``MHS av`` in MH/s, ``Elapsed`` in seconds,
 ``Last Share Time`` in epoch seconds, percentages in percent). Backends are devices:
@@ -14,7 +15,9 @@ start), ``Energy`` (J since start), ``J/TH``, ``Energy Source`` (``rapl``, ``nvm
 ``asic``, ``estimate``), ``Energy Exact`` (false for an estimate) and, with a throttle,
 ``Power Limit`` (the budget in W). A figure that does not exist yet (J/TH before the
 first hash) is null in JSON and empty in text. Pool passwords never appear; a password
-written into a pool URL is removed.
+written into a pool URL is removed. A device's ``Status`` follows the engine's state of
+its backend (``Alive`` mining or idle, ``Sick`` retrying, ``Dead`` failed), told in full
+in ``State``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from urllib.parse import urlsplit
 
 from hashcore import __version__
 from hashcore.api.access import Access
-from hashcore.api.control import MinerControl, ThrottleControl, budget_watts, redact_url
+from hashcore.api.control import MAX_POOLS, MinerControl, ThrottleControl, budget_watts, power_target, redact_url
 from hashcore.api.protocol import (
     API_VERSION,
     Code,
@@ -44,8 +47,10 @@ from hashcore.api.protocol import (
     split_parameter,
     status,
 )
+from hashcore.config import with_credentials
 from hashcore.engine import MinerStats
 from hashcore.errors import ConfigError
+from hashcore.stratum.client import split_pool_url
 from hashcore.work import Job, nbits_to_target, target_to_difficulty
 
 log = logging.getLogger("hashcore.api")
@@ -188,8 +193,8 @@ class Dispatcher:
 
     def pools(self, context: _Context, parameter: str) -> Reply:
         stats = context.stats
-        user = context.miner.client.options.user
-        rows = [_pool_row(index, pool, user) for index, pool in enumerate(stats.pools)]
+        default_user = context.miner.client.options.user
+        rows = [_pool_row(index, pool, pool.get("user") or default_user) for index, pool in enumerate(stats.pools)]
         return _reply(Severity.SUCCESS, Code.POOL, f"{len(rows)} Pool(s)", Section("POOLS", rows, keyed=True))
 
     def devs(self, context: _Context, parameter: str) -> Reply:
@@ -198,13 +203,16 @@ class Dispatcher:
             return _error(Code.NODEVS, "No devices")
         rows = []
         for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
-            enabled = not stats.paused and backend["duty"] > 0 and backend["active_threads"] > 0
+            state = str(backend.get("state", "mining"))
+            failed = state.startswith("failed")
+            enabled = not failed and not stats.paused and backend["duty"] > 0 and backend["active_threads"] > 0
             rows.append({
                 kind: index,
                 "Name": name,
                 "ID": 0,
                 "Enabled": "Y" if enabled else "N",
                 "Status": _device_status(backend, enabled),
+                "State": state,
                 "MHS av": _mhs(backend["hashrate_hs"]),
                 "MHS 5s": _mhs(backend["recent_hashrate_hs"]),
                 **_device_shares(stats, name),
@@ -370,21 +378,27 @@ class Dispatcher:
         fields = split_parameter(parameter)
         url = fields[0].strip()
         given_user = fields[1].strip() if len(fields) > 1 else ""
+        given_password = fields[2] if len(fields) > 2 else None
         if not url:
             return _error(Code.MISSING_POOL_DETAILS, "Missing addpool details")
-        try:
-            index = context.miner.add_pool(url)
-        except ConfigError as exc:
-            # The message names the URL only: the request's password is never echoed.
-            return _error(Code.INVALID_POOL_DETAILS, f"Invalid addpool details '{redact_url(url)}': {exc}")
-        user = context.miner.client.options.user
+        # Every message names the URL without its password: the request's password is never echoed.
         shown = redact_url(url)
+        if len(context.stats.pools) >= MAX_POOLS:
+            return _error(Code.TOO_MANY_POOLS, f"Cannot add pool '{shown}': at most {MAX_POOLS} pools")
+        url_user = split_pool_url(url)[1]
+        connect = with_credentials(url, given_user, given_password) if given_user and not url_user else url
+        try:
+            index = context.miner.add_pool(connect)
+        except ConfigError as exc:
+            return _error(Code.INVALID_POOL_DETAILS, f"Invalid addpool details '{shown}': {exc}")
+        context.changed()
+        user = context.stats.pools[index].get("user") or context.miner.client.options.user
         if given_user and given_user != user:
             return _reply(
                 Severity.WARNING,
                 Code.ADDED_POOL_OTHER_USER,
-                f"Added pool {index}:'{shown}'; it mines as '{user}' (one worker for every pool: "
-                "the user and password given were not used)",
+                f"Added pool {index}:'{shown}'; it mines as '{user}', the user in its URL ('{given_user}' and "
+                "the password given were not used)",
             )
         return _reply(Severity.SUCCESS, Code.ADDED_POOL, f"Added pool {index}:'{shown}' as '{user}'")
 
@@ -404,11 +418,9 @@ class Dispatcher:
             self.throttle.set_target(None)
             return _reply(Severity.SUCCESS, Code.POWER_TARGET, "Power target cleared")
         try:
-            watts = float(text)
-        except ValueError:
-            watts = math.nan
-        if not math.isfinite(watts) or watts <= 0:
-            return _error(Code.INVALID_POWER_TARGET, f"Invalid power target '{parameter}' (watts > 0, or 'off')")
+            watts = power_target(float(text))
+        except (ValueError, ConfigError):
+            return _error(Code.INVALID_POWER_TARGET, f"Invalid power target '{parameter[:40]}' (watts > 0, or 'off')")
         self.throttle.set_target(watts)
         return _reply(Severity.SUCCESS, Code.POWER_TARGET, f"Power target set to {watts:g} W")
 
@@ -539,7 +551,14 @@ def _device_ids(stats: MinerStats) -> list[tuple[str, int]]:
 
 
 def _device_status(backend: Mapping[str, Any], enabled: bool) -> str:
-    """Health, apart from ``Enabled`` (a paused device is healthy, just not hashing)."""
+    """Health, apart from ``Enabled`` (a paused device is healthy, just not hashing).
+
+    The engine's state decides where it has one; without it, errors and no hashrate do."""
+    state = backend.get("state")
+    if isinstance(state, str):
+        if state.startswith("failed"):
+            return "Dead"
+        return "Sick" if state.startswith("retrying") else "Alive"
     if backend["errors"] and enabled and not backend["recent_hashrate_hs"]:
         return "Dead"
     return "Sick" if backend["errors"] else "Alive"

@@ -7,11 +7,17 @@ be driven by a test double and keeps the throttle package out of this one's impo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from hashcore.engine import MinerStats
+from hashcore.errors import ConfigError
+from hashcore.stratum.client import split_pool_url
+
+#: The most pools a miner takes (the command line's, the config's and those added through
+#: the API together): each is a failover entry the client walks and a row in every reply.
+MAX_POOLS = 16
 
 
 class _Options(Protocol):
@@ -59,15 +65,21 @@ def budget_watts(throttle: ThrottleControl | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def power_target(watts: object) -> float:
+    """A power target from an operator (API or dashboard): a finite number of watts above 0.
+
+    Raises ConfigError saying what is accepted. Zero is refused: it would stop every
+    backend while looking like a target (pause does that, and says so)."""
+    if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not (math.isfinite(watts) and watts > 0):
+        raise ConfigError("a power target is a number of watts above 0")
+    return float(watts)
+
+
 def redact_url(url: str) -> str:
-    """A pool URL without any password written into it (``user:pass@host``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    """A pool URL without any password written into it (``user:pass@host`` -> ``user@host``).
+
+    Split as the Stratum client splits it (the last '@' ends the credentials), so a
+    password holding '#', '/', '?' or '@' never shows, with or without a scheme."""
+    scheme, user, _password, address = split_pool_url(url)
+    shown = f"{user}@{address}" if user else address
+    return f"{scheme}://{shown}" if scheme else shown

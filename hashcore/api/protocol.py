@@ -31,6 +31,8 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from hashcore import boundedjson
+
 #: The largest request accepted; cgminer reads at most 8191 bytes.
 MAX_REQUEST = 8192
 
@@ -87,6 +89,7 @@ class Code(IntEnum):
     NO_QUIT = 1007
     ADDED_POOL_OTHER_USER = 1008
     FAILED = 1009
+    TOO_MANY_POOLS = 1010
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +219,8 @@ class RequestReader:
 
 def _is_json_object(data: bytes) -> bool:
     try:
-        return isinstance(json.loads(data), dict)
-    except (ValueError, UnicodeDecodeError):
+        return isinstance(boundedjson.loads(data), dict)
+    except ValueError:  # not yet complete, or never will be: the request ends another way
         return False
 
 
@@ -235,7 +238,7 @@ def parse_request(data: bytes) -> Request:
 
 def _parse_json(text: str) -> Request:
     try:
-        body = json.loads(text)
+        body = boundedjson.loads(text)  # a client's "[[[[..." is refused, never a RecursionError
     except ValueError:
         raise RequestError(Code.INVALID_JSON, "Invalid JSON", json_form=True) from None
     if not isinstance(body, dict):

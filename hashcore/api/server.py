@@ -40,7 +40,9 @@ class ApiServer:
             None serves loopback clients, read-only.
         on_quit: called (after the reply is sent) when a privileged client sends
             ``quit``; it may return an awaitable. Without it ``quit`` is refused.
-        throttle: the power-budget follower for ``powertarget`` and ``Power Limit``.
+        throttle: the power-budget follower for ``powertarget`` and ``Power Limit``; it
+            may be set later through :attr:`throttle` (the CLI starts the API before the
+            miner, and the throttle after it).
         max_request: the largest request accepted, in bytes.
         request_timeout: seconds a client has to send its request.
         quiet_time: seconds without new bytes after which a partial request is taken
@@ -71,6 +73,14 @@ class ApiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._quit_tasks: set[asyncio.Future[object]] = set()
+
+    @property
+    def throttle(self) -> ThrottleControl | None:
+        return self.dispatcher.throttle
+
+    @throttle.setter
+    def throttle(self, throttle: ThrottleControl | None) -> None:
+        self.dispatcher.throttle = throttle
 
     @property
     def port(self) -> int:

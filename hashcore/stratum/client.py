@@ -177,7 +177,7 @@ class ClientOptions:
     """
 
     user: str
-    password: str = "x"
+    password: str = field(default="x", repr=False)
     version_rolling: bool = True
     version_mask: int = DEFAULT_VERSION_MASK
     extranonce_subscribe: bool = True

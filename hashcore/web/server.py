@@ -16,6 +16,12 @@ cost the miner one ``stats()`` a second. Control requests are refused (403) unle
 server was made with ``allow_control``, and then need the token (401 without it) in
 ``Authorization: Bearer`` or ``X-Hashcore-Token``: a header, which a cross-site form or
 image cannot send. Every error, 404 and 405 included, is a JSON ``{"error": ...}``.
+
+Against DNS rebinding (a page on another site whose name is made to resolve to this
+host), every request must name this server in its ``Host`` header: the listen address,
+``localhost``, ``127.0.0.1`` or ``[::1]``, with or without a port, or a name the operator
+allowed (``--web-allow-host``); any other gets 403. A request body is JSON parsed with a
+bound on nesting, so a body of ``[[[[...`` is a 400, never a crash of the handler.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hashcore import boundedjson
+from hashcore.api.control import power_target
 from hashcore.engine import Miner
 from hashcore.errors import ConfigError, HashcoreError
 from hashcore.web.history import History
@@ -54,6 +62,8 @@ MAX_STREAMS = 32
 RETRY_MS = 2000
 #: Largest bench file read (a table of a few backends is a few kilobytes).
 MAX_BENCH_FILE = 1 << 20
+#: Names every dashboard answers to, besides its listen address and the operator's own.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 #: The assets the page loads, with their types; the route serves these names only.
 ASSETS = {
@@ -102,6 +112,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def host_name(value: str) -> str:
+    """The name in a ``Host`` header or an allowed-host setting: without the port or the
+    brackets of an IPv6 address, lower case, no trailing dot."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    return value.rstrip(".")
+
+
 def _load_assets() -> dict[str, bytes]:
     folder = resources.files("hashcore.web").joinpath("static")
     try:
@@ -125,6 +146,8 @@ class WebServer:
             the budget, its state and the power target.
         bench_reports: the bench table: a ``hashcore bench --json`` file (read on each
             request, so a newer bench shows up) or the reports themselves.
+        allowed_hosts: more names (``miner.lan``, ``192.168.1.20``) the ``Host`` header may
+            carry, besides the listen address and :data:`LOCAL_HOSTS`.
     """
 
     def __init__(
@@ -137,6 +160,7 @@ class WebServer:
         token: str | None = None,
         throttle: Throttle | None = None,
         bench_reports: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | None = None,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"dashboard port must be 0-65535, got {port}")
@@ -148,6 +172,7 @@ class WebServer:
         self.allow_control = allow_control
         self._token = token
         self.throttle = throttle
+        self.allowed_hosts = frozenset(host_name(h) for h in (*LOCAL_HOSTS, host, *allowed_hosts) if h.strip())
         self._bench_path: Path | None = None
         self._bench_rows: list[dict[str, Any]] = []
         self._bench_error: str | None = None
@@ -223,6 +248,9 @@ class WebServer:
         self._url = f"http://[{shown}]:{self.port}/" if ":" in shown else f"http://{shown}:{self.port}/"
         if not _is_loopback(self.host):
             log.warning("dashboard listens on %s: anyone who can reach it sees the miner's figures", self.host)
+        if ipaddress.ip_address(str(bound_host)).is_unspecified:
+            log.warning("dashboard answers only to %s in the Host header: name the others browsers use with "
+                        "--web-allow-host", ", ".join(sorted(self.allowed_hosts)))
         self._publish(first)
         self._sampler = asyncio.create_task(self._sample_forever(), name="hashcore-web-sampler")
         log.info("dashboard on %s (control %s)", self._url, "on" if self.allow_control else "off")
@@ -307,6 +335,7 @@ class WebServer:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            self._check_host(request)
             if request.content_length is not None and request.content_length > MAX_BODY:
                 raise _Refused(413, f"request body too large: {request.content_length} bytes, at most {MAX_BODY}")
             return await handler(request)
@@ -331,6 +360,15 @@ class WebServer:
         except Exception:
             log.exception("dashboard request %s %s failed", request.method, request.path)
             return _error_response(500, "internal error; the miner's log has the details")
+
+    def _check_host(self, request: web.Request) -> None:
+        """Refuse a request addressed to another name: a rebound DNS name in a browser."""
+        given = request.headers.get("Host")
+        if given is None:
+            return  # HTTP/1.0 without Host: not a browser, so not a rebinding attack
+        if host_name(given) not in self.allowed_hosts:
+            raise _Refused(403, f"this dashboard does not answer to host {given[:80]!r}; the operator can allow "
+                                "it with --web-allow-host")
 
     async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
@@ -436,8 +474,8 @@ class WebServer:
         if not raw.strip():
             return {}
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = boundedjson.loads(raw)
+        except ValueError as exc:
             raise _Refused(400, f"request body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise _Refused(400, "request body must be a JSON object")
@@ -465,10 +503,10 @@ class WebServer:
             raise _Refused(400, "send {\"watts\": W} for a power target, or {\"watts\": null} to clear it")
         watts = body["watts"]
         if watts is not None:
-            if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts) \
-                    or watts < 0:
-                raise _Refused(400, f"watts must be a number of watts, 0 or more, or null; got {watts!r:.40}")
-            watts = float(watts)
+            try:
+                watts = power_target(watts)  # the API's rule: above 0 W
+            except ConfigError as exc:
+                raise _Refused(400, f"{exc}, or null to clear it; got {watts!r:.40}") from None
         if self.throttle is None:
             raise _Refused(409, "no throttle is running, so there is no power target to set")
         try:

@@ -8,12 +8,12 @@ same), four throttle fields and the bench table's columns.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from hashcore import boundedjson
 from hashcore.api.control import redact_url
 from hashcore.engine import MinerStats
 
@@ -96,9 +96,14 @@ def _finite(value: Any) -> Any:
 
 
 def summary(stats: MinerStats) -> dict[str, Any]:
-    """``stats.to_json()`` (the ``hashcore mine --json`` summary), credentials stripped."""
+    """``stats.to_json()`` (the ``hashcore mine --json`` summary), credentials stripped and
+    each backend's state (``mining``, ``retrying: <reason>``...) cut to a label's length."""
     data = _finite(stats.to_json())
     data["pools"] = [{**pool, "url": strip_credentials(pool.get("url"))} for pool in data["pools"]]
+    data["backends"] = {
+        name: {**backend, "state": _text(backend["state"])} if "state" in backend else backend
+        for name, backend in data["backends"].items()
+    }
     return data
 
 
@@ -170,10 +175,10 @@ def bench_rows(reports: Any) -> list[dict[str, Any]]:
 def load_bench(path: Path) -> list[dict[str, Any]]:
     """Read a ``hashcore bench --json`` file. Raises ValueError naming the file and the fault."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = boundedjson.loads(path.read_bytes())
     except OSError as exc:
         raise ValueError(f"cannot read bench file {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
         raise ValueError(f"bench file {path} is not JSON: {exc}") from exc
     try:
         return bench_rows(data)

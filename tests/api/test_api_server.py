@@ -202,11 +202,14 @@ async def test_enable_disable_and_add_pools_through_the_api():
 
         added = await ask_json(r.port, "addpool", f"{second.url},bob,hunter2")
         status = status_of(added)
-        assert status["STATUS"] == "W" and status["Code"] == 1008 and "alice" in status["Msg"]
+        assert status["STATUS"] == "S" and status["Code"] == 55 and "'bob'" in status["Msg"]
         assert "hunter2" not in json.dumps(added)
+        own_user = second.url.replace("://", "://carol@")
+        other = status_of(await ask_json(r.port, "addpool", f"{own_user},bob,hunter2"))
+        assert other["STATUS"] == "W" and other["Code"] == 1008 and "'carol'" in other["Msg"]
         same_user = parse_text(await ask(r.port, f"addpool|{first.url},alice,x"))[0].fields
         assert same_user["STATUS"] == "S" and same_user["Code"] == "55"
-        assert len(r.miner.stats().pools) == 4
+        assert [p["user"] for p in r.miner.stats().pools] == ["alice", "alice", "bob", "carol", "alice"]
         bad = await ask_json(r.port, "addpool", "ftp://nowhere,alice,topsecret")
         assert status_of(bad)["Code"] == 53 and "topsecret" not in json.dumps(bad)
         assert status_of(await ask_json(r.port, "addpool", ""))["Code"] == 52

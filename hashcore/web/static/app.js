@@ -145,6 +145,8 @@ function renderBackends(backends) {
     const row = $(id);
     row.replaceChildren();
     cell(row, `${id}-name`, name);
+    const st = backendState(b.state || "mining");
+    cell(row, `${id}-state`, b.state || "mining", null, st);
     cell(row, null, b.path || "–");
     cell(row, `${id}-threads`, `${b.active_threads}/${b.threads}`, b.active_threads);
     cell(row, `${id}-hashrate`, rate(b.recent_hashrate_hs), b.recent_hashrate_hs);
@@ -156,6 +158,13 @@ function renderBackends(backends) {
     const label = energyLabel(b);
     cell(row, `${id}-energy-source`, label.text, b.energy_source, label.cls);
   }
+}
+
+function backendState(text) {
+  // The engine's words: mining, idle, "retrying: why", "failed: why".
+  if (text.startsWith("failed")) return "down";
+  if (text.startsWith("retrying")) return "warn";
+  return "ok";
 }
 
 function poolState(p, active) {

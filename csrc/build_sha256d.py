@@ -20,11 +20,14 @@ SOURCES = (
     "sha256d_common.c",
     "sha256d_scalar.c",
     "sha256d_shani.c",
+    "sha256d_shani_vl.c",
     "sha256d_avx2.c",
     "sha256d_avx512.c",
 )
 # -O3 and per-function target attributes; never -march=native, so the wheel runs on
 # any CPU of the architecture and picks its code path at run time.
+#: Included by the sources (sha256d_shani_vl.c builds sha256d_shani.c a second time).
+DEPENDS = ("hashcore_sha256d.h", "sha256d_internal.h", "sha256d_lanes.h", "sha256d_shani.c")
 EXTRA_COMPILE_ARGS = ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-function"]
 
 
@@ -45,7 +48,7 @@ ffibuilder.set_source(
     '#include "hashcore_sha256d.h"',
     sources=[_relative(HERE / name) for name in SOURCES],
     include_dirs=[_relative(HERE)],
-    depends=[_relative(HERE / name) for name in ("hashcore_sha256d.h", "sha256d_internal.h", "sha256d_lanes.h")],
+    depends=[_relative(HERE / name) for name in DEPENDS],
     extra_compile_args=EXTRA_COMPILE_ARGS,
 )
 

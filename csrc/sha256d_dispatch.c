@@ -17,6 +17,10 @@ static uint64_t xgetbv0(void)
     return ((uint64_t)edx << 32) | eax;
 }
 
+/* Not a path of its own: bit HC_SHANI_VL_BIT of the detected mask says that the SHA-NI
+ * path may take its AVX-512VL build (hc_scan_shani_vl). */
+#define HC_SHANI_VL_BIT (1u << 16)
+
 static uint32_t detect_paths(void)
 {
     uint32_t paths = 1u << HC_PATH_SCALAR;
@@ -36,6 +40,9 @@ static uint32_t detect_paths(void)
     const int os_avx512 = (xcr0 & 0xe6) == 0xe6;
     if (sha && ssse3 && sse41)
         paths |= 1u << HC_PATH_SHANI;
+    const int avx512vl = (ebx >> 31) & 1;
+    if (sha && avx && avx512f && avx512vl && os_avx && os_avx512)
+        paths |= HC_SHANI_VL_BIT;
     if (avx && avx2 && os_avx)
         paths |= 1u << HC_PATH_AVX2;
     if (avx && avx2 && avx512f && avx512bw && os_avx && os_avx512)
@@ -56,19 +63,28 @@ uint32_t hc_paths_compiled(void)
 #endif
 }
 
+/* 0: not detected yet (scalar is always there). */
+static volatile uint32_t cached_paths;
+
 uint32_t hc_paths_supported(void)
 {
-    static volatile uint32_t cached; /* 0: not detected yet (scalar is always there) */
-    uint32_t paths = cached;
+    uint32_t paths = cached_paths;
     if (paths == 0) {
 #if HC_X86
         paths = detect_paths();
 #else
         paths = 1u << HC_PATH_SCALAR;
 #endif
-        cached = paths;
+        cached_paths = paths;
     }
     return paths & hc_paths_compiled();
+}
+
+/* The detected mask with the HC_SHANI_VL_BIT flag (hc_paths_supported drops it). */
+static uint32_t detected(void)
+{
+    (void)hc_paths_supported();
+    return cached_paths;
 }
 
 int32_t hc_scan(int32_t path, const uint32_t midstate[8], const uint8_t tail[12],
@@ -87,7 +103,7 @@ int32_t hc_scan(int32_t path, const uint32_t midstate[8], const uint8_t tail[12]
     case HC_PATH_SHANI:
         if (hc_paths_supported() & (1u << HC_PATH_AVX2))
             clear_upper_halves();
-        fn = hc_scan_shani;
+        fn = (detected() & HC_SHANI_VL_BIT) ? hc_scan_shani_vl : hc_scan_shani;
         break;
     case HC_PATH_AVX2:
         fn = hc_scan_avx2;

@@ -65,6 +65,8 @@ typedef uint64_t (*hc_scan_fn)(const hc_work *work, uint32_t start, uint64_t cou
 uint64_t hc_scan_scalar(const hc_work *work, uint32_t start, uint64_t count, hc_out *out);
 #if HC_X86
 uint64_t hc_scan_shani(const hc_work *work, uint32_t start, uint64_t count, hc_out *out);
+/* The same with AVX-512VL (XMM16-31): only where hc_shani_vl_usable(). */
+uint64_t hc_scan_shani_vl(const hc_work *work, uint32_t start, uint64_t count, hc_out *out);
 uint64_t hc_scan_avx2(const hc_work *work, uint32_t start, uint64_t count, hc_out *out);
 uint64_t hc_scan_avx512(const hc_work *work, uint32_t start, uint64_t count, hc_out *out);
 #endif

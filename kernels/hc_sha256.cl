@@ -164,9 +164,12 @@ HC_INLINE bool hc_meets_target(const uint *digest, HC_CONSTANT const uint *pre)
     }
 
 /* SHA-256d of the header with nonces n .. n + HC_X86_STREAMS - 1: digests in the
- * ABEF/CDGH layout. */
-HC_X86_SHA_FN void hc_sha256d_xn(HC_CONSTANT const uint *pre, const uint n, hc_v4 *abef, hc_v4 *cdgh)
+ * ABEF/CDGH layout, written to abef_out/cdgh_out at the end. The state is worked on in
+ * local arrays: LLVM cannot tell that two output pointers do not alias, and updating
+ * them in place puts a store and a reload on every rnds2 dependency chain. */
+HC_X86_SHA_FN void hc_sha256d_xn(HC_CONSTANT const uint *pre, const uint n, hc_v4 *abef_out, hc_v4 *cdgh_out)
 {
+    hc_v4 abef[HC_X86_STREAMS], cdgh[HC_X86_STREAMS];
     const hc_v4 m1 = {0x80000000u, 0u, 0u, 0u}, m2 = {0u, 0u, 0u, 0u}, m3 = {0u, 0u, 0u, 640u};
     const hc_v4 abef2 = HC_ABEF(pre, HC_P_STATE2), cdgh2 = HC_CDGH(pre, HC_P_STATE2);
     hc_v4 m[HC_X86_STREAMS][4];
@@ -212,8 +215,8 @@ HC_X86_SHA_FN void hc_sha256d_xn(HC_CONSTANT const uint *pre, const uint n, hc_v
     HC_SCHEDULED_GROUPS(abef, cdgh, m, 4)
 #pragma unroll
     for (int s = 0; s < HC_X86_STREAMS; s++) {
-        abef[s] += iv_abef;
-        cdgh[s] += iv_cdgh;
+        abef_out[s] = abef[s] + iv_abef;
+        cdgh_out[s] = cdgh[s] + iv_cdgh;
     }
 }
 

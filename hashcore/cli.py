@@ -32,6 +32,7 @@ from hashcore.liveview import bench_chart, bench_table, format_energy, format_ra
 from hashcore.metering import MeterSettings
 from hashcore.metrics import MetricsServer
 from hashcore.report import commands as report_commands
+from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE
 from hashcore.stratum.client import parse_pool_url
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 from hashcore.telemetry import telemetry_report
@@ -163,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--tls-insecure", action="store_true", help="do not verify pool TLS certificates")
     mine.add_argument("--tls-ca", default=None, metavar="FILE", help="CA bundle for pool certificates")
     mine.add_argument("--suggest-difficulty", type=positive_float, default=None)
+    mine.add_argument("--max-share-rate", type=positive_float, default=None, metavar="PER_SECOND",
+                      help=f"shares a second sent to a pool at most (default {DEFAULT_MAX_SHARE_RATE:g}); a pool "
+                           "difficulty that would mean more is met with a higher local difficulty")
     mine.add_argument("--no-version-rolling", action="store_true", help="do not ask for BIP 310 version rolling")
     _add_backend_options(mine)
     _add_energy_options(mine)
@@ -278,6 +282,7 @@ async def _mine(args: argparse.Namespace, console: Console) -> int:
             tls_verify=not args.tls_insecure and config.tls.get("verify", True),
             tls_ca=args.tls_ca or config.tls.get("ca"),
             suggest_difficulty=args.suggest_difficulty or settings.get("suggest_difficulty"),
+            max_share_rate=args.max_share_rate or settings.get("max_share_rate", DEFAULT_MAX_SHARE_RATE),
             version_rolling=not args.no_version_rolling and settings.get("version_rolling", True),
             fail_fast=True,
             meter_settings=_meter_settings(args, config),

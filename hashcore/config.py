@@ -91,6 +91,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "threads": _thread_count,
         "duration": _positive_number,
         "suggest_difficulty": _positive_number,
+        "max_share_rate": _positive_number,
         "version_rolling": _boolean,
     },
     "pools": {"url": _string, "user": _string, "password": _string, "priority": _integer},

@@ -24,6 +24,8 @@ from hashcore.stratum.protocol import notify_params
 from hashcore.work import Job, difficulty_to_target, rolled_version
 
 MASK = 0x1FFFE000
+#: How long a job takes to reach the miner and a share found before it to come back.
+IN_FLIGHT_S = 0.25
 
 
 @dataclass
@@ -98,6 +100,9 @@ class PoolCounts:
     rejected: dict[str, int] = field(default_factory=dict)
     #: Submits whose hash met neither the share nor the block target: never allowed.
     unverified: int = 0
+    #: Such submits that reached a pool reusing job ids within IN_FLIGHT_S of it sending
+    #: another job under the same id: the miner could not have known yet.
+    unverified_in_flight: int = 0
     block_candidates: int = 0
     below_share_candidates: int = 0
     #: Seconds from a connection's authorize answer to each submit on it (negative: before).
@@ -124,6 +129,7 @@ class _Conn:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     mask: int = MASK
     silent: bool = False
+    last_job_at: float = float("-inf")
 
 
 class HostilePool:
@@ -218,6 +224,7 @@ class HostilePool:
         if clean:
             conn.jobs.clear()
         conn.jobs[job.job_id] = (job, conn.difficulty)
+        conn.last_job_at = asyncio.get_running_loop().time()
         while len(conn.jobs) > self.script.keep_jobs:
             conn.jobs.pop(next(iter(conn.jobs)))
         self._send(conn, {"id": None, "method": "mining.notify", "params": notify_params(job)})
@@ -342,7 +349,11 @@ class HostilePool:
         meets_share = value <= difficulty_to_target(difficulty)
         meets_block = value <= job.block_target
         if not (meets_share or meets_block):
-            self.counts.unverified += 1
+            in_flight = asyncio.get_running_loop().time() - conn.last_job_at < IN_FLIGHT_S
+            if self.script.reuse_job_id and in_flight:
+                self.counts.unverified_in_flight += 1
+            else:
+                self.counts.unverified += 1
             return False, (23, "low difficulty share"), False
         if meets_block:
             self.counts.block_candidates += 1

@@ -41,8 +41,11 @@ def _config(emulator: ChainEmulator) -> DriverConfig:
         ramp_delay_s=0.0,
         detect_silence_s=0.1,
         census_interval_s=0.1,
-        census_window_s=0.2,  # a loaded machine may delay a reply past 0.1 s
-        census_retry_s=0.1,
+        census_window_s=0.3,  # a loaded machine may delay a reply past 0.1 s
+        census_retry_s=0.2,
+        # Four misses in a row over 0.2 + 0.4 + 0.8 s: a loaded CI machine's scheduling
+        # must not look like a dead chip, while the noise still costs census replies.
+        census_misses=4,
         known_answer_timeout_s=4.0,
         known_answer_retry_s=0.3,
         hashrate_per_chip_mhz=emulator.hashrate_per_chip_mhz,

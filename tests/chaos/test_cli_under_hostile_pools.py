@@ -51,7 +51,7 @@ def summary_of(stdout: bytes) -> dict[str, object]:
 async def test_duration_is_honoured_under_a_share_flood_with_memory_bounded():
     async with HostilePool(Script(difficulty=1e-8)) as pool:
         started = time.monotonic()
-        process = await run_miner(pool.url, "--duration", "4")
+        process = await run_miner(pool.url, "--duration", "4", "--max-share-rate", "10")
         peak = [0]
         watcher = asyncio.create_task(watch_rss(process, peak))
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -61,6 +61,7 @@ async def test_duration_is_honoured_under_a_share_flood_with_memory_bounded():
     assert elapsed < 4 + 2 + STARTUP_ALLOWANCE
     summary = summary_of(stdout)
     assert summary["capped"] > 0 and summary["accepted"] == pool.counts.accepted
+    assert pool.counts.submits <= 10 * 5  # --max-share-rate 10, over a 4 s run
     assert pool.counts.unverified == 0
     assert 0 < peak[0] < MAX_RSS
     assert stderr.count(b"\n") < 40, "warnings must not repeat per share"

@@ -1,29 +1,17 @@
 """``hashcore simulate`` with the green flags, ``hashcore report`` and ``hashcore bench
---sweep`` through cli.main, once cli.py wires them in (skipped until it does)."""
+--sweep`` through cli.main."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from hashcore import cli
 
 TRACES = Path(__file__).resolve().parents[2] / "traces"
 
 
-def _choices() -> dict[str, Any]:
-    parser = cli.build_parser()
-    action = next(a for a in parser._subparsers._group_actions)  # type: ignore[union-attr]
-    return dict(action.choices or {})
-
-
 def test_simulate_a_solar_day_with_dvfs_a_battery_and_a_forecast_prints_the_green_keys(tmp_path, capsys):
-    choices = _choices()
-    if "--device-model" not in choices["simulate"].format_help():
-        pytest.skip("cli.py does not add the green simulate flags yet")
     code = cli.main(["simulate", "--trace", str(TRACES / "solar-sunny.csv"), "--device-model", "asic-bm1366",
                      "--miner-watts", "3000", "--actuator", "dvfs", "--forecast", "clearsky", "--battery-kwh", "10",
                      "--battery-kw", "3", "--tick", "10", "--run", str(tmp_path / "run"), "--json"])
@@ -34,8 +22,6 @@ def test_simulate_a_solar_day_with_dvfs_a_battery_and_a_forecast_prints_the_gree
 
 
 def test_report_renders_a_run(tmp_path, capsys):
-    if "report" not in _choices():
-        pytest.skip("cli.py does not wire 'hashcore report' yet")
     trace = tmp_path / "t.csv"
     trace.write_text("timestamp,watts\n0,500\n600,1500\n1200,0\n1800,0\n")
     assert cli.main(["simulate", "--trace", str(trace), "--device-model", "cpu", "--miner-watts", "1000",
@@ -47,8 +33,6 @@ def test_report_renders_a_run(tmp_path, capsys):
 
 
 def test_bench_sweep_json_lists_the_emulated_chips_operating_points(capsys):
-    if "--sweep" not in _choices()["bench"].format_help():
-        pytest.skip("cli.py does not wire 'hashcore bench --sweep' yet")
     code = cli.main(["bench", "--backend", "asic", "--asic-port", "emulator", "--sweep", "--sweep-mhz", "250,485",
                      "--sweep-seconds", "0.3", "--json"])
     assert code == 0

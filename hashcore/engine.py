@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -316,6 +317,7 @@ class Miner:
     async def stop(self) -> None:
         """Stop within about two seconds whatever the pools and devices do: the pool
         task and unanswered shares get a short grace, workers finish their scan."""
+        running = self.stats() if self._started_at and self._final is None else None
         self._stop.set()
         self._controls_changed()
         self.source.stop()
@@ -335,8 +337,8 @@ class Miner:
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
         stuck = await asyncio.to_thread(self._join_workers, STOP_GRACE_SECONDS)
-        if self._started_at and self._final is None:
-            self._final = self.stats()  # the summary counts the shares left unanswered at exit
+        if running is not None:
+            self._final = self._final_stats(running)
         # A device scan may be mid-reopen (seconds): a backend whose close interrupts a
         # scan is closed under it; the others are left to the process's exit.
         self._close_scanners(skip={name for name in stuck if not self._closes_under_scan(name)})
@@ -361,6 +363,14 @@ class Miner:
         if stuck:
             log.warning("%d worker(s) still in a scan at stop: %s", len(stuck), ", ".join(sorted(stuck)))
         return stuck
+
+    def _final_stats(self, running: MinerStats) -> MinerStats:
+        """The counters after the stop (shares left unanswered counted), with the pool
+        it was mining on when told to stop rather than the closed connection."""
+        final = self.stats()
+        pools = [{**pool, "connected": was["connected"]} for pool, was in zip(final.pools, running.pools, strict=True)]
+        backends = {name: {**figures, "state": "stopped"} for name, figures in final.backends.items()}
+        return dataclasses.replace(final, pools=pools, backends=backends, active_pool=running.active_pool)
 
     def _closes_under_scan(self, thread_name: str) -> bool:
         for name, scanners in self._scanners.items():

@@ -100,6 +100,16 @@ def split_pool_url(url: str) -> tuple[str, str | None, str | None, str]:
     return scheme.lower(), user, password if colon else None, address
 
 
+def _valid_host_name(host: str) -> bool:
+    """A DNS name (labels of 1-63 characters, IDNA for non-ASCII) or an IPv4 address."""
+    try:
+        encoded = host.rstrip(".").encode("idna")
+    except UnicodeError:
+        return False
+    labels = encoded.split(b".")
+    return 0 < len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
+
+
 def parse_pool_url(url: str) -> Endpoint:
     """Parse a pool URL; raises ConfigError naming what is wrong (never the password).
 
@@ -126,7 +136,11 @@ def parse_pool_url(url: str) -> Endpoint:
     else:
         host, _, port_text = host_port.partition(":")
         if ":" in port_text:
-            raise ConfigError(f"pool URL {shown!r}: write an IPv6 address in brackets, e.g. [::1]:3333")
+            # Perhaps credentials typed with ':' for '@' (u:pass:host:port): show none of it.
+            raise ConfigError(f"pool URL {scheme}://...: more than one ':' in host:port; credentials go before "
+                              "an '@' (user:password@host:port) and an IPv6 address in brackets ([::1]:3333)")
+        if host and not _valid_host_name(host):
+            raise ConfigError(f"pool URL {shown!r}: {host[:80]!r} is not a host name or address")
     if not host or not port_text or any(c.isspace() for c in host):
         raise ConfigError(f"pool URL {shown!r}: needs host:port")
     port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
@@ -508,10 +522,13 @@ class StratumClient:
 
     async def _open(self, endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         context = self._ssl_context() if endpoint.tls else None
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(endpoint.host, endpoint.port, ssl=context, limit=self.options.max_line),
-            self.options.connect_timeout,
-        )
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    endpoint.host, endpoint.port, ssl=context, limit=self.options.max_line)
+        except (UnicodeError, ValueError) as exc:
+            # A host name the resolver cannot even encode (a redirect's, say): a failed pool.
+            raise PoolError(f"cannot look up {endpoint.host[:80]!r}: {exc}") from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

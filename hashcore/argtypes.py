@@ -30,6 +30,14 @@ def fraction(text: str) -> float:
     return _number(text, lambda v: 0 <= v <= 1, "between 0 and 1")
 
 
+#: The most watts one busy core may be said to draw: more is a typo, never a processor.
+MAX_WATTS_PER_CORE = 1000.0
+
+
+def watts_per_core(text: str) -> float:
+    return _number(text, lambda v: 0 < v <= MAX_WATTS_PER_CORE, f"above 0 and at most {MAX_WATTS_PER_CORE:g} W")
+
+
 def _whole(text: str, check: Callable[[int], bool], wanted: str, base: int = 10, kind: str = "a whole number") -> int:
     try:
         value = int(text, base)

@@ -18,17 +18,29 @@ from typing import Any
 MAX_DEPTH = 32
 
 
-def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON text; ValueError (never RecursionError) when malformed or too deep."""
+def loads(data: bytes | str, max_depth: int = MAX_DEPTH, *, reject_duplicates: bool = False) -> Any:
+    """Parse JSON text; ValueError (never RecursionError) when malformed or too deep.
+
+    With ``reject_duplicates`` an object naming a key twice is malformed too: parsers
+    disagree on which of the two counts, so a request's meaning is never a guess."""
     if _bracket_depth(data, max_depth) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
     try:
-        value = json.loads(data)
+        value = json.loads(data, object_pairs_hook=_unique_keys) if reject_duplicates else json.loads(data)
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from exc
     return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {key[:40]!r} appears twice in one object")
+        result[key] = value
+    return result
 
 
 def _bracket_depth(data: bytes | str, limit: int) -> int:

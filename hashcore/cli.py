@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -20,14 +21,14 @@ from rich.text import Text
 from hashcore import sweep as sweep_commands
 from hashcore.api import ApiServer
 from hashcore.api.control import MAX_POOLS
-from hashcore.argtypes import hex32, port, positive_float, positive_int
+from hashcore.argtypes import hex32, port, positive_float, positive_int, watts_per_core
 from hashcore.backends import base as registry
 from hashcore.backends.asic import flags as asic_flags
 from hashcore.bench import bench
 from hashcore.config import MAX_THREADS, Config, load_config
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError, HashcoreError
-from hashcore.listen import parse_listen
+from hashcore.listen import listen_failure, parse_listen
 from hashcore.liveview import bench_chart, bench_table, format_energy, format_rate, miner_line, miner_table
 from hashcore.metering import MeterSettings
 from hashcore.metrics import MetricsServer
@@ -106,7 +107,7 @@ def _add_energy_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("energy")
     group.add_argument("--powercap-root", metavar="DIR", default=None,
                        help="RAPL powercap tree (default: $HASHCORE_POWERCAP_ROOT, else /sys/class/powercap)")
-    group.add_argument("--tdp-watts-per-core", type=positive_float, default=None, metavar="W",
+    group.add_argument("--tdp-watts-per-core", type=watts_per_core, default=None, metavar="W",
                        help="watts per busy core for the estimate when no counter can be read")
 
 
@@ -177,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="cgminer --api-allow syntax, e.g. W:127.0.0.1,R:10.0.0.0/8 (default: read-only loopback)")
     farm.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
                       help="Prometheus metrics over HTTP (off unless given)")
+    farm.add_argument("--metrics-allow-host", action="append", type=_names, default=[], metavar="NAME",
+                      help="another name the metrics answer to in the Host header (besides their listen "
+                           "address and localhost), e.g. the one Prometheus scrapes; repeat or comma-separate")
     farm.add_argument("--web-listen", default=None, metavar="HOST:PORT",
                       help="the web dashboard, e.g. 127.0.0.1:8080 (off unless given)")
     farm.add_argument("--web-allow-host", action="append", type=_names, default=[], metavar="NAME",
@@ -324,8 +328,18 @@ def _setting(args: argparse.Namespace, config: Config, flag: str, section: str, 
 def _cannot_listen(where: str, address: str, exc: ConfigError) -> ConfigError:
     """One line naming the setting, the address and the reason (the port is taken...)."""
     cause = exc.__cause__
-    reason = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(exc)
+    host = address.strip().rpartition(":")[0].strip("[]")
+    reason = listen_failure(cause, host) if isinstance(cause, OSError) else str(exc)
     return ConfigError(f"{where} {address}: cannot listen there: {reason}")
+
+
+async def _stop_services(services: list[Any]) -> None:
+    """Stop the listening services side by side: each waits a bounded time for its slowest
+    client, and one client's wait must not add to another's."""
+    results = await asyncio.gather(*(service.stop() for service in services), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _start_farm_services(
@@ -338,13 +352,13 @@ async def _start_farm_services(
     what started. A port that cannot be used is a ConfigError naming the flag (or the
     config key) and the address. Returns the services, for the throttle to be handed to."""
     services: list[Any] = []
+    running.push_async_callback(_stop_services, services)  # those started by then
     api_listen, api_where = _setting(args, config, "--api-listen", "api", "listen")
     if api_listen != "off":
         host, port = parse_listen(api_listen or DEFAULT_API_LISTEN, api_where)
         api = ApiServer(miner, host, port, allow=args.api_allow or config.api.get("allow"), on_quit=stop.set)
         try:
             await api.start()
-            running.push_async_callback(api.stop)
             services.append(api)
             console.print(f"cgminer API on {host}:{api.port}", highlight=False)
         except ConfigError as exc:
@@ -355,19 +369,19 @@ async def _start_farm_services(
     metrics_listen, metrics_where = _setting(args, config, "--metrics-listen", "metrics", "listen")
     if metrics_listen and metrics_listen != "off":
         host, port = parse_listen(metrics_listen, metrics_where)
-        metrics = MetricsServer(miner, host, port)
+        metrics = MetricsServer(miner, host, port,
+                                allowed_hosts=[n for names in args.metrics_allow_host for n in names])
         try:
             await metrics.start()
         except ConfigError as exc:
             raise _cannot_listen(metrics_where, metrics_listen, exc) from exc
-        running.push_async_callback(metrics.stop)
         services.append(metrics)
         console.print(f"Prometheus metrics on http://{host}:{metrics.port}/metrics", highlight=False)
+    elif args.metrics_allow_host:
+        raise ConfigError("--metrics-allow-host needs --metrics-listen HOST:PORT")
     web_listen, web_where = _setting(args, config, "--web-listen", "web", "listen")
     if web_listen and web_listen != "off":
-        web = await _start_dashboard(args, config, miner, web_listen, web_where, console)
-        running.push_async_callback(web.stop)
-        services.append(web)
+        services.append(await _start_dashboard(args, config, miner, web_listen, web_where, console))
     elif args.web_allow_control or args.web_bench or args.web_allow_host:
         raise ConfigError("--web-allow-control, --web-allow-host and --web-bench need --web-listen HOST:PORT")
     return services
@@ -448,7 +462,7 @@ def _print_mine_summary(stats: MinerStats, as_json: bool, console: Console,
         summary = stats.to_json()
         if throttle is not None:
             summary["throttle"] = throttle.status()
-        print(json.dumps(summary))
+        _print_json(summary)
         return
     console.print(miner_table(stats))
     console.print(
@@ -511,9 +525,9 @@ def _devices(args: argparse.Namespace, console: Console) -> int:
     rates = registry.measured_rates()
     auto = pathchoice.fastest(rates) if rates else registry.fastest_available()
     if args.json:
-        print(json.dumps([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra,
-                           "rate": rates[i.name].to_json() if i.name in rates else None,
-                           "auto_backend": i.name == auto} for i in infos]))  # fmt: skip
+        _print_json([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra,
+                      "rate": rates[i.name].to_json() if i.name in rates else None,
+                      "auto_backend": i.name == auto} for i in infos])  # fmt: skip
         return 0
     for info in infos:
         mark = "[green]available[/]" if info.available else "[red]unavailable[/]"
@@ -563,7 +577,7 @@ def _bench(args: argparse.Namespace, console: Console) -> int:
         chart = args.chart or "bench.png"
         bench_chart(reports, chart)
     if args.json:
-        print(json.dumps({"backends": reports, "chart": chart} if args.all else reports[0]))
+        _print_json({"backends": reports, "chart": chart} if args.all else reports[0])
         return 0
     console.print(bench_table(rows))
     for line in lines:
@@ -585,7 +599,7 @@ def _telemetry(args: argparse.Namespace, console: Console) -> int:
     report = telemetry_report(args.seconds, powercap_root=args.powercap_root,
                               tdp_watts_per_core=args.tdp_watts_per_core)
     if args.json:
-        print(json.dumps(report.as_dict()))
+        _print_json(report.as_dict())
         return 0
     for source in report.sources:
         found = "[green]found[/]" if source.found else "[red]not found[/]"
@@ -604,10 +618,26 @@ def _telemetry(args: argparse.Namespace, console: Console) -> int:
 # --- simulate, trace ---------------------------------------------------------------------
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with every number that is not finite (inf, nan) as None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    """The one way the CLI prints JSON: one line of strict JSON (non-finite numbers as null)."""
+    print(json.dumps(_strict(data), allow_nan=False))
+
+
 def _show(report: Any, as_json: bool, console: Console) -> int:
     """A report with ``to_json()`` and ``summary_lines()``: one JSON line, or its lines."""
     if as_json:
-        print(json.dumps(report.to_json()))
+        _print_json(report.to_json())
         return 0
     for line in report.summary_lines():
         console.print(line, highlight=False)
@@ -628,8 +658,19 @@ def _trace(args: argparse.Namespace, console: Console) -> int:
     return _show(throttle_commands.run_trace(args), args.json, console)
 
 
+def _check_flag_pairs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that mean something only beside others: alone they would be ignored in silence."""
+    if getattr(args, "asic_emulator_faults", None) is None:
+        return
+    backends = _names(args.backend) if isinstance(getattr(args, "backend", None), str) else []
+    if args.asic_port != "emulator" or not ("asic" in backends or getattr(args, "all", False)):
+        parser.error("--asic-emulator-faults needs --backend asic --asic-port emulator")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_flag_pairs(parser, args)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",

@@ -40,12 +40,20 @@ Metrics (``backend``, ``pool``, ``url``, ``outcome``, ``window`` are labels)::
     hashcore_block_candidates_total / hashcore_blocks_accepted_total
 
 Pool URLs never carry a password (``user:pass@`` is cut to ``user@``).
+
+What the server takes: ``GET`` and ``HEAD`` without a body, nothing else (405 at once,
+any body unread, the connection closed); and, against DNS rebinding, only requests whose
+``Host`` names it: the listen address, ``localhost``, ``127.0.0.1``, ``[::1]`` or a name
+the operator allowed (``--metrics-allow-host``, e.g. the name Prometheus scrapes it by);
+any other gets 403 (see :class:`hashcore.listen.HostRule`). A request the HTTP parser
+cannot read is one short log line, rate-limited. Stopping waits at most
+:data:`SHUTDOWN_SECONDS` for a scrape in progress.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -57,10 +65,18 @@ from prometheus_client.registry import Collector
 from hashcore import __version__
 from hashcore.api.control import MinerControl, ThrottleControl, budget_watts, redact_url
 from hashcore.errors import ConfigError
+from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure
 
 log = logging.getLogger("hashcore.metrics")
 
 _OUTCOMES = ("accepted", "rejected", "stale", "unanswered")
+
+#: Seconds stopping waits for a scrape in progress (twice at most: to finish, then to cancel).
+SHUTDOWN_SECONDS = 0.25
+#: The methods served; a scrape never carries a body.
+METHODS = ("GET", "HEAD")
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class MinerCollector(Collector):
@@ -210,6 +226,8 @@ class MetricsServer:
         throttle: the power-budget follower, for ``hashcore_power_budget_watts``; it may
             be set later through :attr:`throttle` (the CLI starts the server before the
             miner, and the throttle after it).
+        allowed_hosts: more names (``miner.lan``, ``192.168.1.20``) the ``Host`` header may
+            carry, besides the listen address and :data:`hashcore.listen.LOCAL_HOSTS`.
     """
 
     def __init__(
@@ -218,9 +236,12 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         throttle: ThrottleControl | None = None,
+        *,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.host = host
         self._port = port
+        self.hosts = HostRule(host, allowed_hosts, "--metrics-allow-host")
         self._collector = MinerCollector(miner, throttle)
         self.registry = registry_for(self._collector)
         self._runner: web.AppRunner | None = None
@@ -241,18 +262,28 @@ class MetricsServer:
         return self._port
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard])
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/", self._index)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # No lingering: a body sent anyway is never read, the connection is closed after the answer.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS,
+                               lingering_time=0,
+                               logger=PeerErrorLog(logging.getLogger("hashcore.metrics.http"), "metrics"))
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self._port, reuse_address=True).start()
+            sock = dual_stack_socket(self.host, self._port)
+            site = web.TCPSite(runner, self.host, self._port, reuse_address=True) if sock is None \
+                else web.SockSite(runner, sock)
+            await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise ConfigError(f"metrics cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from exc
+            raise ConfigError(f"metrics cannot listen on {self.host}:{self._port}: "
+                              f"{listen_failure(exc, self.host)}") from exc
         self._runner = runner
         log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.port)
+        if self.host in ("0.0.0.0", "::"):
+            log.warning("metrics answer only to %s in the Host header: name the one Prometheus scrapes with "
+                        "--metrics-allow-host", ", ".join(sorted(self.hosts.names)))
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -265,6 +296,18 @@ class MetricsServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """GET and HEAD only, without a body, addressed to this server by name."""
+        if request.method not in METHODS:
+            return _refuse(405, f"{request.method} is not served here; use GET", {"Allow": ", ".join(METHODS)})
+        if request.body_exists:
+            return _refuse(400, "a metrics request carries no body")
+        refusal = self.hosts.refusal(request.headers.getall("Host", []), request.raw_path)
+        if refusal is not None:
+            return _refuse(*refusal)
+        return await handler(request)
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text='<html><body><a href="/metrics">hashcore metrics</a></body></html>\n',
@@ -281,3 +324,10 @@ class MetricsServer:
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             response.enable_compression()
         return response
+
+
+def _refuse(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """An error answered at once; the connection is closed after it (any body left unread)."""
+    response = web.Response(status=status, text=message + "\n", headers=headers)
+    response.force_close()
+    return response

@@ -108,6 +108,11 @@ def _networks(text: str) -> list[IPNetwork] | None:
             return None
         address = ".".join(octets + ["0"] * (4 - len(octets)))
     try:
-        return [ipaddress.ip_network(f"{address}/{prefix}" if slash else address, strict=False)]
+        network = ipaddress.ip_network(f"{address}/{prefix}" if slash else address, strict=False)
     except ValueError:
         return None
+    mapped = network.network_address.ipv4_mapped if isinstance(network, ipaddress.IPv6Network) else None
+    if mapped is not None and network.prefixlen >= 96:
+        # ::ffff:a.b.c.d is how a dual-stack socket shows an IPv4 client, which lookup() compares as IPv4.
+        return [ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}")]
+    return [network]

@@ -478,10 +478,10 @@ def _pool_index(context: _Context, parameter: str) -> int | Reply:
     if not text:
         return _error(Code.MISSING_POOL_ID, "Missing pool id parameter")
     count = len(context.stats.pools)
-    try:
-        index = int(text)
-    except ValueError:
-        return _error(Code.INVALID_POOL_ID, f"Invalid pool id '{text}' - range is 0 - {count - 1}")
+    # ASCII digits only: int() would also take "1_0", " ٠" (Arabic-Indic zero) and "+1".
+    if not (text.isascii() and text.isdigit()):
+        return _error(Code.INVALID_POOL_ID, f"Invalid pool id '{text[:40]}' - range is 0 - {count - 1}")
+    index = int(text)
     if not 0 <= index < count:
         return _error(Code.INVALID_POOL_ID, f"Invalid pool id {index} - range is 0 - {count - 1}")
     return index

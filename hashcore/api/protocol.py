@@ -238,7 +238,9 @@ def parse_request(data: bytes) -> Request:
 
 def _parse_json(text: str) -> Request:
     try:
-        body = boundedjson.loads(text)  # a client's "[[[[..." is refused, never a RecursionError
+        # A client's "[[[[..." is refused, never a RecursionError; so is a key given twice
+        # ({"command": "summary", "command": "quit"}), whose meaning would be a guess.
+        body = boundedjson.loads(text, reject_duplicates=True)
     except ValueError:
         raise RequestError(Code.INVALID_JSON, "Invalid JSON", json_form=True) from None
     if not isinstance(body, dict):

@@ -21,6 +21,7 @@ from hashcore.api.commands import DESCRIPTION, Dispatcher
 from hashcore.api.control import MinerControl, ThrottleControl
 from hashcore.api.protocol import MAX_REQUEST, Code, RequestError, RequestReader, render_error
 from hashcore.errors import ConfigError
+from hashcore.listen import dual_stack_socket, listen_failure
 
 log = logging.getLogger("hashcore.api")
 
@@ -73,6 +74,7 @@ class ApiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._quit_tasks: set[asyncio.Future[object]] = set()
+        self._stopping = False
 
     @property
     def throttle(self) -> ThrottleControl | None:
@@ -91,19 +93,26 @@ class ApiServer:
 
     async def start(self) -> None:
         try:
-            self._server = await asyncio.start_server(self._serve, self.host, self._port, reuse_address=True)
+            sock = dual_stack_socket(self.host, self._port)  # [::] takes IPv4 clients too
+            if sock is None:
+                self._server = await asyncio.start_server(self._serve, self.host, self._port, reuse_address=True)
+            else:
+                self._server = await asyncio.start_server(self._serve, sock=sock)
         except OSError as exc:
-            raise ConfigError(f"the API cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from exc
+            raise ConfigError(f"the API cannot listen on {self.host}:{self._port}: "
+                              f"{listen_failure(exc, self.host)}") from exc
         log.info("API listening on %s:%d (allowed: %s)", self.host, self.port, self.allow.describe())
 
     async def stop(self) -> None:
         if self._server is not None:
+            self._stopping = True  # connections still open are cut, not flushed to a client that does not read
             self._server.close()
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
+            self._stopping = False
 
     async def __aenter__(self) -> ApiServer:
         await self.start()
@@ -150,6 +159,8 @@ class ApiServer:
         except Exception:
             log.exception("API: answering a request failed")
         finally:
+            if self._stopping:
+                writer.transport.abort()
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)

@@ -20,8 +20,16 @@ image cannot send. Every error, 404 and 405 included, is a JSON ``{"error": ...}
 Against DNS rebinding (a page on another site whose name is made to resolve to this
 host), every request must name this server in its ``Host`` header: the listen address,
 ``localhost``, ``127.0.0.1`` or ``[::1]``, with or without a port, or a name the operator
-allowed (``--web-allow-host``); any other gets 403. A request body is JSON parsed with a
-bound on nesting, so a body of ``[[[[...`` is a 400, never a crash of the handler.
+allowed (``--web-allow-host``); any other gets 403, a malformed one (``[::1]evil.com``,
+``localhost:abc``) 400, and an absolute-form target (``GET http://NAME/...``) must name
+this server too (see :class:`hashcore.listen.HostRule`). A request body is JSON parsed
+with a bound on nesting and without duplicate keys, so a body of ``[[[[...`` or
+``{"index": 0, "index": 5}`` is a 400, never a crash or a guess; it must arrive within
+:data:`BODY_SECONDS`.
+
+A request the HTTP parser cannot read (a TLS hello on this plain port, a bad method, a
+header line over 8 KiB) is answered 400 and logged as one short line, rate-limited, never
+a traceback. Stopping waits at most :data:`SHUTDOWN_SECONDS` for a request in progress.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from hashcore import boundedjson
 from hashcore.api.control import power_target
 from hashcore.engine import Miner
 from hashcore.errors import ConfigError, HashcoreError
+from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure
 from hashcore.web.history import History
 from hashcore.web.snapshot import Throttle, bench_rows, load_bench, snapshot, throttle_view
 
@@ -62,8 +71,12 @@ MAX_STREAMS = 32
 RETRY_MS = 2000
 #: Largest bench file read (a table of a few backends is a few kilobytes).
 MAX_BENCH_FILE = 1 << 20
-#: Names every dashboard answers to, besides its listen address and the operator's own.
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Seconds a control request has to send its body (a few bytes of JSON).
+BODY_SECONDS = 5.0
+#: Seconds stopping waits for a request in progress (twice at most: to finish, then to cancel).
+SHUTDOWN_SECONDS = 0.25
+#: Seconds an answered request's unread body is still read and dropped, so its client reads the answer.
+LINGER_SECONDS = 1.0
 
 #: The assets the page loads, with their types; the route serves these names only.
 ASSETS = {
@@ -112,17 +125,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def host_name(value: str) -> str:
-    """The name in a ``Host`` header or an allowed-host setting: without the port or the
-    brackets of an IPv6 address, lower case, no trailing dot."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        value = value[1:].partition("]")[0]
-    elif value.count(":") == 1:
-        value = value.partition(":")[0]
-    return value.rstrip(".")
-
-
 def _load_assets() -> dict[str, bytes]:
     folder = resources.files("hashcore.web").joinpath("static")
     try:
@@ -147,7 +149,7 @@ class WebServer:
         bench_reports: the bench table: a ``hashcore bench --json`` file (read on each
             request, so a newer bench shows up) or the reports themselves.
         allowed_hosts: more names (``miner.lan``, ``192.168.1.20``) the ``Host`` header may
-            carry, besides the listen address and :data:`LOCAL_HOSTS`.
+            carry, besides the listen address and :data:`hashcore.listen.LOCAL_HOSTS`.
     """
 
     def __init__(
@@ -172,7 +174,8 @@ class WebServer:
         self.allow_control = allow_control
         self._token = token
         self.throttle = throttle
-        self.allowed_hosts = frozenset(host_name(h) for h in (*LOCAL_HOSTS, host, *allowed_hosts) if h.strip())
+        self.hosts = HostRule(host, allowed_hosts, "--web-allow-host")
+        self.allowed_hosts = self.hosts.names
         self._bench_path: Path | None = None
         self._bench_rows: list[dict[str, Any]] = []
         self._bench_error: str | None = None
@@ -225,15 +228,20 @@ class WebServer:
         app.router.add_post("/api/control/resume", self._resume)
         app.router.add_post("/api/control/target", self._target)
         app.router.add_post("/api/control/pool", self._pool)
-        # Bad requests from the network are logged under hashcore.web.http, beside the miner's own logs.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
-                               logger=logging.getLogger("hashcore.web.http"))
+        # Requests the parser cannot read are logged under hashcore.web.http, one short line each.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS,
+                               lingering_time=LINGER_SECONDS,
+                               logger=PeerErrorLog(logging.getLogger("hashcore.web.http"), "dashboard"))
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
+            sock = dual_stack_socket(self.host, self.port)
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True) if sock is None \
+                else web.SockSite(runner, sock)
+            await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise ConfigError(f"dashboard cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
+            raise ConfigError(f"dashboard cannot listen on {self.host}:{self.port}: "
+                              f"{listen_failure(exc, self.host)}") from exc
         try:
             first = self._snapshot()
         except BaseException:
@@ -362,13 +370,11 @@ class WebServer:
             return _error_response(500, "internal error; the miner's log has the details")
 
     def _check_host(self, request: web.Request) -> None:
-        """Refuse a request addressed to another name: a rebound DNS name in a browser."""
-        given = request.headers.get("Host")
-        if given is None:
-            return  # HTTP/1.0 without Host: not a browser, so not a rebinding attack
-        if host_name(given) not in self.allowed_hosts:
-            raise _Refused(403, f"this dashboard does not answer to host {given[:80]!r}; the operator can allow "
-                                "it with --web-allow-host")
+        """Refuse a request addressed to another name (a rebound DNS name in a browser), or
+        naming this one in a malformed way. No Host at all (HTTP/1.0) is not a browser."""
+        refusal = self.hosts.refusal(request.headers.getall("Host", []), request.raw_path)
+        if refusal is not None:
+            raise _Refused(*refusal)
 
     async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
@@ -456,7 +462,7 @@ class WebServer:
     def _authorize(self, request: web.Request) -> None:
         if not self.allow_control:
             raise _Refused(403, "control is off: start the miner with --web-allow-control to allow it")
-        supplied = request.headers.get("X-Hashcore-Token")
+        supplied = request.headers.get("X-Hashcore-Token")  # undecodable bytes arrive as surrogates
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if supplied is None and scheme.lower() == "bearer":
             supplied = credentials.strip()
@@ -465,36 +471,43 @@ class WebServer:
             raise _Refused(401, "control needs the token printed when the miner started: send "
                                 "'Authorization: Bearer TOKEN' or 'X-Hashcore-Token: TOKEN'", challenge)
         assert self._token is not None
-        if not hmac.compare_digest(supplied.encode(), self._token.encode()):
+        if not hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"),
+                                   self._token.encode("utf-8", "surrogatepass")):
             raise _Refused(401, "wrong control token", challenge)
-        log.info("dashboard control: %s from %s", request.path.rsplit("/", 1)[-1], request.remote)
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
-        raw = await request.read()
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                raw = await request.read()
+        except TimeoutError:
+            raise _Refused(408, f"the request body did not arrive within {BODY_SECONDS:g} s",
+                           {"Connection": "close"}) from None
         if not raw.strip():
             return {}
         try:
-            data = boundedjson.loads(raw)
+            data = boundedjson.loads(raw, reject_duplicates=True)
         except ValueError as exc:
             raise _Refused(400, f"request body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise _Refused(400, "request body must be a JSON object")
         return data
 
-    def _done(self, message: str) -> web.Response:
+    def _done(self, request: web.Request, message: str) -> web.Response:
+        """The answer to a control request carried out (and its line in the log)."""
+        log.info("dashboard control: %s from %s: %s", request.path.rsplit("/", 1)[-1], request.remote, message)
         return web.json_response({"ok": True, "message": message, "stats": self._snapshot()}, dumps=_json_text)
 
     async def _pause(self, request: web.Request) -> web.Response:
         self._authorize(request)
         await self._body(request)
         self.miner.pause()
-        return self._done("paused: hashing stopped, the pool connection stays")
+        return self._done(request, "paused: hashing stopped, the pool connection stays")
 
     async def _resume(self, request: web.Request) -> web.Response:
         self._authorize(request)
         await self._body(request)
         self.miner.resume()
-        return self._done("resumed")
+        return self._done(request, "resumed")
 
     async def _target(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -513,7 +526,7 @@ class WebServer:
             self.throttle.set_target(watts)
         except (HashcoreError, ValueError) as exc:
             raise _Refused(400, f"power target refused: {exc}") from None
-        return self._done("power target cleared" if watts is None else f"power target {watts:g} W")
+        return self._done(request, "power target cleared" if watts is None else f"power target {watts:g} W")
 
     async def _pool(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -525,4 +538,4 @@ class WebServer:
             self.miner.switch_pool(index)
         except ConfigError as exc:
             raise _Refused(400, str(exc)) from None
-        return self._done(f"switching to pool {index}")
+        return self._done(request, f"switching to pool {index}")

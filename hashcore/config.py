@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hashcore.backends import base as registry
+from hashcore.boundedio import read_text_bounded
 from hashcore.errors import ConfigError
 from hashcore.stratum.client import split_pool_url
 
@@ -172,15 +173,21 @@ class Config:
         return [pool.connection_url() for _, pool in ordered]
 
 
+#: The longest config file read (the example with every key is a few KiB).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_config(path: str | Path) -> Config:
-    """Read and check a TOML config file."""
+    """Read and check a TOML config file (a regular file of at most :data:`MAX_CONFIG_BYTES`
+    in UTF-8; a FIFO or a device is refused, never waited on)."""
     path = Path(path)
+    text = read_text_bounded(path, MAX_CONFIG_BYTES, "config")
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"config {path} is not valid TOML: arrays or tables nested too deeply") from None
     return parse_config(data, str(path))
 
 
@@ -221,6 +228,26 @@ def _sections() -> list[str]:
     return sorted([*SCHEMA, "backends"])
 
 
+#: The longest value repeated in an error message.
+_MAX_SHOWN = 60
+
+
+def _shown(value: Any, *, secret: bool) -> str:
+    """A wrong value as an error message may show it: numbers and booleans as they are,
+    a string unless it has an '@' (a URL's ``user:password@``), anything else (a list or
+    a table, which may hold a URL with a password, or be nested thousands deep) by its
+    type only."""
+    kinds: dict[type, str] = {list: "a list", dict: "a table", str: "a string"}
+    kind = kinds.get(type(value)) or f"a {type(value).__name__}"
+    if secret or (isinstance(value, str) and "@" in value):  # user:password@host
+        return f"{kind} (value not shown)"
+    if isinstance(value, bool | int | float | str):
+        text = repr(value)
+    else:
+        return f"{kind} (values not shown)"
+    return text if len(text) <= _MAX_SHOWN else f"{kind} of {len(text)} characters (value not shown)"
+
+
 def _table(value: Any, where: str, schema: dict[str, Check], source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: {where} must be a table")
@@ -232,6 +259,6 @@ def _table(value: Any, where: str, schema: dict[str, Check], source: str) -> dic
             raise ConfigError(f"{source}: unknown key {name!r} (known in {where}: {known})")
         wanted = check(item)
         if wanted is not None:
-            shown = f"a {type(item).__name__} (value not shown)" if key in SECRET_KEYS else repr(item)
+            shown = _shown(item, secret=key in SECRET_KEYS)
             raise ConfigError(f"{source}: {name} must be {wanted}, got {shown}")
     return dict(value)

@@ -15,11 +15,11 @@ knows how much the miners may draw from it.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from hashcore import boundedjson
 from hashcore.errors import ConfigError
 from hashcore.throttle.signals import PolledLocation
 
@@ -166,7 +166,7 @@ def parse_battery_reading(text: str, where: str) -> BatteryReading:
     available: float | None = None
     try:
         if stripped.startswith("{"):
-            data = json.loads(stripped)
+            data = boundedjson.loads(stripped)
             soc = float(data["soc"])
             if data.get("available_w") is not None:
                 available = float(data["available_w"])

@@ -33,8 +33,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hashcore.errors import ConfigError
 from hashcore.report.account import AccountSettings, CarbonAccount, CarbonBook
@@ -49,6 +51,8 @@ from hashcore.throttle.policies import Policy
 from hashcore.throttle.signals import LiveSource, Signal, SignalPoint, Trace
 
 log = logging.getLogger("hashcore.throttle.live")
+
+T = TypeVar("T")
 
 #: Meter sources whose figure is only this process's CPU time: no idle floor inside.
 _PROCESS_ONLY_SOURCES = ("estimate",)
@@ -195,11 +199,11 @@ class LiveThrottle:
             now = self.clock.now()
             try:
                 if isinstance(self.plan.signal, LiveSource):  # the one kind whose refresh does I/O
-                    await asyncio.to_thread(self.plan.signal.refresh, now + self._offset)
+                    await in_daemon_thread(self.plan.signal.refresh, now + self._offset)
                 else:
                     self.plan.signal.refresh(now + self._offset)
                 if self.plan.battery is not None:
-                    await asyncio.to_thread(self.plan.battery.refresh, now)
+                    await in_daemon_thread(self.plan.battery.refresh, now)
                 self._tick_sync(now, self.miner.stats())
                 self.error = None
             except Exception as exc:  # a bad tick must not end throttling: pause and go on
@@ -364,6 +368,36 @@ class LiveThrottle:
             "battery": None if self.plan.battery is None else self.plan.battery.status(self.clock.now()),
             "carbon": None if self.carbon is None else _carbon_summary(self.carbon.account()),
         }
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` on a daemon thread of its own, awaited.
+
+    Unlike ``asyncio.to_thread`` (the loop's executor, which ``asyncio.run`` and the
+    interpreter wait for at exit), a read that hangs here never holds up shutdown:
+    cancelling the await returns at once, and the thread is left to end by itself.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as exc:  # handed to the awaiting task
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="hashcore-live-read", daemon=True).start()
+    return await future
 
 
 def _mean(values: tuple[float, ...]) -> float:

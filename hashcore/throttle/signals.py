@@ -9,28 +9,27 @@ A :class:`Signal` answers "what is the budget at time t" (:meth:`Signal.at`). Th
   falling back to a zero budget when the reading is older than ``max_age_s`` (an
   unknown surplus is no surplus).
 
-Sources that do I/O do it in :meth:`Signal.refresh`, which the live loop runs in a worker
-thread; :meth:`Signal.at` never blocks. Only a trace can say what comes later
+Sources that do I/O do it in :meth:`Signal.refresh`, which the live loop runs on a daemon
+thread (a read that hangs never holds up the miner's exit), each read bounded in size and,
+for a URL, in time (:mod:`hashcore.boundedio`); :meth:`Signal.at` never blocks. Only a trace can say what comes later
 (:meth:`Trace.span`); forecasts that may read ahead build on that and nothing else.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import threading
-import urllib.error
-import urllib.request
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from hashcore import boundedjson
+from hashcore.boundedio import decode_text, fetch_bounded, read_bounded
 from hashcore.errors import ConfigError
 
 T = TypeVar("T")
@@ -234,7 +233,7 @@ def parse_reading(text: str, where: str) -> SignalPoint:
         pass
     if stripped.startswith("{"):
         try:
-            data = json.loads(stripped)
+            data = boundedjson.loads(stripped)
             watts = float(data["watts"])
             carbon = data.get("gco2_per_kwh")
             price = data.get("price")
@@ -251,18 +250,18 @@ def parse_reading(text: str, where: str) -> SignalPoint:
     return trace.at(trace.end)
 
 
+#: The most a live reading may hold: a number, a JSON object or a short CSV.
+MAX_READING_BYTES = 1 << 20
+
+
 def read_location(location: str, timeout_s: float = 5.0) -> str:
-    """The text of a file or an HTTP(S) URL (at most 1 MiB); ConfigError naming it."""
+    """The text of a regular file or an HTTP(S) URL: at most :data:`MAX_READING_BYTES`,
+    a URL's whole answer within ``timeout_s``; ConfigError naming it otherwise (a FIFO or
+    a device is refused, never waited on)."""
     if location.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(location, timeout=timeout_s) as response:
-                return str(response.read(1 << 20).decode("utf-8", errors="replace"))
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ConfigError(f"{location}: cannot read: {exc}") from exc
-    try:
-        return Path(location).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from exc
+        data = fetch_bounded(location, MAX_READING_BYTES, timeout_s)
+        return data.decode("utf-8", errors="replace")
+    return decode_text(read_bounded(location, MAX_READING_BYTES, "file"), location)
 
 
 class PolledLocation(Generic[T]):

@@ -27,8 +27,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hashcore.boundedio import read_text_bounded
 from hashcore.errors import ConfigError
 from hashcore.throttle.signals import INTERPOLATIONS, Interpolation, Trace
+
+#: The longest trace or side series read: a year of minutes is about 25 MiB.
+MAX_TRACE_BYTES = 64 << 20
 
 TRACE_COLUMNS = ("timestamp", "watts", "gco2_per_kwh", "price")
 _DIRECTIVE = re.compile(r"#\s*interpolation\s*:\s*(\S+)\s*$", re.I)
@@ -176,23 +180,13 @@ def parse_trace(lines: Iterable[str], name: str = "trace", interpolation: Interp
 
 def load_trace(path: str | Path, interpolation: Interpolation | None = None) -> Trace:
     """Read a trace file (see the module docstring for the format)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read trace {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
+    text = read_text_bounded(path, MAX_TRACE_BYTES, "trace")
     return parse_trace(text.splitlines(), str(path), interpolation)
 
 
 def read_series(path: str | Path, columns: Sequence[str], required: int = 1) -> Table:
     """A side series (``timestamp,cloud_cover`` / ``timestamp,wind_speed`` ...) from a file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
+    text = read_text_bounded(path, MAX_TRACE_BYTES, "series")
     return parse_table(text.splitlines(), columns, required, str(path))
 
 

@@ -15,7 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from hashcore import boundedjson
 from hashcore.api.control import redact_url
+from hashcore.boundedio import read_bounded
 from hashcore.engine import MinerStats
+from hashcore.errors import ConfigError
 
 #: The throttle fields the page shows; anything else in its status stays on the server.
 THROTTLE_FIELDS = ("budget_w", "power_w", "policy", "state")
@@ -172,12 +174,26 @@ def bench_rows(reports: Any) -> list[dict[str, Any]]:
     return rows
 
 
+#: The longest bench file read (a ``hashcore bench --all --json`` report is a few KiB).
+MAX_BENCH_BYTES = 4 << 20
+
+
 def load_bench(path: Path) -> list[dict[str, Any]]:
-    """Read a ``hashcore bench --json`` file. Raises ValueError naming the file and the fault."""
+    """Read a ``hashcore bench --json`` file. Raises ValueError naming the file and the fault.
+
+    Only a regular file of at most :data:`MAX_BENCH_BYTES` is read, and never waited on (a
+    FIFO or a device is refused at once): short enough to run anywhere, though a caller
+    on an event loop still does better with ``asyncio.to_thread``. A missing file raises
+    FileNotFoundError, so the caller can tell "not there yet" from "broken".
+    """
     try:
-        data = boundedjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise ValueError(f"cannot read bench file {path}: {exc.strerror or exc}") from exc
+        raw = read_bounded(path, MAX_BENCH_BYTES, "bench file")
+    except ConfigError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            raise exc.__cause__ from None
+        raise ValueError(str(exc)) from exc
+    try:
+        data = boundedjson.loads(raw)
     except ValueError as exc:
         raise ValueError(f"bench file {path} is not JSON: {exc}") from exc
     try:

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from hashcore import boundedjson
 from hashcore.errors import ConfigError
 
 _CHUNK = 1 << 16
@@ -88,6 +89,20 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
 def read_text_bounded(path: str | Path, limit: int, what: str) -> str:
     """:func:`read_bounded`, decoded as UTF-8 (ConfigError when it is not)."""
     return decode_text(read_bounded(path, limit, what), f"{what} {path}")
+
+
+#: The largest JSON file an operator hands over (a model, a sweep, an account, a run).
+MAX_JSON_FILE = 16 << 20
+
+
+def read_json_bounded(path: str | Path, what: str, limit: int = MAX_JSON_FILE) -> Any:
+    """A JSON file read with :func:`read_text_bounded` and parsed with a nesting bound;
+    ConfigError naming the file for anything wrong."""
+    text = read_text_bounded(path, limit, what)
+    try:
+        return boundedjson.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not JSON ({exc})") from None
 
 
 def decode_text(data: bytes, where: str) -> str:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 
 _J_PER_KWH = 3.6e6
@@ -269,12 +270,7 @@ class CarbonBook:
 
 def load_account(path: str | Path) -> dict[str, Any]:
     """An ``account.json`` as written by :meth:`CarbonAccount.write`."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc})") from None
+    data = read_json_bounded(path, "carbon account")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a carbon account")
     return data

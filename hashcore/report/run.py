@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 from hashcore.report.account import CarbonAccount
 
@@ -139,8 +140,8 @@ def load_run(directory: str | Path) -> RunData:
     meta_path = folder / RUN_FILE
     if not meta_path.is_file():
         raise ConfigError(f"{folder} is not a run folder: no {RUN_FILE} (write one with hashcore simulate --run DIR)")
+    meta = read_json_bounded(meta_path, "run")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         header, rows = _read_csv(folder / SERIES_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read the run in {folder}: {exc.strerror or exc}") from exc

@@ -18,7 +18,6 @@ any mix of operating points gives for that power.
 
 from __future__ import annotations
 
-import json
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 
 #: The device kinds ``--device-model`` knows.
@@ -264,12 +264,7 @@ def curve_from_points(device: str, rows: Iterable[dict[str, Any]], source: str =
 
 def load_curve(path: str | Path) -> EfficiencyCurve:
     """The curve in a file written by ``hashcore bench --sweep --json`` (a list of points)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc})") from None
+    data = read_json_bounded(path, "device curve")
     rows: Sequence[Any] = data.get("points", []) if isinstance(data, dict) else data
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise ConfigError(f"{path}: expected the JSON list of 'hashcore bench --sweep --json'")

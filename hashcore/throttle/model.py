@@ -15,13 +15,13 @@ DVFS actuator may run it at a slower, cheaper point instead of duty-cycling it.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 from hashcore.throttle.devices import EfficiencyCurve, curve_from_points
 
@@ -238,12 +238,7 @@ def fleet_from_reports(reports: Iterable[dict[str, Any]]) -> FleetModel:
 
 def load_fleet(path: str | Path) -> FleetModel:
     """A fleet from a file written by ``hashcore bench --json`` or ``bench --all --json``."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read model {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc})") from None
+    data = read_json_bounded(path, "model")
     if isinstance(data, dict) and "backends" in data:
         data = data["backends"]
     if isinstance(data, dict):

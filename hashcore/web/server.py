@@ -416,7 +416,7 @@ class WebServer:
             try:
                 if self._bench_path.stat().st_size > MAX_BENCH_FILE:
                     raise ValueError(f"bench file {self._bench_path} is over {MAX_BENCH_FILE} bytes")
-                rows, error = load_bench(self._bench_path), None
+                rows, error = await asyncio.to_thread(load_bench, self._bench_path), None
             except FileNotFoundError:
                 rows, error = [], f"no bench file yet at {self._bench_path} (run: hashcore bench --all --json)"
             except (OSError, ValueError) as exc:

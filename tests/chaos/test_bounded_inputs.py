@@ -423,3 +423,21 @@ async def test_a_fifo_as_the_web_bench_is_an_error_reply_while_the_api_and_pool_
             process.kill()
             await process.communicate()
     assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+# --- JSON files handed over at start (a model, a device curve, an account, a run) ------
+
+
+@pytest.mark.parametrize("content", ["fifo", "deep", "not-utf8"])
+def test_a_model_file_that_is_a_fifo_too_deep_or_not_text_is_one_line(tmp_path: Path, content: str) -> None:
+    model = tmp_path / "model.json"
+    if content == "fifo":
+        os.mkfifo(model)
+    else:
+        model.write_bytes(b"[" * DEPTH if content == "deep" else b'{"backend": "\xff"}')
+    trace = tmp_path / "day.csv"
+    trace.write_text("timestamp,watts\n0,500\n600,0\n")
+    done = subprocess.run([sys.executable, "-m", "hashcore.cli", "simulate", "--trace", str(trace), "--model",
+                           str(model)], capture_output=True, text=True, timeout=HANG)
+    assert done.returncode == 1
+    assert str(model) in one_error(done.stderr)

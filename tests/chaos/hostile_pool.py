@@ -24,8 +24,10 @@ from hashcore.stratum.protocol import notify_params
 from hashcore.work import Job, difficulty_to_target, rolled_version
 
 MASK = 0x1FFFE000
-#: How long a job takes to reach the miner and a share found before it to come back.
-IN_FLIGHT_S = 0.25
+#: How long a job takes to reach the miner on loopback and a share sent before it to come
+#: back, with room for a busy event loop; a share of an old job sent after the miner had
+#: the new one (a result scanned for up to a quarter second) mostly arrives later.
+IN_FLIGHT_S = 0.05
 
 
 @dataclass

@@ -250,7 +250,8 @@ class Miner:
         self._sessions: dict[Link, _Session] = {}
         self._submitted: OrderedDict[Hashable, set[tuple[Any, ...]]] = OrderedDict()
         self._scanners: dict[str, list[Scanner]] = {}
-        self._threads: list[threading.Thread] = []
+        #: Each worker thread with the scanner it drives.
+        self._workers: list[tuple[threading.Thread, Scanner]] = []
         self._stop = threading.Event()
         self._duty: dict[str, float] = {}
         self._active_threads: dict[str, int] = {}
@@ -288,10 +289,10 @@ class Miner:
         for name, scanners in self._scanners.items():
             for index, scanner in enumerate(scanners):
                 thread = threading.Thread(
-                    target=self._worker, args=(name, index, scanner), name=_thread_name(name, index), daemon=True
+                    target=self._worker, args=(name, index, scanner), name=f"hashcore-{name}-{index}", daemon=True
                 )
                 thread.start()
-                self._threads.append(thread)
+                self._workers.append((thread, scanner))
         self._client_task = asyncio.create_task(self.client.run())
 
     async def run(self, duration: float | None = None) -> None:
@@ -321,7 +322,7 @@ class Miner:
         self._stop.set()
         self._controls_changed()
         self.source.stop()
-        for _ in range(len(self._threads)):
+        for _ in self._workers:
             self._result_slots.release()  # a worker blocked on a full queue sees the stop
         if self._client_task is not None:
             self._client_task.cancel()
@@ -341,7 +342,7 @@ class Miner:
             self._final = self._final_stats(running)
         # A device scan may be mid-reopen (seconds): a backend whose close interrupts a
         # scan is closed under it; the others are left to the process's exit.
-        self._close_scanners(skip={name for name in stuck if not self._closes_under_scan(name)})
+        self._close_scanners(skip=[s for s in stuck if not getattr(s, "close_interrupts_scan", False)])
         if self.ledger is not None:
             self.ledger.close()
         self._warn.flush()
@@ -353,16 +354,17 @@ class Miner:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def _join_workers(self, grace: float) -> set[str]:
-        """Join the worker threads for up to ``grace`` seconds in all; the names of
-        those still scanning (their scanners must not be closed under them)."""
+    def _join_workers(self, grace: float) -> list[Scanner]:
+        """Join the worker threads for up to ``grace`` seconds in all; the scanners of
+        those still scanning (not to be closed under them)."""
         deadline = time.monotonic() + grace
-        for thread in self._threads:
+        for thread, _ in self._workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        stuck = {t.name for t in self._threads if t.is_alive()}
+        stuck = [(thread, scanner) for thread, scanner in self._workers if thread.is_alive()]
         if stuck:
-            log.warning("%d worker(s) still in a scan at stop: %s", len(stuck), ", ".join(sorted(stuck)))
-        return stuck
+            log.warning("%d worker(s) still in a scan at stop: %s", len(stuck),
+                        ", ".join(thread.name for thread, _ in stuck))
+        return [scanner for _, scanner in stuck]
 
     def _final_stats(self, running: MinerStats) -> MinerStats:
         """The counters after the stop (shares left unanswered counted), with the pool
@@ -372,17 +374,10 @@ class Miner:
         backends = {name: {**figures, "state": "stopped"} for name, figures in final.backends.items()}
         return dataclasses.replace(final, pools=pools, backends=backends, active_pool=running.active_pool)
 
-    def _closes_under_scan(self, thread_name: str) -> bool:
-        for name, scanners in self._scanners.items():
-            for index, scanner in enumerate(scanners):
-                if _thread_name(name, index) == thread_name:
-                    return bool(getattr(scanner, "close_interrupts_scan", False))
-        return False
-
-    def _close_scanners(self, skip: set[str] | None = None) -> None:
-        for name, scanners in self._scanners.items():
-            for index, scanner in enumerate(scanners):
-                if skip and _thread_name(name, index) in skip:
+    def _close_scanners(self, skip: Sequence[Scanner] = ()) -> None:
+        for scanners in self._scanners.values():
+            for scanner in scanners:
+                if any(scanner is busy for busy in skip):
                     continue
                 with contextlib.suppress(Exception):
                     scanner.close()
@@ -563,8 +558,8 @@ class Miner:
             self._consider(unit, share, name)
         link = unit.key[0]
         session = self._sessions.get(link) if isinstance(link, Link) else None
-        if session is not None and isinstance(link, Link) and session.rate_cap.floor \
-                and session.rate_cap.relax(session.difficulty):
+        if session is not None and session.rate_cap.floor and session.rate_cap.relax(session.difficulty):
+            assert isinstance(link, Link)
             self._apply_rate_cap(link, session)
             local = session.rate_cap.difficulty(session.difficulty)
             log.info("%s: local share difficulty lowered to %g", link.url, local)
@@ -825,6 +820,3 @@ class Miner:
         recent = (overall.joules - history[0][1]) / span if span > 0.5 else overall.watts
         return per_backend, {**{k: overall.as_dict()[k] for k in fields}, "recent_watts": recent}
 
-
-def _thread_name(backend: str, index: int) -> str:
-    return f"hashcore-{backend}-{index}"

@@ -318,7 +318,8 @@ class StratumClient:
         self._session_counter = 0
         self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
         self._redirects: dict[int, Endpoint] = {}
-        self._last_handshake: dict[int, str] = {}  # pool index -> how its last handshake ended early
+        #: Pools (by index) that closed a handshake begun with mining.configure unanswered.
+        self._dropped_configure: set[int] = set()
         self._proved: dict[int, bool] = {}  # pool index -> its last connection got a share accepted
         self._rng = random.Random()
         self._warn = RateLimitedLog(log)
@@ -379,13 +380,11 @@ class StratumClient:
         """After a handshake the pool dropped before answering subscribe: when it began
         with mining.configure, remember to leave that out for this pool (pools from
         before BIP 310 drop such clients). Returns True when that is newly learnt."""
-        status = self._last_handshake.pop(index, None)
-        if status != "dropped after configure":
+        if index not in self._dropped_configure:
             return False
+        self._dropped_configure.discard(index)
         pool = self.status[index]
-        if pool.plain_handshake:
-            return False
-        pool.plain_handshake = True
+        pool.plain_handshake = True  # configure is only sent while this is False
         log.warning(
             "%s dropped the connection after mining.configure without answering; using a plain handshake "
             "(no version rolling) with this pool from now on", pool.url)
@@ -567,7 +566,7 @@ class StratumClient:
             reason = _describe(exc)
             dropped = isinstance(exc, (_Closed, ConnectionError))
             if dropped and protocol.state is State.SUBSCRIBING and active.sent_configure:
-                self._last_handshake[index] = "dropped after configure"
+                self._dropped_configure.add(index)
             raise
         finally:
             if failback is not None:

@@ -69,8 +69,6 @@ MAX_BODY = 4096
 MAX_STREAMS = 32
 #: How long a page waits before reconnecting its event stream (milliseconds).
 RETRY_MS = 2000
-#: Largest bench file read (a table of a few backends is a few kilobytes).
-MAX_BENCH_FILE = 1 << 20
 #: Seconds a control request has to send its body (a few bytes of JSON).
 BODY_SECONDS = 5.0
 #: Seconds stopping waits for a request in progress (twice at most: to finish, then to cancel).
@@ -414,8 +412,6 @@ class WebServer:
         if self._bench_path is not None:
             source = self._bench_path.name
             try:
-                if self._bench_path.stat().st_size > MAX_BENCH_FILE:
-                    raise ValueError(f"bench file {self._bench_path} is over {MAX_BENCH_FILE} bytes")
                 rows, error = await asyncio.to_thread(load_bench, self._bench_path), None
             except FileNotFoundError:
                 rows, error = [], f"no bench file yet at {self._bench_path} (run: hashcore bench --all --json)"

@@ -175,7 +175,7 @@ def bench_rows(reports: Any) -> list[dict[str, Any]]:
 
 
 #: The longest bench file read (a ``hashcore bench --all --json`` report is a few KiB).
-MAX_BENCH_BYTES = 4 << 20
+MAX_BENCH_BYTES = 1 << 20
 
 
 def load_bench(path: Path) -> list[dict[str, Any]]:

@@ -552,7 +552,7 @@ def _bench(args: argparse.Namespace, console: Console) -> int:
     if args.all:
         names = [i.name for i in registry.probe_all() if i.available and _benchable(i.name, args)]
     else:
-        names = [registry.fastest_available() if args.backend == "auto" else args.backend]
+        names = registry.resolve_names([args.backend])
     reports, rows, lines = [], [], []
     for name in names:
         options = _backend_options(args).get(name, {})

@@ -36,7 +36,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hashcore.backends.base import fastest_available
+from hashcore.backends.base import resolve_names
 from hashcore.errors import ConfigError, HashcoreError, PoolError, WorkError
 from hashcore.lograte import RateLimitedLog
 from hashcore.metering import EnergyLedger, MeterSettings
@@ -221,7 +221,7 @@ class Miner:
             raise ConfigError(f"max_share_rate must be positive, got {max_share_rate}")
         self.max_share_rate = max_share_rate
         names = list(backends or ["auto"])
-        self.backend_names = [fastest_available() if n == "auto" else n for n in names]
+        self.backend_names = resolve_names(names)
         if len(set(self.backend_names)) != len(self.backend_names):
             raise ConfigError(f"backend listed twice: {', '.join(names)}")
         self.threads = threads

@@ -362,12 +362,12 @@ def _frequencies(text: str | None) -> list[float] | None:
 
 def run_sweep(args: argparse.Namespace) -> SweepReport:
     """The sweep ``hashcore bench --sweep`` asks for (see the module docstring)."""
-    from hashcore.backends.base import fastest_available
+    from hashcore.backends.base import resolve_names
 
     seconds = float(args.sweep_seconds)
     if not seconds > 0:
         raise ConfigError("--sweep-seconds must be positive")
-    name = fastest_available() if getattr(args, "backend", "auto") in (None, "auto") else args.backend
+    name = resolve_names([getattr(args, "backend", None) or "auto"])[0]
     if name == "asic":
         port = getattr(args, "asic_port", None)
         chip = getattr(args, "asic_chip", None) or "bm1366"

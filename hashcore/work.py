@@ -111,6 +111,31 @@ def rolled_version(job_version: int, mask: int, bits: int) -> int:
     return (job_version & ~mask & 0xFFFFFFFF) | (bits & mask)
 
 
+def deposit_bits(value: int, mask: int) -> int:
+    """Spread the low bits of ``value`` over the set bits of ``mask``, lowest first (PDEP)."""
+    out, bit = 0, 0
+    while mask:
+        low = mask & -mask
+        if (value >> bit) & 1:
+            out |= low
+        mask ^= low
+        bit += 1
+    return out
+
+
+def extract_bits(value: int, mask: int) -> int:
+    """Gather the bits of ``value`` under ``mask`` into a compact number (PEXT, inverse of
+    :func:`deposit_bits`)."""
+    out, bit = 0, 0
+    while mask:
+        low = mask & -mask
+        if value & low:
+            out |= 1 << bit
+        mask ^= low
+        bit += 1
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One ``mining.notify``: everything needed to build headers for a block template.

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from hashcore.work import NONCE_SPACE, Job, Work, WorkOrigin
+from hashcore.work import NONCE_SPACE, Job, Work, WorkOrigin, deposit_bits, rolled_version
 
 
 @dataclass(slots=True)
@@ -91,9 +91,9 @@ class Template:
             extranonce2 = self._extranonce2.to_bytes(self.extranonce2_size, "big")
             self._merkle = job.merkle_root(self.extranonce1, extranonce2)
         extranonce2 = self._extranonce2.to_bytes(self.extranonce2_size, "big")
-        bits = _deposit(self._version_step, self.version_mask)
+        bits = deposit_bits(self._version_step, self.version_mask)
         self._version_step += 1
-        version = (job.version & ~self.version_mask) | bits
+        version = rolled_version(job.version, self.version_mask, bits)
         ntime = job.ntime + self._ntime_offset
         block_target = self.block_target
         target = self.local_target
@@ -108,17 +108,6 @@ class Template:
             origin=origin,
             version_mask=self.version_mask,
         )
-
-
-def _deposit(value: int, mask: int) -> int:
-    """Spread the low bits of ``value`` over the set bits of ``mask`` (like PDEP)."""
-    out, bit = 0, 0
-    for position in range(32):
-        if mask >> position & 1:
-            if value >> bit & 1:
-                out |= 1 << position
-            bit += 1
-    return out
 
 
 @dataclass(frozen=True, slots=True)

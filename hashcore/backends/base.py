@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -183,6 +183,11 @@ def fastest_available() -> str:
         if name in _REGISTRY and probe(name).available:
             return name
     return "reference"
+
+
+def resolve_names(names: Sequence[str] | None) -> list[str]:
+    """Backend names with ``auto`` (or none at all) replaced by the fastest available."""
+    return [fastest_available() if name == "auto" else name for name in (names or ["auto"])]
 
 
 def check_range(nonce_start: int, count: int, max_results: int) -> None:

@@ -48,6 +48,7 @@ from hashcore.work import (
     header_hash,
     merkle_branch_for_coinbase,
     nbits_to_target,
+    rolled_version,
 )
 
 log = logging.getLogger("hashcore.pool")
@@ -379,7 +380,7 @@ class PoolSession:
         if version_bits is not None:
             if version_bits & ~self.version_mask:
                 raise PoolReject(20, f"version bits {version_bits:08x} outside mask {self.version_mask:08x}")
-            version = (job.version & ~self.version_mask) | version_bits
+            version = rolled_version(job.version, self.version_mask, version_bits)
         key = (job_id, extranonce2, ntime, nonce, version)
         if key in self._seen:
             raise PoolReject(22, "duplicate share")

@@ -94,12 +94,12 @@ def _policy(args: argparse.Namespace, signal: Signal, settings: Mapping[str, Any
 
 
 def _backend_names(text: str) -> list[str]:
-    from hashcore.backends.base import fastest_available
+    from hashcore.backends.base import resolve_names
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ConfigError("--backend needs at least one name")
-    return [fastest_available() if n == "auto" else n for n in names]
+    return resolve_names(names)
 
 
 def _fleet(args: argparse.Namespace, names: list[str], threads: int | None) -> FleetModel:

@@ -17,14 +17,12 @@ from hashcore.backends.asic.jobs import (
     LiveJob,
     bm1366_job,
     bm1397_job,
-    deposit_bits,
-    extract_bits,
     header76_of,
     increment_masked,
     midstate_versions,
 )
 from hashcore.sha256 import midstate
-from hashcore.work import DEFAULT_VERSION_MASK, Work, verify_nonce
+from hashcore.work import DEFAULT_VERSION_MASK, Work, deposit_bits, extract_bits, verify_nonce
 
 
 def _capture_work(capture: dict[str, Any], mask: int = DEFAULT_VERSION_MASK) -> Work:

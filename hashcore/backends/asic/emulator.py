@@ -97,12 +97,12 @@ from hashcore.backends.asic.framing import (
     Reply,
     encode_reply,
 )
-from hashcore.backends.asic.jobs import deposit_bits, header76_of
+from hashcore.backends.asic.jobs import header76_of
 from hashcore.backends.base import Backend, open_backend
 from hashcore.backends.reference import ReferenceBackend
 from hashcore.errors import BackendUnavailable, ConfigError
 from hashcore.sha256 import sha256_from_state
-from hashcore.work import NONCE_SPACE, Work
+from hashcore.work import NONCE_SPACE, Work, deposit_bits
 
 log = logging.getLogger("hashcore.backends.asic.emulator")
 

@@ -16,36 +16,12 @@ from dataclasses import dataclass, field
 from hashcore.backends.asic.chips import CHIP_VERSION_BITS, VERSION_SHIFT, ChipModel
 from hashcore.backends.asic.framing import Bm1366Job, Bm1397Job, NonceReply
 from hashcore.sha256 import midstate
-from hashcore.work import Work, build_header76
+from hashcore.work import Work, build_header76, deposit_bits, extract_bits, rolled_version
 
 JOB_TABLE_SLOTS = 128
 
 
 # --- version bits ----------------------------------------------------------------------
-
-
-def deposit_bits(value: int, mask: int) -> int:
-    """Spread the low bits of ``value`` over the set bits of ``mask``, lowest first."""
-    out, bit = 0, 0
-    while mask:
-        low = mask & -mask
-        if (value >> bit) & 1:
-            out |= low
-        mask ^= low
-        bit += 1
-    return out
-
-
-def extract_bits(value: int, mask: int) -> int:
-    """Gather the bits of ``value`` under ``mask`` into a compact number (inverse of deposit)."""
-    out, bit = 0, 0
-    while mask:
-        low = mask & -mask
-        if value & low:
-            out |= 1 << bit
-        mask ^= low
-        bit += 1
-    return out
 
 
 def increment_masked(version: int, mask: int, steps: int = 1) -> int:
@@ -54,7 +30,7 @@ def increment_masked(version: int, mask: int, steps: int = 1) -> int:
     if width == 0:
         return version
     count = (extract_bits(version, mask) + steps) % (1 << width)
-    return (version & ~mask & 0xFFFFFFFF) | deposit_bits(count, mask)
+    return rolled_version(version, mask, deposit_bits(count, mask))
 
 
 def midstate_versions(version: int, mask: int, wanted: int = 4) -> list[int]:

@@ -9,13 +9,12 @@ integrated on a background thread.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 
 from hashcore.errors import HashcoreError, TelemetryError
-from hashcore.telemetry.base import UJ_PER_J, EnergySample, RateTracker
-from hashcore.telemetry.poll import Clock, Poller, PowerIntegrator
+from hashcore.telemetry.base import UJ_PER_J
+from hashcore.telemetry.poll import Clock, CountingMeter, Poller, PowerIntegrator
 
 WattsFn = Callable[[], float]
 JoulesFn = Callable[[], float]
@@ -34,7 +33,7 @@ def _reading(fn: Callable[[], float], what: str) -> float:
     return value
 
 
-class AsicMeter:
+class AsicMeter(CountingMeter):
     """Energy of an ASIC board from its reported power (or its own energy counter).
 
     Args:
@@ -58,11 +57,9 @@ class AsicMeter:
     ) -> None:
         if watts is None and joules is None:
             raise TelemetryError("the board reports no power")
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(clock)
         self._joules = joules
         self._integrator: PowerIntegrator | None = None
-        self._poller: Poller | None = None
         if joules is not None:
             self._last_uj = self._counter_uj()
             self._total_uj = 0
@@ -73,7 +70,7 @@ class AsicMeter:
             self._integrator = PowerIntegrator(read_mw, clock)
             self._poller = Poller(poll_s, self._integrator.update, "asic-poll")
             self.note = f"{label}: reported power integrated every {poll_s * 1000:g} ms"
-        self._rate = RateTracker(0, clock())
+        self._start_rate()
 
     def _counter_uj(self) -> int:
         assert self._joules is not None
@@ -88,13 +85,3 @@ class AsicMeter:
         self._last_uj = raw
         return self._total_uj
 
-    def sample(self) -> EnergySample:
-        with self._lock:
-            uj = self._energy_uj()
-            watts = self._rate.update(uj, self._clock())
-        return EnergySample(uj / UJ_PER_J, watts, self.source, self.exact)
-
-    def close(self) -> None:
-        if self._poller is not None:
-            self._poller.stop()
-            self._poller = None

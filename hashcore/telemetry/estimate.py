@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import platform
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hashcore.errors import ConfigError
-from hashcore.telemetry.base import EnergySample, RateTracker
 from hashcore.telemetry.cputime import process_tree_cpu_us
-from hashcore.telemetry.poll import Clock
+from hashcore.telemetry.poll import Clock, CountingMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +82,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor()
 
 
-class EstimateMeter:
+class EstimateMeter(CountingMeter):
     """Estimated energy: CPU time of this process (threads and workers) × watts per core.
 
     Args:
@@ -117,21 +115,14 @@ class EstimateMeter:
         self._mw_per_core = round(watts_per_core * 1000)
         self.watts_per_core = self._mw_per_core / 1000
         self.reason = reason
+        super().__init__(clock)
         self._cpu_us = cpu_us
-        self._clock = clock
-        self._lock = threading.Lock()
         self._start_us = self._last_us = cpu_us()
-        self._rate = RateTracker(0, clock())
+        self._start_rate()
         why = f"; used because {reason}" if reason else ""
         self.note = f"estimate, not measured: CPU time of this process × {self.watts_per_core:g} W/core ({basis}){why}"
 
-    def sample(self) -> EnergySample:
-        with self._lock:
-            # CPU time of an exited, unreaped worker can vanish; never let energy go back.
-            self._last_us = max(self._last_us, self._cpu_us())
-            uj = (self._last_us - self._start_us) * self._mw_per_core // 1000
-            watts = self._rate.update(uj, self._clock())
-        return EnergySample(uj / 1_000_000, watts, self.source, self.exact)
-
-    def close(self) -> None:
-        pass
+    def _energy_uj(self) -> int:
+        # CPU time of an exited, unreaped worker can vanish; never let energy go back.
+        self._last_us = max(self._last_us, self._cpu_us())
+        return (self._last_us - self._start_us) * self._mw_per_core // 1000

@@ -13,15 +13,14 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from hashcore.errors import ConfigError, TelemetryError
-from hashcore.telemetry.base import UJ_PER_J, CounterUnsupported, EnergySample, RateTracker
-from hashcore.telemetry.poll import Clock, Poller, PowerIntegrator
+from hashcore.telemetry.base import CounterUnsupported
+from hashcore.telemetry.poll import Clock, CountingMeter, Poller, PowerIntegrator
 
 #: NVML error names (resolved against the loaded module) and what to tell the user.
 _ERRORS = {
@@ -178,7 +177,7 @@ def list_gpus(lib: Any = None) -> list[GpuInfo]:
         nvml.shutdown()
 
 
-class NvmlMeter:
+class NvmlMeter(CountingMeter):
     """Energy of one NVIDIA GPU, chosen by index or PCI bus id.
 
     Uses the total-energy counter where the GPU has one; otherwise integrates power
@@ -196,10 +195,8 @@ class NvmlMeter:
         clock: Clock = time.monotonic_ns,
         poll_s: float = 0.1,
     ) -> None:
+        super().__init__(clock)
         self._nvml = Nvml(lib)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._poller: Poller | None = None
         self._integrator: PowerIntegrator | None = None
         self._nvml.init()
         try:
@@ -216,7 +213,7 @@ class NvmlMeter:
         except BaseException:
             self._nvml.shutdown()
             raise
-        self._rate = RateTracker(0, clock())
+        self._start_rate()
         self.note = f"NVML {self.gpu_name} at {self.bus_id}: {how}"
 
     def _energy_uj(self) -> int:
@@ -224,16 +221,7 @@ class NvmlMeter:
             return self._integrator.update()
         return (self._nvml.total_energy_mj(self._handle) - self._start_mj) * 1000
 
-    def sample(self) -> EnergySample:
-        with self._lock:
-            uj = self._energy_uj()
-            watts = self._rate.update(uj, self._clock())
-        return EnergySample(uj / UJ_PER_J, watts, self.source, self.exact)
-
-    def close(self) -> None:
-        if self._poller is not None:
-            self._poller.stop()
-            self._poller = None
+    def _release(self) -> None:
         if self._handle is not None:
             self._handle = None
             self._nvml.shutdown()

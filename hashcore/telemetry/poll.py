@@ -1,4 +1,4 @@
-"""Background polling and power integration shared by the meters that need them.
+"""Background polling, power integration and the sample/close every counting meter shares.
 
 A benchmark samples a meter twice (start, end). Two kinds of source need readings in
 between: a wrapping counter (RAPL), which must be read at least once per wrap, and a
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from hashcore.errors import TelemetryError
+from hashcore.telemetry.base import UJ_PER_J, EnergySample, RateTracker
 
 Clock = Callable[[], int]
 """A monotonic clock in integer nanoseconds (``time.monotonic_ns`` or a test double)."""
@@ -79,3 +80,48 @@ class PowerIntegrator:
     def milliwatts(self) -> int:
         """The latest power reading in milliwatts."""
         return self._mw
+
+
+class CountingMeter:
+    """What every meter that counts microjoules shares: ``sample()`` reads the count under
+    a lock (a poller and a caller must not interleave readings) and derives watts from
+    the change since the previous sample; ``close()`` stops the poller, then releases
+    the device (:meth:`_release`).
+
+    Subclasses set ``source`` and ``exact``, call ``super().__init__(clock)`` before
+    starting a poller, and ``_start_rate()`` once the count reads zero.
+    """
+
+    source: str
+
+    @property
+    def exact(self) -> bool:
+        """Measured (True) or estimated; subclasses say which."""
+        raise NotImplementedError
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._poller: Poller | None = None
+
+    def _start_rate(self) -> None:
+        self._rate = RateTracker(0, self._clock())
+
+    def _energy_uj(self) -> int:
+        """Microjoules since open; called with the lock held."""
+        raise NotImplementedError
+
+    def sample(self) -> EnergySample:
+        with self._lock:
+            uj = self._energy_uj()
+            watts = self._rate.update(uj, self._clock())
+        return EnergySample(uj / UJ_PER_J, watts, self.source, self.exact)
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
+        self._release()
+
+    def _release(self) -> None:
+        """Give the device back; nothing to do for most meters."""

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hashcore.errors import TelemetryError
-from hashcore.telemetry.base import UJ_PER_J, EnergySample, RateTracker
-from hashcore.telemetry.poll import Clock, Poller
+from hashcore.telemetry.base import UJ_PER_J
+from hashcore.telemetry.poll import Clock, CountingMeter, Poller
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 ROOT_ENV = "HASHCORE_POWERCAP_ROOT"
@@ -188,7 +187,7 @@ class _Counter:
         self.last_raw = raw
 
 
-class RaplMeter:
+class RaplMeter(CountingMeter):
     """Energy of the CPU packages from RAPL: the sum of every package domain.
 
     Sub-domains (core, dram) and psys are read too and reported by :meth:`detail`, never
@@ -210,8 +209,7 @@ class RaplMeter:
         if not packages:
             found = ", ".join(d.label for d in domains) or "nothing"
             raise TelemetryError(f"no RAPL package domain (found: {found})")
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(clock)
         self.skipped: list[str] = []
         self._counters: list[_Counter] = []
         for domain in domains:
@@ -224,7 +222,7 @@ class RaplMeter:
                 continue
             self._counters.append(_Counter(domain, raw))
         self._packages = [c for c in self._counters if c.domain.is_package]
-        self._rate = RateTracker(0, clock())
+        self._start_rate()
         self._poller = Poller(poll_s, self._update, "rapl-poll") if poll_s else None
 
     @classmethod
@@ -272,18 +270,11 @@ class RaplMeter:
             counter.advance(read_energy_uj(counter.domain))
         return sum(c.total_uj for c in self._packages)
 
-    def sample(self) -> EnergySample:
-        with self._lock:
-            total_uj = self._update_locked()
-            watts = self._rate.update(total_uj, self._clock())
-        return EnergySample(total_uj / UJ_PER_J, watts, self.source, self.exact)
+    def _energy_uj(self) -> int:
+        return self._update_locked()
 
     def detail(self) -> dict[str, float]:
         """Joules per domain label since open, as of the latest reading."""
         with self._lock:
             return {c.domain.label: c.total_uj / UJ_PER_J for c in self._counters}
 
-    def close(self) -> None:
-        if self._poller is not None:
-            self._poller.stop()
-            self._poller = None

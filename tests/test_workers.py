@@ -133,7 +133,8 @@ def test_an_error_opening_the_backend_in_the_child_is_raised_here():
 
 def test_a_child_that_dies_is_a_backend_error(reference_scanner):
     os.kill(reference_scanner._child.pid, signal.SIGKILL)
-    with pytest.raises(BackendError, match=r"reference worker process exited \(code -9\)"):
+    # The pipe closes as the child exits, a moment before it can be reaped: code -9 or not yet known.
+    with pytest.raises(BackendError, match=r"reference worker process exited \(code (-9|None)\)"):
         reference_scanner.scan(genesis_work(), 0, 10, MAX_RESULTS)
 
 

@@ -89,6 +89,7 @@ class Graph:
 
     Attributes:
         package: the package's name (``hashcore``).
+        directory: the package's directory.
         files: module name -> its file.
         lines: module name -> its line count.
         imports: module name -> the modules of the package it imports.
@@ -96,6 +97,7 @@ class Graph:
     """
 
     package: str
+    directory: Path
     files: dict[str, Path] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     imports: dict[str, set[str]] = field(default_factory=dict)
@@ -128,7 +130,7 @@ def covers(graph: Graph, name: str, module: str) -> bool:
 def build_graph(package_dir: Path) -> Graph:
     """Read every module under ``package_dir`` and resolve the imports between them."""
     package_dir = Path(package_dir)
-    graph = Graph(package_dir.name)
+    graph = Graph(package_dir.name, package_dir)
     for path in sorted(package_dir.rglob("*.py")):
         parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
@@ -302,22 +304,20 @@ def check_sizes(graph: Graph, limit: int = LINE_LIMIT, large: Mapping[str, str] 
     """No module over ``limit`` lines unless listed in ``large`` (LARGE_MODULES), and no
     stale entry there."""
     large = LARGE_MODULES if large is None else large
-    root = graph.files[graph.package].parent if graph.package in graph.files else None
     found: list[Violation] = []
-    paths = {}
+    paths: dict[str, str] = {}
     for module, path in graph.files.items():
-        relative = path.relative_to(root).as_posix() if root is not None else path.name
+        relative = path.relative_to(graph.directory).as_posix()
         paths[relative] = module
         if graph.lines[module] > limit and relative not in large:
             found.append(Violation("size", f"{graph.package}/{relative} has {graph.lines[module]} lines "
                                            f"(limit {limit})"))
     for relative in sorted(large):
-        module = paths.get(relative)
-        if module is None:
+        if relative not in paths:
             found.append(Violation("size", f"{graph.package}/{relative} is listed as large but does not exist"))
-        elif graph.lines[module] <= limit:
+        elif graph.lines[paths[relative]] <= limit:
             found.append(Violation("size", f"{graph.package}/{relative} is listed as large but has "
-                                           f"{graph.lines[module]} lines: take it off the list"))
+                                           f"{graph.lines[paths[relative]]} lines: take it off the list"))
     return found
 
 
@@ -372,6 +372,7 @@ def mermaid(graph: Graph) -> str:
         out.append(f"  subgraph {name}")
         out.extend(f"    {_node(u)}[{u}]" for u in members)
         out.append("  end")
+    out.extend(f"  {_node(u)}[{u}: on no floor]" for u in units if floor_of(graph, f"{graph.package}.{u}") is None)
     for source, targets in sorted(unit_edges(graph).items()):
         low = floor_of(graph, f"{graph.package}.{source}")
         for target in sorted(targets):

@@ -241,6 +241,7 @@ def test_pictures(tmp_path, capsys):
     assert drawing.startswith("flowchart BT\n  subgraph core\n")
     assert "  mwork -. up .-> mapp\n" in drawing
     assert "  mapp --> mengine\n" in drawing
+    assert "  mgadget[gadget: on no floor]\n" in drawing
     assert graph_tool.main([str(package), "--cycles"]) == 0
     circle = "fakepkg.throttle.signals -> fakepkg.throttle.traces -> fakepkg.throttle.signals"
     assert capsys.readouterr().out == circle + "\n"

@@ -7,7 +7,8 @@
     book.account().write("run/")                   # account.json, account.csv
 
 Modules: :mod:`account` (energy by source, Scope 2 emissions), :mod:`run` (a run folder),
-:mod:`plots` (PNGs), :mod:`html` (the page), :mod:`commands` (for the CLI). Only the
+:mod:`plots` (every PNG of a run), :mod:`html` (the page), :mod:`render` (the page and its
+pictures written: `hashcore report`). Only the
 account is imported here: the throttle books into it while it runs.
 """
 

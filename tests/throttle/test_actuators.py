@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hashcore.throttle.actuators import DutyActuator, GpuPowerLimit, apply_chain, default_chain
+from hashcore.app.actuators import GpuPowerLimit, live_chain
+from hashcore.throttle.actuators import DutyActuator, apply_chain, default_chain
 from hashcore.throttle.model import BackendModel
 from hashcore.throttle.plant import SimulatedMiner
 
@@ -102,7 +103,9 @@ def test_default_chains_by_kind():
     plant = SimulatedMiner(cpu_fleet())
     assert [a.name for a in default_chain(BackendModel("c", 1, 1, kind="cpu"), plant)] == ["threads", "duty"]
     assert [a.name for a in default_chain(BackendModel("asic", 1, 1, kind="asic"), plant)] == ["duty"]
-    gpu = default_chain(BackendModel("opencl", 1, 1, kind="gpu"), plant)
-    assert [a.name for a in gpu] == ["gpu-power-limit", "duty"]
-    for actuator in gpu:
+    gpu = BackendModel("opencl", 1, 1, kind="gpu")
+    assert [a.name for a in default_chain(gpu, plant)] == ["duty"]  # the core sets no real device
+    live = live_chain(gpu, plant)
+    assert [a.name for a in live] == ["gpu-power-limit", "duty"]
+    for actuator in live:
         actuator.close()

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hashcore.sweep import Measurement, cpufreq_writable, sweep_cpu, sweep_gpu
+from hashcore.app.sweep import Measurement, cpufreq_writable, sweep_cpu, sweep_gpu
 
 
 def fake_measure(rates: list[tuple[float, float]]) -> Callable[[float], Measurement]:

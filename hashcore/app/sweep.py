@@ -24,6 +24,7 @@ import glob
 import logging
 import math
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -122,12 +123,18 @@ def cpufreq_policies(root: str = CPUFREQ_ROOT) -> list[Path]:
 
 def cpufreq_writable(policies: Sequence[Path]) -> str | None:
     """Why ``scaling_max_freq`` cannot be written (None: it can), tried by writing back
-    its own value."""
+    its own value.
+
+    A file whose mode has no write bit is refused before any write: sysfs marks an
+    attribute the driver offers no store for read-only, and root's write to such a file
+    in another file system (a copy, a test tree) would succeed and mean nothing."""
     if not policies:
         return "no cpufreq policy here (no cpufreq driver, as in most VMs): the CPU clock cannot be set"
     for policy in policies:
         path = policy / "scaling_max_freq"
         try:
+            if not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                return f"{path} is read-only (mode {stat.filemode(path.stat().st_mode)}): the CPU clock cannot be set"
             path.write_text(path.read_text().strip())
         except OSError as exc:
             return f"{path} is not writable ({exc.strerror or exc}): the CPU clock cannot be set"

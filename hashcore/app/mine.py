@@ -1,47 +1,41 @@
 """``hashcore mine``: a mining run put together from flags and a config file.
 
-The embedded pool (with ``embedded``), the miner, the listening services (the cgminer
-API, Prometheus metrics, the dashboard), the live throttle under a power budget, and the
-watch loop that runs it all until the duration ends, the operator interrupts or the API
-says quit. What the operator sees is the caller's: lines go to ``announce`` and each
-second's figures to a :class:`Watcher` (the command line's live view).
+The embedded pool (with ``embedded``), the miner, the live throttle under a power budget,
+and the watch loop that runs it all until the duration ends, the operator interrupts or
+a service says quit. The listening services (the cgminer API, metrics, the dashboard) are
+presenters, a floor above: the caller starts them through a :class:`StartServices` hook,
+after the miner exists and before it dials a pool. What the operator sees is the
+caller's too: lines go to ``announce`` and each second's figures to a :class:`Watcher`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hashcore.api import ApiServer
-from hashcore.api.control import MAX_POOLS
 from hashcore.app.budget import BudgetOptions, plan_budget, write_live_run
 from hashcore.app.live import LiveThrottle
 from hashcore.config import Config, load_config
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError
-from hashcore.listen import listen_failure, parse_listen
 from hashcore.metering import MeterSettings
-from hashcore.metrics import MetricsServer
 from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE
 from hashcore.stratum.pool import EmbeddedPool, VardiffPolicy
 
-# The name operators' log filters already know for the miner's run.
-log = logging.getLogger("hashcore.cli")
-
 #: How long `hashcore mine --embedded` runs unless told otherwise (--forever runs on).
 EMBEDDED_DEFAULT_SECONDS = 60.0
-#: Where the cgminer API listens while mining unless told otherwise (cgminer's port).
-DEFAULT_API_LISTEN = "127.0.0.1:4028"
 #: The worker password when --password is not given: an environment variable keeps it out of `ps`.
 PASSWORD_ENV = "HASHCORE_PASSWORD"
 
-Announce = Callable[[str], None]
+#: Starts the listening services for ``miner`` (with the config file; ``stop`` set ends
+#: the run; each service's stop pushed on the exit stack as it starts) and returns them:
+#: each gets the ``throttle`` attribute once the live throttle runs.
+StartServices = Callable[[Miner, Config, asyncio.Event, contextlib.AsyncExitStack], Awaitable[list[Any]]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,8 +49,7 @@ class MineOptions:
         backend_options: per backend, the options its flags set (over the config's).
         embedded / difficulty / forever: mine against the embedded pool at this starting
             difficulty; run until interrupted instead of the default minute.
-        api_* / metrics_* / web_*: the listening services (``off`` turns one off); the
-            allowed host names as given, one list per flag.
+        max_pools: the most pools, the embedded one included (what the control surface lists).
         budget: the power budget to follow (``budget.power_budget`` None: none).
     """
 
@@ -78,14 +71,7 @@ class MineOptions:
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     powercap_root: str | None = None
     tdp_watts_per_core: float | None = None
-    api_listen: str | None = None
-    api_allow: str | None = None
-    metrics_listen: str | None = None
-    metrics_allow_host: list[list[str]] = field(default_factory=list)
-    web_listen: str | None = None
-    web_allow_host: list[list[str]] = field(default_factory=list)
-    web_allow_control: bool = False
-    web_bench: str | None = None
+    max_pools: int
     budget: BudgetOptions = field(default_factory=BudgetOptions)
 
 
@@ -116,7 +102,7 @@ def meter_settings(powercap_root: str | None, tdp_watts_per_core: float | None,
                          tdp_watts_per_core or telemetry.get("tdp_watts_per_core"))
 
 
-async def mine(options: MineOptions, announce: Announce, watcher: Watcher) -> MineOutcome:
+async def mine(options: MineOptions, watcher: Watcher, start_services: StartServices) -> MineOutcome:
     """Mine as ``options`` say until done, interrupted or told to quit."""
     config = load_config(options.config) if options.config else Config()
     settings = config.miner
@@ -125,8 +111,8 @@ async def mine(options: MineOptions, announce: Announce, watcher: Watcher) -> Mi
     if not backends:
         raise ConfigError("--backend needs at least one name")
     urls = list(options.pool) or config.pool_urls()  # flags replace the file's pool list
-    if len(urls) + int(options.embedded) > MAX_POOLS:
-        raise ConfigError(f"{len(urls) + int(options.embedded)} pools given; at most {MAX_POOLS}")
+    if len(urls) + int(options.embedded) > options.max_pools:
+        raise ConfigError(f"{len(urls) + int(options.embedded)} pools given; at most {options.max_pools}")
     duration = options.duration or settings.get("duration")
     if not options.embedded and not urls:
         raise ConfigError("give --pool URL (repeat for failover), or --embedded to mine against the embedded pool")
@@ -171,7 +157,7 @@ async def mine(options: MineOptions, announce: Announce, watcher: Watcher) -> Mi
         stop = asyncio.Event()
         # The listening services start before the miner opens a backend or dials a pool,
         # so a taken port ends the run at once, with nothing else to unwind.
-        services = await start_farm_services(options, config, miner, stop, announce, running)
+        services = await start_services(miner, config, stop, running)
         # Without a model this benchmarks each backend (about a second each).
         plan = await asyncio.to_thread(plan_budget, options.budget, backends, threads, config.throttle)
         await miner.start()
@@ -185,96 +171,6 @@ async def mine(options: MineOptions, announce: Announce, watcher: Watcher) -> Mi
     stats = miner.stats()  # after the stop: shares still unanswered then are counted
     written = write_live_run(options.budget, throttle) if throttle is not None else None
     return MineOutcome(stats, throttle, written)
-
-
-def _setting(value: Any, config: Config, flag: str, section: str, key: str) -> tuple[Any, str]:
-    """A farm setting from its flag, else the config file, with where it came from (for errors)."""
-    if value or key not in getattr(config, section):
-        return value, flag
-    return getattr(config, section)[key], f"{section}.{key} in {config.source}"
-
-
-def _cannot_listen(where: str, address: str, exc: ConfigError) -> ConfigError:
-    """One line naming the setting, the address and the reason (the port is taken...)."""
-    cause = exc.__cause__
-    host = address.strip().rpartition(":")[0].strip("[]")
-    reason = listen_failure(cause, host) if isinstance(cause, OSError) else str(exc)
-    return ConfigError(f"{where} {address}: cannot listen there: {reason}")
-
-
-async def _stop_services(services: list[Any]) -> None:
-    """Stop the listening services side by side: each waits a bounded time for its slowest
-    client, and one client's wait must not add to another's."""
-    results = await asyncio.gather(*(service.stop() for service in services), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-
-
-async def start_farm_services(
-    options: MineOptions, config: Config, miner: Miner, stop: asyncio.Event, announce: Announce,
-    running: contextlib.AsyncExitStack,
-) -> list[Any]:
-    """The cgminer API (on unless 'off'), Prometheus metrics and the dashboard (off unless asked).
-
-    Each one's stop goes on ``running`` as soon as it listens, so a later failure stops
-    what started. A port that cannot be used is a ConfigError naming the flag (or the
-    config key) and the address. Returns the services, for the throttle to be handed to."""
-    services: list[Any] = []
-    running.push_async_callback(_stop_services, services)  # those started by then
-    api_listen, api_where = _setting(options.api_listen, config, "--api-listen", "api", "listen")
-    if api_listen != "off":
-        host, port = parse_listen(api_listen or DEFAULT_API_LISTEN, api_where)
-        api = ApiServer(miner, host, port, allow=options.api_allow or config.api.get("allow"), on_quit=stop.set)
-        try:
-            await api.start()
-            services.append(api)
-            announce(f"cgminer API on {host}:{api.port}")
-        except ConfigError as exc:
-            if api_listen:
-                raise _cannot_listen(api_where, api_listen, exc) from exc
-            # The default port may be taken by another miner on this host: mine without it.
-            log.warning("cgminer API not started: %s", exc)
-    metrics_listen, metrics_where = _setting(options.metrics_listen, config, "--metrics-listen", "metrics", "listen")
-    if metrics_listen and metrics_listen != "off":
-        host, port = parse_listen(metrics_listen, metrics_where)
-        metrics = MetricsServer(miner, host, port,
-                                allowed_hosts=[n for names in options.metrics_allow_host for n in names])
-        try:
-            await metrics.start()
-        except ConfigError as exc:
-            raise _cannot_listen(metrics_where, metrics_listen, exc) from exc
-        services.append(metrics)
-        announce(f"Prometheus metrics on http://{host}:{metrics.port}/metrics")
-    elif options.metrics_allow_host:
-        raise ConfigError("--metrics-allow-host needs --metrics-listen HOST:PORT")
-    web_listen, web_where = _setting(options.web_listen, config, "--web-listen", "web", "listen")
-    if web_listen and web_listen != "off":
-        services.append(await _start_dashboard(options, config, miner, web_listen, web_where, announce))
-    elif options.web_allow_control or options.web_bench or options.web_allow_host:
-        raise ConfigError("--web-allow-control, --web-allow-host and --web-bench need --web-listen HOST:PORT")
-    return services
-
-
-async def _start_dashboard(
-    options: MineOptions, config: Config, miner: Miner, listen: str, where: str, announce: Announce,
-) -> Any:
-    from hashcore.web import WebServer  # aiohttp loads only when the dashboard is asked for
-
-    host, port = parse_listen(listen, where)
-    allow_control = options.web_allow_control or bool(config.web.get("allow_control", False))
-    # Flags add to the config file's names: each is one more way operators reach the page.
-    allowed_hosts = [*config.web.get("allow_hosts", []), *(n for names in options.web_allow_host for n in names)]
-    web = WebServer(miner, host, port, allow_control=allow_control, bench_reports=options.web_bench,
-                    allowed_hosts=allowed_hosts)
-    try:
-        await web.start()
-    except ConfigError as exc:
-        raise _cannot_listen(where, listen, exc) from exc
-    announce(f"dashboard on {web.url}")
-    if web.token:
-        announce(f"dashboard control token: {web.token}  (or open {web.url}#token={web.token})")
-    return web
 
 
 async def watch(miner: Miner, duration: float | None, interrupted: asyncio.Event, watcher: Watcher,

@@ -10,9 +10,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from hashcore.api.control import MAX_POOLS
 from hashcore.app.budget import BudgetOptions
 from hashcore.app.live import LiveThrottle
-from hashcore.app.mine import DEFAULT_API_LISTEN, EMBEDDED_DEFAULT_SECONDS, PASSWORD_ENV, MineOptions, mine
+from hashcore.app.mine import EMBEDDED_DEFAULT_SECONDS, PASSWORD_ENV, MineOptions, mine
 from hashcore.argtypes import positive_float
 from hashcore.cli.budget import add_budget_arguments, format_status
 from hashcore.cli.common import (
@@ -24,6 +25,7 @@ from hashcore.cli.common import (
     print_json,
     threads,
 )
+from hashcore.cli.services import DEFAULT_API_LISTEN, services_starter
 from hashcore.config import MAX_THREADS
 from hashcore.engine import MinerStats
 from hashcore.errors import ConfigError
@@ -101,7 +103,8 @@ def budget_options(args: argparse.Namespace) -> BudgetOptions:
 
 
 def mine_options(args: argparse.Namespace) -> MineOptions:
-    return options_from(args, MineOptions, backend_options=backend_options(args), budget=budget_options(args))
+    return options_from(args, MineOptions, backend_options=backend_options(args), budget=budget_options(args),
+                        max_pools=MAX_POOLS)
 
 
 class LiveView:
@@ -140,8 +143,10 @@ class LiveView:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    outcome = asyncio.run(mine(mine_options(args), lambda line: console.print(line, highlight=False),
-                               LiveView(console)))
+    def announce(line: str) -> None:
+        console.print(line, highlight=False)
+
+    outcome = asyncio.run(mine(mine_options(args), LiveView(console), services_starter(args, announce)))
     if outcome.run_dir:
         console.print(f"run and carbon account written to {outcome.run_dir} (hashcore report {outcome.run_dir})",
                       highlight=False)

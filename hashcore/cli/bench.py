@@ -9,8 +9,8 @@ from rich.console import Console
 
 from hashcore.app.bench import benchable_backends, run_benches
 from hashcore.app.sweep import SweepOptions, run_sweep
-from hashcore.argtypes import positive_float
 from hashcore.backends import base as registry
+from hashcore.cli.argtypes import positive_float
 from hashcore.cli.common import (
     add_backend_options,
     add_energy_options,

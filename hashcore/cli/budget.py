@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hashcore.argtypes import fraction, non_negative_float, positive_float
+from hashcore.cli.argtypes import fraction, non_negative_float, positive_float
 from hashcore.report.account import BUDGET_SOURCES
 from hashcore.throttle.actuators import ACTUATORS
 from hashcore.throttle.policies import POLICY_NAMES

@@ -14,8 +14,8 @@ from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 
-from hashcore.argtypes import positive_int, watts_per_core
 from hashcore.backends.asic import flags as asic_flags
+from hashcore.cli.argtypes import positive_int, watts_per_core
 from hashcore.config import MAX_THREADS
 from hashcore.errors import HashcoreError
 from hashcore.metering import MeterSettings

@@ -14,7 +14,7 @@ from hashcore.api.control import MAX_POOLS
 from hashcore.app.budget import BudgetOptions
 from hashcore.app.live import LiveThrottle
 from hashcore.app.mine import EMBEDDED_DEFAULT_SECONDS, PASSWORD_ENV, MineOptions, mine
-from hashcore.argtypes import positive_float
+from hashcore.cli.argtypes import positive_float
 from hashcore.cli.budget import add_budget_arguments, format_status
 from hashcore.cli.common import (
     add_backend_options,

@@ -9,7 +9,7 @@ import signal
 
 from rich.console import Console
 
-from hashcore.argtypes import hex32, port, positive_float
+from hashcore.cli.argtypes import hex32, port, positive_float
 from hashcore.errors import ConfigError
 from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
 

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from hashcore.app.simulate import SimulateOptions, run_simulate
-from hashcore.argtypes import non_negative_float, positive_float, positive_int
+from hashcore.cli.argtypes import non_negative_float, positive_float, positive_int
 from hashcore.cli.budget import add_account_arguments, add_battery_arguments, add_fleet_arguments, add_policy_arguments
 from hashcore.cli.common import add_energy_options, options_from, show
 from hashcore.throttle.actuators import ACTUATORS

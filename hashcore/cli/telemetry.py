@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from hashcore.argtypes import positive_float
+from hashcore.cli.argtypes import positive_float
 from hashcore.cli.common import add_energy_options, print_json
 from hashcore.telemetry import telemetry_report
 

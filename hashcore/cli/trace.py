@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from hashcore.app.trace import TraceOptions, run_trace
-from hashcore.argtypes import non_negative_float, positive_float, positive_int
+from hashcore.cli.argtypes import non_negative_float, positive_float, positive_int
 from hashcore.cli.common import options_from, show
 
 

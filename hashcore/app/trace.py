@@ -11,7 +11,7 @@ import numpy as np
 
 from hashcore.app.inputs import read_series, write_trace
 from hashcore.errors import ConfigError
-from hashcore.throttle import generate
+from hashcore.throttle import generate, grid, wind
 from hashcore.throttle.signals import Trace
 
 
@@ -93,7 +93,7 @@ def run_trace(options: TraceOptions) -> TraceReport:
             speeds = (np.asarray(table.times), np.asarray(table.columns["wind_speed"]))
             source = f"{Path(options.wind).name}"
         elif options.mean_speed is not None:
-            speeds = generate.synthetic_wind(day, offset, options.seed, mean_ms=options.mean_speed,
+            speeds = wind.synthetic_wind(day, offset, options.seed, mean_ms=options.mean_speed,
                                              front_ms=options.front_speed, front_h=options.front_hour,
                                              turbulence=options.turbulence, gusts_per_h=options.gusts_per_hour,
                                              step_s=step)
@@ -102,13 +102,13 @@ def run_trace(options: TraceOptions) -> TraceReport:
                       f"{options.turbulence:g}, {options.gusts_per_hour:g} gusts/h (AR(1) 3-min correlation)")
         else:
             raise ConfigError("hashcore trace wind needs --wind CSV or --mean-speed M_PER_S")
-        trace = generate.wind_surplus(day, speeds, turbine=options.turbine, count=options.count,
+        trace = wind.wind_surplus(day, speeds, turbine=options.turbine, count=options.count,
                                       load_kw=options.load_kw, hub_height=options.hub_height,
                                       measured_height=options.measured_height, utc_offset_h=offset, step_s=step,
                                       load_profile=options.load_profile, source=source,
                                       interpolation=interpolation or "step")
     elif options.trace_kind == "grid":
-        trace = generate.grid_day(options.lat, options.lon, day, options.budget_kw, utc_offset_h=options.utc_offset,
+        trace = grid.grid_day(options.lat, options.lon, day, options.budget_kw, utc_offset_h=options.utc_offset,
                                   seed=options.seed, step_s=step, interpolation=interpolation or "linear")
     else:
         raise ConfigError(f"unknown trace kind {options.trace_kind!r}")

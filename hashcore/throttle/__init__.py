@@ -16,13 +16,14 @@ virtual clock. Pure logic: no files, devices, engine or network (the application
              battery=Battery(BatteryConfig(10, 3))).account.to_json()
 
 Modules: :mod:`clock` (real, scaled, virtual), :mod:`signals` (trace, constant),
-:mod:`traces` (the CSV format, live readings' text), :mod:`generate` (pvlib and
-windpowerlib), :mod:`policies`, :mod:`devices` (efficiency curves), :mod:`model` (watts
-versus duty, and operating points), :mod:`actuators` (duty, threads, DVFS; chains),
-:mod:`controller`, :mod:`forecast`, :mod:`battery`, :mod:`dispatch` (the budget from
-the surplus, a forecast and a battery), :mod:`figures`, :mod:`plant` (the simulated
-fleet), :mod:`simulation`. The carbon account lives in :mod:`hashcore.report`; the live
-loop, live sources, device actuators and the commands in :mod:`hashcore.app`.
+:mod:`traces` (the CSV format, live readings' text), :mod:`generate`, :mod:`wind` and
+:mod:`grid` (generated traces: pvlib and windpowerlib), :mod:`policies`, :mod:`devices`
+(efficiency curves), :mod:`model` (watts versus duty, and operating points),
+:mod:`actuators` (duty, threads, DVFS; chains), :mod:`controller`, :mod:`forecast`,
+:mod:`battery`, :mod:`dispatch` (the budget from the surplus, a forecast and a battery),
+:mod:`figures`, :mod:`plant` (the simulated fleet), :mod:`simulation`. The carbon
+account lives in :mod:`hashcore.report`; the live loop, live sources, device actuators
+and the commands in :mod:`hashcore.app`.
 """
 
 from hashcore.throttle.actuators import DutyActuator, DvfsActuator, Knobs, ThreadsActuator, make_chain

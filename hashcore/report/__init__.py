@@ -7,8 +7,10 @@
     book.account().write("run/")                   # account.json, account.csv
 
 Modules: :mod:`account` (energy by source, Scope 2 emissions), :mod:`run` (a run folder),
-:mod:`plots` (PNGs), :mod:`html` (the page), :mod:`commands` (for the CLI). Only the
-account is imported here: the throttle books into it while it runs.
+:mod:`plots` (every picture of a run, simulated or live), :mod:`html` (the page),
+:mod:`render` (the page and its pictures written: ``hashcore report``). Only the account
+is imported here: the throttle books into it while it runs. Nothing here imports the
+throttle.
 """
 
 from hashcore.report.account import AccountSettings, CarbonAccount, CarbonBook

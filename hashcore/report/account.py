@@ -35,7 +35,8 @@ from typing import Any
 from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 
-_J_PER_KWH = 3.6e6
+#: Joules in a kilowatt-hour (every kWh figure of the throttle and the report).
+J_PER_KWH = 3.6e6
 _HASHES_PER_SHARE = 2.0**32
 BUDGET_SOURCES = ("auto", "surplus", "grid")
 
@@ -232,9 +233,9 @@ class CarbonBook:
         intensity = gco2_per_kwh if gco2_per_kwh is not None else self.settings.grid_intensity_g
         if intensity is None and grid > 0:
             self._missing_intensity = True
-        location = None if intensity is None else grid / _J_PER_KWH * intensity
+        location = None if intensity is None else grid / J_PER_KWH * intensity
         market_factor = self.settings.contract_g if self.settings.contract_g is not None else intensity
-        market = None if market_factor is None else grid / _J_PER_KWH * market_factor
+        market = None if market_factor is None else grid / J_PER_KWH * market_factor
         if grid <= 0:
             location = market = 0.0
         row.co2_location_g = None if row.co2_location_g is None or location is None else row.co2_location_g + location

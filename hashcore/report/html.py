@@ -11,9 +11,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from hashcore.report.account import J_PER_KWH
 from hashcore.report.run import RunData
-
-_J_PER_KWH = 3.6e6
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1060px; color: #222; }
@@ -30,7 +29,7 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 
 
 def _kwh(j: Any) -> str:
-    return "-" if j is None else f"{float(j) / _J_PER_KWH:,.3f} kWh"
+    return "-" if j is None else f"{float(j) / J_PER_KWH:,.3f} kWh"
 
 
 def _num(value: Any, spec: str = ",.4g", unit: str = "") -> str:

@@ -1,5 +1,8 @@
-"""The report's pictures, as PNG bytes (matplotlib, no display needed).
+"""The pictures of a run, as PNG bytes (matplotlib, no display needed): the one module
+that draws runs, so units, local time and the PNG output are written once.
 
+- :func:`day_png`: a simulated day (``hashcore simulate --plot``): budget, power and
+  hashrate, and the grid's carbon intensity and price where the signal has them.
 - :func:`power_png`: the surplus, the miners' power, the grid draw and the battery's
   state of charge over the run; below, hashrate and the operating point's clock.
 - :func:`energy_png`: energy by source per quarter hour (surplus, battery, grid) and
@@ -14,14 +17,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
+from hashcore.report.account import J_PER_KWH
 from hashcore.report.run import RunData
-
-_J_PER_KWH = 3.6e6
 
 
 def _pyplot() -> Any:
@@ -33,23 +35,27 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(figure: Any) -> bytes:
+def _png(figure: Any, dpi: int = 100) -> bytes:
     plt = _pyplot()
     buffer = io.BytesIO()
     try:
         figure.tight_layout()
-        figure.savefig(buffer, format="png", dpi=100)
+        figure.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(figure)
     return buffer.getvalue()
 
 
+def _local_hours(t: np.ndarray, start: float, utc_offset_s: float) -> np.ndarray:
+    """Hours of local time: ``start``'s hour of the day, then on from there (past 24)."""
+    first = ((start + utc_offset_s) % 86_400) / 3600.0
+    return np.asarray((t - t[0]) / 3600.0 + first)
+
+
 def _hours(run: RunData, t: np.ndarray) -> np.ndarray:
-    offset = float(run.meta.get("utc_offset_s", 0.0) or 0.0)
     if not len(t):
         return t
-    first = ((t[0] + offset) % 86_400) / 3600.0
-    return np.asarray((t - t[0]) / 3600.0 + first)
+    return _local_hours(t, float(t[0]), float(run.meta.get("utc_offset_s", 0.0) or 0.0))
 
 
 def _scale(peak: float, units: Sequence[tuple[float, str]]) -> tuple[float, str]:
@@ -61,6 +67,109 @@ def _scale(peak: float, units: Sequence[tuple[float, str]]) -> tuple[float, str]
 
 _POWER_UNITS = ((1e6, "MW"), (1e3, "kW"), (1.0, "W"))
 _RATE_UNITS = ((1e15, "PH/s"), (1e12, "TH/s"), (1e9, "GH/s"), (1e6, "MH/s"), (1e3, "kH/s"), (1.0, "H/s"))
+
+
+class SimulatedDay(Protocol):
+    """What :func:`day_png` reads of a simulation's report (``hashcore.throttle.simulation``):
+    ``series`` (t, budget_w, power_w, hashrate_hs, gco2_per_kwh, price: arrays),
+    ``figures`` (absorbed_fraction, tracking_error_mean_w, energy_over_budget_j,
+    energy_j) and ``truth`` (the simulated fleet: full_watts, paused_watts)."""
+
+    @property
+    def series(self) -> Any: ...
+
+    @property
+    def figures(self) -> Any: ...
+
+    @property
+    def truth(self) -> Any: ...
+
+    @property
+    def start(self) -> float: ...
+
+    @property
+    def utc_offset_s(self) -> float: ...
+
+    @property
+    def tick_s(self) -> float: ...
+
+    @property
+    def signal(self) -> str: ...
+
+    @property
+    def policy(self) -> str: ...
+
+    @property
+    def policy_state(self) -> Mapping[str, Any]: ...
+
+
+def day_png(report: SimulatedDay) -> bytes:
+    """A simulated day: the budget as a green area, the fleet's full power dashed, the
+    power drawn in blue, power over the budget in red; below, hashrate; at the bottom,
+    when the signal has them, carbon intensity and price, shaded where mining was held
+    off. The x axis is the trace's local time of day."""
+    plt = _pyplot()
+    s, f = report.series, report.figures
+    hours = _local_hours(s.t, report.start, report.utc_offset_s)
+    has_grid = bool(np.isfinite(s.gco2_per_kwh).any() or np.isfinite(s.price).any())
+    rows = 3 if has_grid else 2
+    figure, axes = plt.subplots(rows, 1, figsize=(11, 2.6 + 2.2 * rows), sharex=True,
+                                gridspec_kw={"height_ratios": [3, 1.4, 1.4][:rows]})
+    top, middle = axes[0], axes[1]
+    pscale, punit = _scale(max(float(np.nanmax(s.budget_w)), report.truth.full_watts, 1e-9), _POWER_UNITS)
+    top.fill_between(hours, s.budget_w / pscale, step="post", color="#8fd18f", alpha=0.6, label="budget (surplus)")
+    top.axhline(report.truth.full_watts / pscale, color="#555555", linestyle="--", linewidth=1,
+                label="fleet at full duty")
+    top.plot(hours, s.power_w / pscale, color="#1f5fbf", linewidth=1.1, drawstyle="steps-post",
+             label="mining power")
+    over = np.maximum(s.power_w - np.maximum(s.budget_w, report.truth.paused_watts), 0.0)
+    if over.any():
+        top.fill_between(hours, (s.power_w - over) / pscale, s.power_w / pscale, step="post", color="#d62728",
+                         alpha=0.8, label="over budget")
+    top.set_ylabel(f"power ({punit})")
+    top.set_ylim(bottom=0)
+    top.legend(loc="upper left", fontsize=8, ncols=2)
+    absorbed = "-" if f.absorbed_fraction is None else f"{f.absorbed_fraction:.1%}"
+    error = "-" if f.tracking_error_mean_w is None else f"{f.tracking_error_mean_w:,.1f} W"
+    top.set_title(
+        f"{report.signal} — policy {report.policy}\n"
+        f"absorbed {absorbed} of the usable surplus · over budget {f.energy_over_budget_j / J_PER_KWH:,.3f} kWh · "
+        f"tracking error {error} mean · {f.energy_j / J_PER_KWH:,.2f} kWh used",
+        fontsize=10,
+    )
+    hscale, hunit = _scale(max(float(np.nanmax(s.hashrate_hs)), 1.0), _RATE_UNITS)
+    middle.plot(hours, s.hashrate_hs / hscale, color="#7a3fb0", linewidth=1, drawstyle="steps-post")
+    middle.fill_between(hours, s.hashrate_hs / hscale, step="post", color="#7a3fb0", alpha=0.2)
+    middle.set_ylabel(f"hashrate ({hunit})")
+    middle.set_ylim(bottom=0)
+    if has_grid:
+        _grid_panel(axes[2], hours, s, report.policy_state.get("carbon_cap_g"))
+    axes[-1].set_xlabel("local time (h)")
+    start_hour = math.floor(float(hours[0]))
+    axes[-1].set_xticks(np.arange(start_hour, math.ceil(float(hours[-1])) + 1, 2))
+    axes[-1].set_xlim(float(hours[0]), float(hours[-1]) + report.tick_s / 3600)
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    return _png(figure, dpi=110)
+
+
+def _grid_panel(bottom: Any, hours: np.ndarray, s: Any, cap: float | None) -> None:
+    """Carbon intensity (with the policy's cap) and price, shaded where mining was held off."""
+    if np.isfinite(s.gco2_per_kwh).any():
+        bottom.plot(hours, s.gco2_per_kwh, color="#444444", linewidth=1, label="gCO2/kWh")
+        if cap is not None:
+            bottom.axhline(cap, color="#d62728", linestyle=":", linewidth=1, label=f"cap {cap:g}")
+        bottom.set_ylabel("gCO2/kWh")
+        bottom.legend(loc="upper left", fontsize=8)
+    if np.isfinite(s.price).any():
+        price_axis = bottom.twinx() if np.isfinite(s.gco2_per_kwh).any() else bottom
+        price_axis.plot(hours, s.price, color="#d8843b", linewidth=1, label="price /kWh")
+        price_axis.set_ylabel("price per kWh")
+        price_axis.legend(loc="upper right", fontsize=8)
+    held = (s.budget_w <= 0) & np.isfinite(s.budget_w)
+    if held.any():
+        bottom.fill_between(hours, 0, 1, where=held, transform=bottom.get_xaxis_transform(), color="#cccccc",
+                            alpha=0.5, step="post", label="held off")
 
 
 def power_png(run: RunData) -> bytes:
@@ -119,7 +228,7 @@ def energy_png(run: RunData) -> bytes:
         width = float(rows[0]["seconds"] or 900.0) / 3600.0
 
         def column(name: str) -> np.ndarray:
-            return np.array([float(r.get(name) or 0.0) for r in rows]) / _J_PER_KWH
+            return np.array([float(r.get(name) or 0.0) for r in rows]) / J_PER_KWH
 
         surplus, battery, grid = column("surplus_j"), column("battery_j"), column("grid_j")
         axis.bar(hours, surplus, width, align="edge", color="#5cb85c", label="surplus")

@@ -17,16 +17,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
-from hashcore.report.account import CarbonAccount
-
-if TYPE_CHECKING:
-    from hashcore.throttle.simulation import SimulationReport
+from hashcore.report.account import CarbonAccount, load_account
 
 RUN_FILE = "run.json"
 SERIES_FILE = "series.csv"
@@ -110,15 +107,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def write_run(report: SimulationReport, directory: str | Path) -> Path:
-    """A simulation's run folder."""
-    s = report.series
-    columns = {name: getattr(s, name) for name in SERIES_COLUMNS}
-    meta = {"kind": "simulation", **report.to_json(), "notes": report.notes, "utc_offset_s": report.utc_offset_s}
-    meta["run_dir"] = str(directory)
-    return write_run_files(directory, meta, columns, report.account)
-
-
 def _float(text: str) -> float:
     try:
         return float(text) if text != "" else math.nan
@@ -154,8 +142,6 @@ def load_run(directory: str | Path) -> RunData:
     data = RunData(folder, meta, series)
     account_path = folder / ACCOUNT_FILE
     if account_path.is_file():
-        from hashcore.report.account import load_account
-
         data.account = load_account(account_path)
         csv_path = folder / ACCOUNT_CSV
         if csv_path.is_file():

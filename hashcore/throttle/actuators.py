@@ -13,26 +13,23 @@ With ``actuator="dvfs"`` (:func:`make_chain`) a backend with an efficiency curve
 joule that draws the fraction asked, and leaves duty cycling to the duty actuator only
 below the most efficient point.
 
-The knobs are the engine's (:class:`EngineKnobs` wraps a :class:`~hashcore.engine.Miner`)
-or the simulated plant's; both speak :class:`Knobs`.
+The knobs are the engine's (:class:`hashcore.app.actuators.EngineKnobs`) or the
+simulated plant's; both speak :class:`Knobs`. Actuators that set a real device (a GPU's
+power limit: :class:`hashcore.app.actuators.GpuPowerLimit`) are made by the application
+and handed to :func:`make_chain` as ``power_limit``; without one a GPU backend gets duty.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from hashcore.errors import ConfigError, TelemetryError
+from hashcore.errors import ConfigError
 from hashcore.throttle.devices import EfficiencyCurve, Mix
 from hashcore.throttle.model import BackendModel
 
 ACTUATORS = ("duty", "dvfs")
-
-#: The engine's workers sleep ``scan × (1 - duty) / duty`` after each scan without
-#: looking at their duty again, so a small duty leaves them deaf to a change for a long
-#: time; 0.2 bounds that at four scans (a second with the default quarter-second scans).
-ENGINE_MIN_DUTY = 0.2
 
 
 class Knobs(Protocol):
@@ -49,34 +46,6 @@ class Knobs(Protocol):
     def duty(self, backend: str) -> float: ...
 
     def active_threads(self, backend: str) -> int: ...
-
-
-class EngineKnobs:
-    """The knobs of a running :class:`~hashcore.engine.Miner`."""
-
-    def __init__(self, miner: Any, min_duty: float = ENGINE_MIN_DUTY) -> None:
-        self.miner = miner
-        self.min_duty = min_duty
-
-    def max_threads(self, backend: str) -> int:
-        return int(self.miner.counters[backend].threads)
-
-    def set_duty(self, backend: str, duty: float) -> None:
-        self.miner.set_duty(backend, duty)
-
-    def set_threads(self, backend: str, threads: int) -> None:
-        self.miner.set_threads(backend, threads)
-
-    def duty(self, backend: str) -> float:
-        return float(self.miner.duty(backend))
-
-    def active_threads(self, backend: str) -> int:
-        return int(self.miner.active_threads(backend))
-
-    def set_operating_point(self, backend: str, mix: Mix) -> None:
-        """One chain runs at one clock: the mix's average frequency, the voltage following
-        the chip's V/f table (the driver sets it before a rise, after a fall)."""
-        self.miner.set_operating_point(backend, mix.freq_mhz)
 
 
 class Actuator(Protocol):
@@ -140,95 +109,6 @@ class DutyActuator:
         pass
 
 
-class GpuPowerLimit:
-    """An NVIDIA GPU's board power limit through NVML, where the driver permits it.
-
-    Setting a limit needs root (or the admin's ``nvidia-smi -pl`` permission); where it is
-    refused, or there is no GPU or driver, the actuator says why in ``reason``, realises
-    nothing (factor 1) and the chain falls back to duty. On close it restores the limit
-    it found.
-
-    Args:
-        device: GPU index or PCI bus id.
-        lib: the ``pynvml`` module, or a stand-in of the same shape (tests).
-    """
-
-    name = "gpu-power-limit"
-
-    def __init__(self, device: int | str = 0, lib: Any = None) -> None:
-        from hashcore.telemetry.nvml import Nvml
-
-        self.available = False
-        self.reason = ""
-        self._handle: Any = None
-        self._original_mw: int | None = None
-        self._min_mw = self._max_mw = 0
-        self._current_mw: int | None = None
-        self._initialised = False
-        try:
-            self._nvml = Nvml(lib)
-            self._nvml.init()
-        except TelemetryError as exc:
-            self.reason = f"not permitted here: {exc}"
-            return
-        self._initialised = True
-        try:
-            self._handle = self._nvml.handle(device)
-            low, high = self._call("power limit range", "nvmlDeviceGetPowerManagementLimitConstraints")
-            self._min_mw, self._max_mw = int(low), int(high)
-            self._original_mw = int(self._call("power limit", "nvmlDeviceGetPowerManagementLimit"))
-            self.available = self._max_mw > 0
-            self.reason = "" if self.available else "the GPU reports no power limit range"
-        except (TelemetryError, ConfigError) as exc:
-            self.reason = f"not permitted here: {exc}"
-            self._shutdown()
-
-    def _call(self, what: str, function: str, *args: Any) -> Any:
-        try:
-            return getattr(self._nvml.lib, function)(self._handle, *args)
-        except self._nvml.lib.NVMLError as exc:
-            raise self._nvml.error(what, exc) from exc
-
-    def apply(self, backend: str, fraction: float) -> float:
-        if not self.available:
-            return 1.0
-        if fraction <= 0:
-            return 0.0
-        limit = min(self._max_mw, max(self._min_mw, round(fraction * self._max_mw)))
-        if limit != self._current_mw:
-            try:
-                self._call("set power limit", "nvmlDeviceSetPowerManagementLimit", limit)
-            except TelemetryError as exc:
-                self.available = False
-                self.reason = f"not permitted: {exc}; duty cycling instead"
-                return 1.0
-            self._current_mw = limit
-        return limit / self._max_mw
-
-    def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"name": self.name, "active": self.available}
-        if self.available:
-            info.update(min_w=self._min_mw / 1000, max_w=self._max_mw / 1000,
-                        limit_w=None if self._current_mw is None else self._current_mw / 1000)
-        else:
-            info["reason"] = self.reason
-        return info
-
-    def close(self) -> None:
-        if self.available and self._original_mw is not None and self._current_mw not in (None, self._original_mw):
-            with contextlib.suppress(TelemetryError):
-                self._call("restore power limit", "nvmlDeviceSetPowerManagementLimit", self._original_mw)
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        if self._initialised:
-            self._initialised = False
-            with contextlib.suppress(TelemetryError):
-                self._nvml.shutdown()
-        self._handle = None
-        self.available = False
-
-
 class PointKnobs(Protocol):
     """Knobs that can also set a backend's operating point (the simulated plant)."""
 
@@ -242,7 +122,7 @@ class DvfsActuator:
     Below the most efficient point it sets that point and returns its share of the
     power, so the next actuator (duty) makes up the rest; from there up it returns the
     whole fraction. Where the knobs cannot set an operating point (the engine has no
-    such control yet) it says why, realises nothing (factor 1) and duty takes over.
+    such control) it says why, realises nothing (factor 1) and duty takes over.
     """
 
     name = "dvfs"
@@ -290,15 +170,17 @@ class DvfsActuator:
         pass
 
 
+#: Makes the actuator that sets a GPU's board power limit (the application's, on real devices).
+PowerLimitFactory = Callable[[], "Actuator"]
+
+
 def make_chain(backend: BackendModel, knobs: Knobs, actuator: str = "duty",
-               gpu_device: int | str | None = None, *, real_devices: bool = True) -> list[Actuator]:
+               power_limit: PowerLimitFactory | None = None) -> list[Actuator]:
     """The chain for ``--actuator duty`` (:func:`default_chain`) or ``dvfs`` (the
-    operating point first, then duty). ``real_devices`` False (a simulation) leaves out
-    actuators that would set a real device here (a GPU's power limit)."""
+    operating point first, then duty). ``power_limit`` makes a GPU's power-limit
+    actuator; without it (a simulation) a GPU backend is duty cycled only."""
     if actuator == "duty":
-        if not real_devices and backend.kind == "gpu":
-            return [DutyActuator(knobs)]
-        return default_chain(backend, knobs, gpu_device)
+        return default_chain(backend, knobs, power_limit)
     if actuator != "dvfs":
         raise ConfigError(f"unknown actuator {actuator!r} (choose from {', '.join(ACTUATORS)})")
     if backend.curve is None:
@@ -307,11 +189,11 @@ def make_chain(backend: BackendModel, knobs: Knobs, actuator: str = "duty",
     return [DvfsActuator(knobs, backend), DutyActuator(knobs)]
 
 
-def default_chain(backend: BackendModel, knobs: Knobs, gpu_device: int | str | None = None) -> list[Actuator]:
-    """Threads then duty for CPU backends, the NVML power limit then duty for GPUs, duty
-    for ASIC boards."""
+def default_chain(backend: BackendModel, knobs: Knobs, power_limit: PowerLimitFactory | None = None) -> list[Actuator]:
+    """Threads then duty for CPU backends, the power limit (where ``power_limit`` makes
+    one) then duty for GPUs, duty for ASIC boards."""
     if backend.kind == "gpu":
-        return [GpuPowerLimit(0 if gpu_device is None else gpu_device), DutyActuator(knobs)]
+        return [power_limit(), DutyActuator(knobs)] if power_limit is not None else [DutyActuator(knobs)]
     if backend.kind == "asic":
         return [DutyActuator(knobs)]
     return [ThreadsActuator(knobs), DutyActuator(knobs)]

@@ -8,20 +8,21 @@ it delivered to the miners, and the losses are the round trip's: charging stores
 about what today's lithium systems do AC to AC). The state of charge stays within
 ``[soc_min, soc_max]`` of the capacity, and the terminals within ``power_kw`` each way.
 
-Live, the battery is not ours to drive: :class:`LiveBatteryState` reads its state of
-charge (and optionally the power it may deliver) from a file or URL, so the throttle
-knows how much the miners may draw from it.
+Live, the battery is not ours to drive: the application reads its state of charge (and
+optionally the power it may deliver) from a file or URL
+(:class:`hashcore.app.sources.LiveBatteryState`), parsed here by
+:func:`battery_reading_from_text`, so the throttle knows how much the miners may draw
+from it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hashcore import boundedjson
 from hashcore.errors import ConfigError
-from hashcore.throttle.signals import PolledLocation
 
 _MJ_PER_KWH = 3_600_000_000
 
@@ -157,16 +158,16 @@ class BatteryReading:
     available_w: float | None = None
 
 
-def parse_battery_reading(text: str, where: str) -> BatteryReading:
+def battery_reading_from_text(text: str, where: str, loads: Callable[[str], Any]) -> BatteryReading:
     """A bare state of charge (0-1, or a percentage above 1), or JSON ``{"soc": ...,
-    "available_w": ...}``."""
+    "available_w": ...}`` (decoded by ``loads``: the application's bounded decoder)."""
     stripped = text.strip()
     if not stripped:
         raise ConfigError(f"{where}: empty battery reading")
     available: float | None = None
     try:
         if stripped.startswith("{"):
-            data = boundedjson.loads(stripped)
+            data = loads(stripped)
             soc = float(data["soc"])
             if data.get("available_w") is not None:
                 available = float(data["available_w"])
@@ -181,40 +182,3 @@ def parse_battery_reading(text: str, where: str) -> BatteryReading:
     if available is not None and not (math.isfinite(available) and available >= 0):
         raise ConfigError(f"{where}: available_w must be zero or more, not {available}")
     return BatteryReading(soc, available)
-
-
-class LiveBatteryState:
-    """A battery's state read from a file or URL every ``interval_s`` (in a worker
-    thread, like a live budget source). Until a good reading arrives, and once the last
-    one is ``max_age_s`` old, the battery counts as empty: the miners do not lean on a
-    battery whose state is unknown."""
-
-    def __init__(self, location: str, config: BatteryConfig, interval_s: float = 10.0,
-                 max_age_s: float | None = None, timeout_s: float = 5.0) -> None:
-        self._poll = PolledLocation(location, parse_battery_reading, "battery state", interval_s,
-                                    max_age_s=max_age_s, timeout_s=timeout_s)
-        self.location = location
-        self.config = config
-
-    @property
-    def error(self) -> str | None:
-        return self._poll.error
-
-    def refresh(self, t: float) -> None:
-        self._poll.refresh(t)
-
-    def reading(self, t: float) -> BatteryReading | None:
-        return self._poll.latest(t)
-
-    def available_w(self, t: float) -> float:
-        """What the miners may draw from the battery now (W)."""
-        reading = self.reading(t)
-        if reading is None or reading.soc <= self.config.soc_min:
-            return 0.0
-        limit = self.config.power_kw * 1000.0
-        return min(limit, reading.available_w) if reading.available_w is not None else limit
-
-    def status(self, t: float) -> dict[str, Any]:
-        reading = self.reading(t)
-        return {"location": self.location, "soc": None if reading is None else reading.soc,
-                "available_w": self.available_w(t), "error": self.error}

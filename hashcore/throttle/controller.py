@@ -97,11 +97,10 @@ class Controller:
     Args:
         fleet: the power model of every backend, cheapest J/H first.
         knobs: the miner's (or the simulated plant's) duty and threads.
-        chains: an actuator chain per backend (default: :func:`make_chain` for ``actuator``).
+        chains: an actuator chain per backend (default: :func:`make_chain` for ``actuator``,
+            which sets no real device: the live throttle hands in its own chains).
         config: gains.
         actuator: ``duty`` or ``dvfs``, for the default chains.
-        real_devices: False in a simulation: the default chains then leave out actuators
-            that would set a real device (a GPU's power limit).
     """
 
     def __init__(
@@ -111,13 +110,12 @@ class Controller:
         chains: Mapping[str, list[Actuator]] | None = None,
         config: ControllerConfig | None = None,
         actuator: str = "duty",
-        real_devices: bool = True,
     ) -> None:
         self.fleet = fleet
         self.knobs = knobs
         self.config = config or ControllerConfig()
         self.chains = (dict(chains) if chains is not None
-                       else {b.name: make_chain(b, knobs, actuator, real_devices=real_devices) for b in fleet.backends})
+                       else {b.name: make_chain(b, knobs, actuator) for b in fleet.backends})
         missing = [b.name for b in fleet.backends if b.name not in self.chains]
         if missing:
             raise ConfigError(f"no actuator chain for {', '.join(missing)}")

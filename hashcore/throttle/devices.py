@@ -1,11 +1,12 @@
 """Efficiency curves: a device's hashrate, power and J/TH at each operating point.
 
-A curve comes from ``hashcore bench --sweep --json`` (measured where a knob is writable)
-or from a model of a device kind (``--device-model``):
+A curve comes from ``hashcore bench --sweep --json`` (measured where a knob is writable;
+:func:`curve_from_sweep` parses the file's JSON) or from a model of a device kind
+(``--device-model``, chosen in :mod:`hashcore.app.devices`):
 
-- ``asic-bm1366``: the chip's V/f table and power model (:mod:`hashcore.backends.asic.chips`),
-  anchored at the S19 XP's published 21.5 J/TH at the stock 485 MHz / 1200 mV;
-- ``cpu`` and ``gpu``: P-state models, voltage following the alpha-power law
+- ``asic-bm1366``: the chip's V/f table and power model (the backend's, read by the
+  application), anchored at the S19 XP's published 21.5 J/TH at the stock 485 MHz / 1200 mV;
+- ``cpu`` and ``gpu`` (:func:`pstate_curve`): P-state models, voltage following the alpha-power law
   f ~ (V - Vt)**1.3 / V from the stock point down, power ``static + k f V**2`` (the
   figures are in :data:`_DEVICE_MODELS`; models, not measurements).
 
@@ -22,13 +23,11 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 
-#: The device kinds ``--device-model`` knows.
+#: The device kinds ``--device-model`` knows (the ASIC curve comes from its chip model: hashcore.app.devices).
 DEVICE_MODELS = ("cpu", "asic-bm1366", "gpu")
 
 
@@ -227,21 +226,8 @@ def _pstate_curve(name: str, model: _PStateModel) -> EfficiencyCurve:
     return EfficiencyCurve(name, tuple(points), model.source)
 
 
-def asic_curve(chip: str = "bm1366", j_per_th: float = 21.5) -> EfficiencyCurve:
-    """One chip along its V/f table up to stock (:func:`~hashcore.backends.asic.chips.chip_curve`)."""
-    from hashcore.backends.asic.chips import chip_curve, chip_model
-
-    model = chip_model(chip)
-    points = tuple(OperatingPoint(p.mhz, p.mv, p.hashrate_hs, p.watts) for p in chip_curve(model, j_per_th))
-    source = (f"model: {model.name} V/f table, power = static {model.static_fraction:.0%} + k f V^2, "
-              f"{j_per_th:g} J/TH at stock {model.default_mhz:g} MHz / {model.stock_mv:g} mV")
-    return EfficiencyCurve(f"asic-{model.name}", points, source)
-
-
-def device_curve(name: str) -> EfficiencyCurve:
-    """The model curve of ``--device-model NAME`` (cpu, asic-bm1366, gpu)."""
-    if name == "asic-bm1366":
-        return asic_curve("bm1366")
+def pstate_curve(name: str) -> EfficiencyCurve:
+    """The P-state model curve of a device kind without a chip model (``cpu``, ``gpu``)."""
     model = _DEVICE_MODELS.get(name)
     if model is None:
         raise ConfigError(f"unknown device model {name!r} (choose from {', '.join(DEVICE_MODELS)})")
@@ -262,11 +248,11 @@ def curve_from_points(device: str, rows: Iterable[dict[str, Any]], source: str =
     return EfficiencyCurve(device, tuple(points), source)
 
 
-def load_curve(path: str | Path) -> EfficiencyCurve:
-    """The curve in a file written by ``hashcore bench --sweep --json`` (a list of points)."""
-    data = read_json_bounded(path, "device curve")
+def curve_from_sweep(data: Any, where: str, default_device: str) -> EfficiencyCurve:
+    """The curve in the JSON of ``hashcore bench --sweep --json`` (a list of points, or an
+    object with ``points``); ``default_device`` names it when the points do not."""
     rows: Sequence[Any] = data.get("points", []) if isinstance(data, dict) else data
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise ConfigError(f"{path}: expected the JSON list of 'hashcore bench --sweep --json'")
-    device = str(rows[0].get("device", rows[0].get("backend", Path(path).stem)))
-    return curve_from_points(device, rows, f"sweep: {path}")
+        raise ConfigError(f"{where}: expected the JSON list of 'hashcore bench --sweep --json'")
+    device = str(rows[0].get("device", rows[0].get("backend", default_device)))
+    return curve_from_points(device, rows, f"sweep: {where}")

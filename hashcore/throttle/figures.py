@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-_J_PER_KWH = 3.6e6
+from hashcore.report.account import J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +113,9 @@ class FigureBook:
         self.absorbed += min(p, b) * dt
         self.hashes += hashes
         if self.co2 is not None:
-            self.co2 = None if gco2_per_kwh is None else self.co2 + p * dt / _J_PER_KWH * gco2_per_kwh
+            self.co2 = None if gco2_per_kwh is None else self.co2 + p * dt / J_PER_KWH * gco2_per_kwh
         if self.cost is not None:
-            self.cost = None if price is None else self.cost + p * dt / _J_PER_KWH * price
+            self.cost = None if price is None else self.cost + p * dt / J_PER_KWH * price
         if b > paused:
             error = abs(p - min(b, full))
             self._error_sum += error

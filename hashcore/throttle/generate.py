@@ -7,12 +7,14 @@ provenance.
   with Linke turbidity, optional cloud cover through Larson et al.'s linear GHI scaling
   and the DISC decomposition, isotropic transposition onto the array, SAPM cell
   temperature, PVWatts DC, losses and inverter), minus the site's load.
-- :func:`wind_surplus`: a turbine's power curve (windpowerlib's turbine library) over
-  a wind-speed series brought to hub height with the Hellman power law, minus the load.
-- :func:`grid_day`: a grid's carbon intensity and price over a day, from a demand shape,
-  pvlib solar and windpowerlib wind fleets and merit-order dispatch of the rest.
-- :func:`synthetic_clouds` and :func:`synthetic_wind`: seeded stochastic inputs for
-  the two above where no measured series is at hand (they say so in the notes).
+- :func:`hashcore.throttle.wind.wind_surplus`: a turbine's power curve (windpowerlib's
+  turbine library) over a wind-speed series brought to hub height with the Hellman power
+  law, minus the load (with :func:`~hashcore.throttle.wind.synthetic_wind`, its module).
+- :func:`hashcore.throttle.grid.grid_day`: a grid's carbon intensity and price over a
+  day, from a demand shape, pvlib solar and windpowerlib wind fleets and merit-order
+  dispatch of the rest.
+- :func:`synthetic_clouds`: seeded cloud cover where no measured series is at hand (the
+  notes say so).
 
 pvlib and windpowerlib are imported inside the functions: they take a second to load
 and nothing else in the throttle needs them.
@@ -21,7 +23,6 @@ and nothing else in the throttle needs them.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import warnings
 from collections.abc import Iterator
@@ -48,8 +49,6 @@ RESIDENTIAL_SHAPE = (
 )
 LOAD_PROFILES = ("residential", "flat")
 
-#: Life-cycle emission factors, gCO2eq/kWh (IPCC AR5 WG3 Annex III, medians).
-EMISSION_FACTORS = {"solar": 41.0, "wind": 11.0, "hydro": 24.0, "nuclear": 12.0, "coal": 820.0, "gas": 490.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ class Day:
 
 
 @contextlib.contextmanager
-def _quiet_libraries() -> Iterator[None]:
+def quiet_libraries() -> Iterator[None]:
     """pvlib and windpowerlib still call pandas APIs that pandas 3 deprecates: their
     warnings say nothing to a user of hashcore."""
     with warnings.catch_warnings():
@@ -124,7 +123,7 @@ def load_watts(day: Day, load_kw: float, profile: str = "residential", series: T
     return shape / np.mean(RESIDENTIAL_SHAPE) * load_kw * 1000.0
 
 
-def _versions() -> str:
+def library_versions() -> str:
     import pvlib
 
     try:
@@ -156,7 +155,7 @@ def pv_ac_watts(
         raise ConfigError(f"--lat/--lon out of range: {lat}, {lon}")
     if pv_kw <= 0:
         raise ConfigError(f"--pv-kw must be positive, not {pv_kw}")
-    with _quiet_libraries():
+    with quiet_libraries():
         return _pv_ac_watts(day, lat, lon, pv_kw, cloud_cover, altitude, tilt, azimuth, air_temp_c, wind_ms,
                             dc_ac_ratio)
 
@@ -206,7 +205,7 @@ def clear_sky_ac(lat: float, lon: float, pv_kw: float, epochs: np.ndarray, **pv_
     if pv_kw <= 0:
         raise ConfigError(f"the PV array must be positive, not {pv_kw} kW")
     index = pd.to_datetime(np.asarray(epochs, dtype=np.float64), unit="s", utc=True)
-    with _quiet_libraries():
+    with quiet_libraries():
         return _pv_ac_at(index, lat, lon, pv_kw, None, pv_options.get("altitude"), pv_options.get("tilt"),
                          pv_options.get("azimuth"), pv_options.get("air_temp_c", 20.0),
                          pv_options.get("wind_ms", 1.0), pv_options.get("dc_ac_ratio", 1.1))
@@ -255,7 +254,7 @@ def solar_surplus(
     load = load_watts(day, load_kw, load_profile, load_series)
     surplus = np.clip(pv - load, 0.0, None)
     notes = [
-        f"solar surplus made with hashcore trace solar ({_versions()})",
+        f"solar surplus made with hashcore trace solar ({library_versions()})",
         f"site {lat:g}, {lon:g}; {day_date.isoformat()} (UTC{day.utc_offset_h:+g}); PV {pv_kw:g} kW DC; "
         f"load {'measured series' if load_series is not None else f'{load_profile} profile, mean {load_kw:g} kW'}",
         "pvlib: solar position, Ineichen clear sky, "
@@ -291,180 +290,3 @@ def synthetic_clouds(day_date: Date, utc_offset_h: float, seed: int, *, step_s: 
         cover[i] = level
         left -= step_s
     return day.epochs(), cover
-
-
-def synthetic_wind(day_date: Date, utc_offset_h: float, seed: int, *, mean_ms: float = 7.0,
-                   front_ms: float = 5.0, front_h: float = 14.0, turbulence: float = 0.18,
-                   gusts_per_h: float = 4.0, step_s: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded gusty wind-speed series at 10 m (epoch seconds, m/s).
-
-    The mean is ``mean_ms`` plus a front passing at ``front_h`` (a Gaussian bump of
-    ``front_ms``, four hours wide); turbulence is an AR(1) process with a three-minute
-    correlation time and a standard deviation of ``turbulence`` × the mean (IEC 61400-1
-    class A is 0.16 at 15 m/s); gusts arrive as a Poisson process, each lifting the speed
-    by 30-60% for one to three minutes.
-    """
-    if mean_ms <= 0:
-        raise ConfigError(f"--mean-speed must be positive, not {mean_ms}")
-    day = Day(day_date, utc_offset_h, step_s)
-    rng = random.Random(seed)
-    hours = day.hours()
-    mean = mean_ms + front_ms * np.exp(-(((hours - front_h) / 2.0) ** 2))
-    rho = math.exp(-step_s / 180.0)
-    speed = np.empty(len(hours))
-    x, gust_left, gust = 0.0, 0.0, 1.0
-    for i in range(len(hours)):
-        x = rho * x + math.sqrt(1 - rho * rho) * rng.gauss(0.0, 1.0)
-        if gust_left <= 0 and rng.random() < gusts_per_h * step_s / 3600:
-            gust_left, gust = rng.uniform(60, 180), 1.0 + rng.uniform(0.3, 0.6)
-        factor = gust if gust_left > 0 else 1.0
-        gust_left -= step_s
-        speed[i] = max(0.0, mean[i] * (1.0 + turbulence * x) * factor)
-    return day.epochs(), speed
-
-
-def turbine_power(speeds_ms: np.ndarray, turbine: str, hub_height: float | None = None,
-                  measured_height: float = 10.0) -> tuple[np.ndarray, float, float, float]:
-    """A turbine's output (W) for wind speeds measured at ``measured_height``:
-    (power, hub height, rated power from the curve, nominal power)."""
-    import pandas as pd
-    from windpowerlib import WindTurbine, power_output, wind_speed
-
-    unknown = f"unknown turbine {turbine!r}: windpowerlib's library has no power curve for it " \
-              "(windpowerlib.get_turbine_types() lists them)"
-    with _quiet_libraries(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # an unknown type warns, then has no curve
-        try:
-            height = _turbine_hub_height(turbine) if hub_height is None else hub_height
-            machine = WindTurbine(hub_height=height, turbine_type=turbine)
-        except (ValueError, KeyError):
-            raise ConfigError(unknown) from None
-        if machine.power_curve is None:
-            raise ConfigError(unknown)
-        hub = wind_speed.hellman(pd.Series(speeds_ms), measured_height, machine.hub_height, hellman_exponent=1 / 7)
-        power = power_output.power_curve(hub, machine.power_curve["wind_speed"], machine.power_curve["value"])
-    rated = float(machine.power_curve["value"].max())
-    return np.asarray(power, dtype=np.float64), float(machine.hub_height), rated, float(machine.nominal_power)
-
-
-def _turbine_hub_height(turbine: str) -> float:
-    """A hub height for a turbine type: the rotor diameter in its name (E-53 -> 73 m) plus 20 m."""
-    digits = "".join(ch for ch in turbine.split("/")[0] if ch.isdigit())
-    return float(int(digits) + 20) if digits else 80.0
-
-
-def wind_surplus(
-    day_date: Date,
-    speeds: tuple[np.ndarray, np.ndarray],
-    *,
-    turbine: str = "E-53/800",
-    count: int = 1,
-    load_kw: float = 0.0,
-    hub_height: float | None = None,
-    measured_height: float = 10.0,
-    utc_offset_h: float = 0.0,
-    step_s: int = 60,
-    load_profile: str = "flat",
-    source: str = "",
-    interpolation: Interpolation = "step",
-) -> Trace:
-    """Surplus wind power: ``count`` turbines over a wind-speed series, minus the load.
-
-    Rows are one-step means held until the next (step): a gust arrives as a step.
-    """
-    if count < 1:
-        raise ConfigError(f"--count must be at least 1, not {count}")
-    day = Day(day_date, utc_offset_h, step_s)
-    times, values = speeds
-    at_samples = np.interp(day.epochs(), times, values)
-    power, hub, rated, nominal = turbine_power(at_samples, turbine, hub_height, measured_height)
-    power = power * count
-    load = load_watts(day, load_kw, load_profile)
-    surplus = np.clip(power - load, 0.0, None)
-    notes = [
-        f"wind surplus made with hashcore trace wind ({_versions()})",
-        f"{count} x {turbine} (rated {rated / 1000:g} kW by its power curve, nominal {nominal / 1000:g} kW), "
-        f"hub {hub:g} m; wind measured at {measured_height:g} m, Hellman exponent 1/7; "
-        f"{day_date.isoformat()} (UTC{day.utc_offset_h:+g})",
-        f"wind speeds: {source or 'given series'}; load {load_profile} {load_kw:g} kW",
-        f"peak surplus {surplus.max() / 1000:.1f} kW; surplus energy {surplus.sum() * step_s / 3.6e6:.1f} kWh",
-    ]
-    return Trace(list(day.epochs()), list(surplus), interpolation=interpolation,
-                 utc_offset_s=day.utc_offset_h * 3600, notes=notes, name="wind")
-
-
-def grid_day(
-    lat: float,
-    lon: float,
-    day_date: Date,
-    budget_kw: float,
-    *,
-    utc_offset_h: float | None = None,
-    seed: int = 1,
-    demand_gw: float = 55.0,
-    solar_gw: float = 70.0,
-    wind_gw: float = 30.0,
-    nuclear_gw: float = 4.0,
-    hydro_gw: float = 5.0,
-    coal_gw: float = 25.0,
-    coal_min_gw: float = 6.0,
-    step_s: int = 300,
-    interpolation: Interpolation = "linear",
-) -> Trace:
-    """A grid's carbon intensity and price over a day, with a constant mining budget.
-
-    Demand follows a blend of the residential shape and a flat commercial load; solar is
-    pvlib's clear-sky PV output for the region scaled to ``solar_gw``, thinned by seeded
-    synthetic clouds; wind is windpowerlib's E-126/4200 over a seeded synthetic series
-    scaled to ``wind_gw``; nuclear and hydro run flat, coal never below ``coal_min_gw``,
-    gas fills the rest, and surplus is exported. Intensity is the generation-weighted mean
-    of :data:`EMISSION_FACTORS`; the price is the marginal plant's cost on a simple
-    merit order (per kWh, in the currency of the hashprice).
-    """
-    if budget_kw <= 0:
-        raise ConfigError(f"--budget-kw must be positive, not {budget_kw}")
-    offset = offset_for(lon, utc_offset_h)
-    day = Day(day_date, offset, step_s)
-    hours = day.hours()
-    residential = np.interp(hours, np.arange(25), [*RESIDENTIAL_SHAPE, RESIDENTIAL_SHAPE[0]])
-    residential = residential / np.mean(RESIDENTIAL_SHAPE)
-    commercial = np.where((hours > 7) & (hours < 19), 1.15, 0.85)
-    demand = demand_gw * (0.6 * residential + 0.4 * commercial)
-    cloud_t, cloud = synthetic_clouds(day_date, offset, seed, step_s=step_s, morning_overcast_until_h=8.0,
-                                      cloud_min=40.0, gap_min=90.0)
-    cover = 0.5 * np.interp(day.epochs(), cloud_t, cloud)  # a region averages its clouds
-    solar = pv_ac_watts(day, lat, lon, 1.0, cloud_cover=cover) / 1000.0 * solar_gw
-    wind_t, wind = synthetic_wind(day_date, offset, seed + 1, mean_ms=5.5, front_ms=3.0, front_h=20.0,
-                                  turbulence=0.03, gusts_per_h=0.0, step_s=step_s)
-    unit, _hub, rated, _nominal = turbine_power(np.interp(day.epochs(), wind_t, wind), "E-126/4200")
-    wind_power = unit / rated * wind_gw
-    firm = nuclear_gw + hydro_gw
-    residual = demand - solar - wind_power - firm
-    coal = np.clip(residual, coal_min_gw, coal_gw)
-    gas = np.clip(residual - coal, 0.0, None)
-    exported = np.clip(-(residual - coal), 0.0, None)  # coal at its minimum plus a renewable surplus
-    used_solar = solar - exported * solar / np.maximum(solar + wind_power, 1e-9)
-    used_wind = wind_power - exported * wind_power / np.maximum(solar + wind_power, 1e-9)
-    mix = {"solar": used_solar, "wind": used_wind, "nuclear": np.full_like(demand, nuclear_gw),
-           "hydro": np.full_like(demand, hydro_gw), "coal": coal, "gas": gas}
-    total = sum(mix.values())
-    intensity = sum(mix[k] * EMISSION_FACTORS[k] for k in mix) / total
-    # Merit order: renewables bid near zero, coal 0.07-0.10, gas 0.10-0.22 per kWh as
-    # each fleet's output rises; the last plant running sets the price.
-    price = np.where(gas > 0, 0.10 + 0.12 * gas / max(demand_gw * 0.5, 1e-9),
-                     np.where(coal > coal_min_gw, 0.07 + 0.03 * (coal - coal_min_gw) / (coal_gw - coal_min_gw),
-                              0.02 - 0.04 * np.clip(exported / 10.0, 0.0, 1.0)))
-    notes = [
-        f"grid day made with hashcore trace grid ({_versions()}); a synthetic grid, not measured data",
-        f"region {lat:g}, {lon:g}; {day_date.isoformat()} (UTC{offset:+g}); demand mean {demand.mean():.1f} GW; "
-        f"solar {solar_gw:g} GW (pvlib, seeded clouds {seed}); wind {wind_gw:g} GW (windpowerlib E-126/4200, "
-        f"seeded series {seed + 1}); nuclear {nuclear_gw:g}, hydro {hydro_gw:g}, coal {coal_min_gw:g}-{coal_gw:g} GW, "
-        "gas the rest",
-        "intensity: generation-weighted IPCC AR5 life-cycle medians (gCO2/kWh: "
-        + ", ".join(f"{k} {v:g}" for k, v in EMISSION_FACTORS.items())
-        + "); price: marginal plant on a merit order, per kWh",
-        f"watts: a constant mining budget of {budget_kw:g} kW (the site's grid connection)",
-        f"intensity {intensity.min():.0f}-{intensity.max():.0f} gCO2/kWh; price {price.min():.3f}-{price.max():.3f}",
-    ]
-    return Trace(list(day.epochs()), [budget_kw * 1000.0] * len(hours), list(intensity), list(price),
-                 interpolation=interpolation, utc_offset_s=offset * 3600, notes=notes, name="grid")

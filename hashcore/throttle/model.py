@@ -16,12 +16,10 @@ DVFS actuator may run it at a slower, cheaper point instead of duty-cycling it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from hashcore.boundedio import read_json_bounded
 from hashcore.errors import ConfigError
 from hashcore.throttle.devices import EfficiencyCurve, curve_from_points
 
@@ -236,34 +234,12 @@ def fleet_from_reports(reports: Iterable[dict[str, Any]]) -> FleetModel:
     return FleetModel(tuple(backend_from_report(r) for r in rows))
 
 
-def load_fleet(path: str | Path) -> FleetModel:
-    """A fleet from a file written by ``hashcore bench --json`` or ``bench --all --json``."""
-    data = read_json_bounded(path, "model")
+def fleet_from_json(data: Any, where: str) -> FleetModel:
+    """A fleet from the JSON of ``hashcore bench --json`` or ``bench --all --json``."""
     if isinstance(data, dict) and "backends" in data:
         data = data["backends"]
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise ConfigError(f"{path}: expected the JSON of 'hashcore bench --json' or 'bench --all --json'")
+        raise ConfigError(f"{where}: expected the JSON of 'hashcore bench --json' or 'bench --all --json'")
     return fleet_from_reports(data)
-
-
-def measure_fleet(
-    names: Sequence[str],
-    threads: int | None = None,
-    seconds: float = 1.0,
-    **bench_options: Any,
-) -> FleetModel:
-    """Benchmark each backend (``hashcore.bench``) and model it from the result.
-
-    ``threads`` None uses each backend's default (one per core for CPU backends), as the
-    miner does. Takes about ``seconds`` per backend.
-    """
-    from hashcore.bench import bench
-    from hashcore.workers import default_threads
-
-    reports = []
-    for name in names:
-        count = threads or default_threads(name)
-        reports.append(bench(name, seconds, count, baseline=False, **bench_options).to_json())
-    return fleet_from_reports(reports)

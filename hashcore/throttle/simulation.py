@@ -227,7 +227,7 @@ def simulate(
         raise ConfigError("the simulation's clock must start at the simulation's start")
     pacer = Pacer(start, speedup)
     # A simulation sets nothing on this machine's devices (no GPU power limit).
-    controller = Controller(fleet, plant, config=config, actuator=actuator, real_devices=False)
+    controller = Controller(fleet, plant, config=config, actuator=actuator)
     dispatcher = Dispatcher(fleet.full_watts, fleet.paused_watts, battery=battery, forecast=forecast,
                             night_gate=any(name in policy.name for name in _GRID_GATED), config=dispatch)
     book = FigureBook(plant.truth.paused_watts, plant.truth.full_watts)

@@ -16,23 +16,22 @@
   a ``# interpolation: step|linear`` comment sets the default interpolation.
 
 The same reader takes the side inputs of the generators (a cloud series, a wind-speed
-series, a load series) through :func:`read_series`.
+series, a load series) through :func:`parse_table`, and a live budget reading's text
+through :func:`reading_from_text`. Files are read by the application
+(:mod:`hashcore.app.inputs`, bounded in size); this module parses their text.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from hashcore.boundedio import read_text_bounded
 from hashcore.errors import ConfigError
-from hashcore.throttle.signals import INTERPOLATIONS, Interpolation, Trace
-
-#: The longest trace or side series read: a year of minutes is about 25 MiB.
-MAX_TRACE_BYTES = 64 << 20
+from hashcore.throttle.signals import INTERPOLATIONS, ConstantSignal, Interpolation, SignalPoint, Trace
 
 TRACE_COLUMNS = ("timestamp", "watts", "gco2_per_kwh", "price")
 _DIRECTIVE = re.compile(r"#\s*interpolation\s*:\s*(\S+)\s*$", re.I)
@@ -178,16 +177,32 @@ def parse_trace(lines: Iterable[str], name: str = "trace", interpolation: Interp
     )
 
 
-def load_trace(path: str | Path, interpolation: Interpolation | None = None) -> Trace:
-    """Read a trace file (see the module docstring for the format)."""
-    text = read_text_bounded(path, MAX_TRACE_BYTES, "trace")
-    return parse_trace(text.splitlines(), str(path), interpolation)
-
-
-def read_series(path: str | Path, columns: Sequence[str], required: int = 1) -> Table:
-    """A side series (``timestamp,cloud_cover`` / ``timestamp,wind_speed`` ...) from a file."""
-    text = read_text_bounded(path, MAX_TRACE_BYTES, "series")
-    return parse_table(text.splitlines(), columns, required, str(path))
+def reading_from_text(text: str, where: str, loads: Callable[[str], Any]) -> SignalPoint:
+    """One live budget reading: a bare number of watts, a JSON object with ``watts`` (and
+    ``gco2_per_kwh``, ``price``), or CSV trace text whose last row counts. ``loads``
+    decodes the JSON (the application passes its bounded decoder)."""
+    stripped = text.strip()
+    if not stripped:
+        raise ConfigError(f"{where}: empty reading")
+    try:
+        return ConstantSignal(float(stripped)).at(0.0)
+    except ValueError:
+        pass
+    if stripped.startswith("{"):
+        try:
+            data = loads(stripped)
+            watts = float(data["watts"])
+            carbon = data.get("gco2_per_kwh")
+            price = data.get("price")
+            return ConstantSignal(
+                watts,
+                None if carbon is None else float(carbon),
+                None if price is None else float(price),
+            ).at(0.0)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{where}: a JSON reading needs a numeric 'watts' ({exc})") from None
+    trace = parse_trace(stripped.splitlines(), name=where)
+    return trace.at(trace.end)
 
 
 def format_timestamp(t: float, utc_offset_s: float) -> str:

@@ -1,4 +1,4 @@
-"""A simulated run written with --run, rendered by run_report as one self-contained page."""
+"""A simulated run written with --run, rendered by render_report as one self-contained page."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hashcore.app.simulate import run_simulate
+from hashcore.cli.report import add_report_arguments
+from hashcore.cli.simulate import add_simulate_arguments, simulate_options
 from hashcore.errors import ConfigError
-from hashcore.report.commands import add_report_arguments, run_report
+from hashcore.report.render import ReportResult, render_report
 from hashcore.report.run import load_run
-from hashcore.throttle.commands import add_simulate_arguments, run_simulate
 
 #: Three hours of a cloudy afternoon: a step every ten minutes.
 ROWS = [0, 2500, 400, 3200, 3400, 600, 2800, 3500, 3300, 900, 200, 2600, 1800, 1000, 600, 300, 100, 0, 0]
@@ -30,16 +32,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                               "--actuator", "dvfs", "--forecast", "perfect", "--battery-kwh", "2",
                               "--battery-kw", "1.5", "--grid-intensity", "380", "--contract-gco2", "50",
                               "--tick", "5", "--run", str(folder / "run")])
-    report = run_simulate(args)
+    report = run_simulate(simulate_options(args))
     data = report.to_json()
     assert data["run_dir"] == str(folder / "run") and data["forecast"] == "perfect"
     return folder / "run"
 
 
-def _report(argv: list[str]) -> argparse.Namespace:
+def run_report(argv: list[str]) -> ReportResult:
+    """``hashcore report ARGV``: its flags parsed as the command line does, then rendered."""
     parser = argparse.ArgumentParser()
     add_report_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    return render_report(args.run, args.output, args.images)
 
 
 def test_the_run_folder_holds_the_report_series_and_account(run_dir: Path):
@@ -51,7 +55,7 @@ def test_the_run_folder_holds_the_report_series_and_account(run_dir: Path):
 
 
 def test_the_page_embeds_its_plots_and_names_the_figures(run_dir: Path, tmp_path: Path):
-    result = run_report(_report([str(run_dir), "-o", str(tmp_path / "day.html")]))
+    result = run_report([str(run_dir), "-o", str(tmp_path / "day.html")])
     page = (tmp_path / "day.html").read_text()
     assert result.path == str(tmp_path / "day.html") and result.images == []
     assert page.count("data:image/png;base64,") == 4  # power, energy, carbon, the operating points
@@ -63,7 +67,7 @@ def test_the_page_embeds_its_plots_and_names_the_figures(run_dir: Path, tmp_path
 
 
 def test_the_plots_may_be_files_beside_the_page(run_dir: Path, tmp_path: Path):
-    result = run_report(_report([str(run_dir), "-o", str(tmp_path / "r.html"), "--images", "files"]))
+    result = run_report([str(run_dir), "-o", str(tmp_path / "r.html"), "--images", "files"])
     assert len(result.images) == 4
     for image in result.images:
         assert Path(image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -72,4 +76,4 @@ def test_the_plots_may_be_files_beside_the_page(run_dir: Path, tmp_path: Path):
 
 def test_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="not a run folder"):
-        run_report(_report([str(tmp_path)]))
+        run_report([str(tmp_path)])

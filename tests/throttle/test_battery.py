@@ -9,8 +9,9 @@ import random
 import numpy as np
 import pytest
 
+from hashcore.app.sources import LiveBatteryState, parse_battery_reading
 from hashcore.errors import ConfigError
-from hashcore.throttle.battery import Battery, BatteryConfig, LiveBatteryState, parse_battery_reading
+from hashcore.throttle.battery import Battery, BatteryConfig
 from hashcore.throttle.model import FleetModel
 from hashcore.throttle.plant import SimulatedMiner
 from hashcore.throttle.policies import make_policy

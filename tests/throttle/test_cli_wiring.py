@@ -25,7 +25,7 @@ def test_simulate_the_solar_sample_prints_one_json_line_and_writes_the_plot(tmp_
                      "--miner-watts", "5000", "--plot", str(plot), "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert data["absorbed_fraction"] > 0.99 and plot.exists()
+    assert data["absorbed_fraction"] > 0.99 and plot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_trace_solar_writes_a_trace(tmp_path, capsys):

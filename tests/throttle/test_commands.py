@@ -1,4 +1,5 @@
-"""The functions cli.py calls: argument parsing in, reports and plans out, nothing printed."""
+"""What ``simulate``, ``trace`` and ``mine --power-budget`` do: the command line's flags
+turned into the application's options, then reports and plans out, nothing printed."""
 
 from __future__ import annotations
 
@@ -7,19 +8,17 @@ import json
 
 import pytest
 
+from hashcore.app.budget import budget_signal, plan_budget
+from hashcore.app.inputs import load_trace
+from hashcore.app.simulate import run_simulate
+from hashcore.app.sources import LiveSource
+from hashcore.app.trace import run_trace
+from hashcore.cli.budget import add_budget_arguments, format_status
+from hashcore.cli.mine import budget_options
+from hashcore.cli.simulate import add_simulate_arguments, simulate_options
+from hashcore.cli.trace import add_trace_arguments, trace_options
 from hashcore.errors import ConfigError
-from hashcore.throttle.commands import (
-    add_budget_arguments,
-    add_simulate_arguments,
-    add_trace_arguments,
-    budget_signal,
-    format_status,
-    plan_budget,
-    run_simulate,
-    run_trace,
-)
-from hashcore.throttle.signals import ConstantSignal, LiveSource, Trace
-from hashcore.throttle.traces import load_trace
+from hashcore.throttle.signals import ConstantSignal, Trace
 
 from .conftest import TRACES
 
@@ -28,10 +27,16 @@ REQUIRED_KEYS = {"energy_j", "energy_over_budget_j", "floor_energy_j", "renewabl
                  "settle_time_s", "co2_g", "hashes"}
 
 
-def parse(add, argv: list[str]) -> argparse.Namespace:
+#: Each command's flags, and how the command line turns them into the application's options.
+OPTIONS = {add_simulate_arguments: simulate_options, add_trace_arguments: trace_options,
+           add_budget_arguments: budget_options}
+
+
+def parse(add, argv: list[str]):
+    """The options ``argv`` gives the command whose flags ``add`` defines."""
     parser = argparse.ArgumentParser()
     add(parser)
-    return parser.parse_args(argv)
+    return OPTIONS[add](parser.parse_args(argv))
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """``hashcore simulate`` with a device model, DVFS, a forecast, a battery and a carbon
-account; ``mine``'s live battery and account; through the functions cli.py calls."""
+account; ``mine``'s live battery and account; from the command line's flags to the
+application's options and runs."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -12,27 +12,18 @@ from typing import Any
 
 import pytest
 
+from hashcore.app.budget import plan_budget, write_live_run
+from hashcore.app.live import LiveThrottle
+from hashcore.app.simulate import run_simulate
+from hashcore.cli.budget import add_budget_arguments
+from hashcore.cli.simulate import add_simulate_arguments
 from hashcore.errors import ConfigError
 from hashcore.throttle.clock import VirtualClock
-from hashcore.throttle.commands import (
-    add_budget_arguments,
-    add_simulate_arguments,
-    plan_budget,
-    run_simulate,
-    write_live_run,
-)
-from hashcore.throttle.live import LiveThrottle
 
-from .test_commands import REQUIRED_KEYS
+from .test_commands import REQUIRED_KEYS, parse
 
 GREEN_KEYS = {"curtailed_j", "battery_in_j", "battery_out_j", "battery_loss_j", "co2_location_g", "co2_market_g",
               "g_co2_per_th"}
-
-
-def parse(add: Any, argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add(parser)
-    return parser.parse_args(argv)
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 
+from hashcore.app.devices import device_curve
+from hashcore.app.inputs import load_curve, load_fleet
 from hashcore.errors import ConfigError
 from hashcore.throttle.actuators import DutyActuator, DvfsActuator, apply_chain, make_chain
-from hashcore.throttle.devices import DEVICE_MODELS, EfficiencyCurve, OperatingPoint, device_curve, load_curve
-from hashcore.throttle.model import BackendModel, FleetModel, load_fleet
+from hashcore.throttle.devices import DEVICE_MODELS, EfficiencyCurve, OperatingPoint
+from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.plant import SimulatedMiner
 from hashcore.throttle.policies import make_policy
 from hashcore.throttle.simulation import simulate

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from hashcore.app.inputs import load_trace
 from hashcore.errors import ConfigError
 from hashcore.throttle.battery import Battery, BatteryConfig
 from hashcore.throttle.clock import VirtualClock
@@ -27,7 +28,6 @@ from hashcore.throttle.plant import SimulatedMiner
 from hashcore.throttle.policies import make_policy
 from hashcore.throttle.signals import Trace
 from hashcore.throttle.simulation import SimulationReport, simulate
-from hashcore.throttle.traces import load_trace
 
 from .conftest import TRACES, cpu_fleet, steps
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hashcore.errors import ConfigError
-from hashcore.throttle import generate
+from hashcore.throttle import generate, grid, wind
 from hashcore.throttle.traces import Table
 
 SITE = (48.14, 11.58)  # Munich
@@ -53,7 +53,7 @@ def test_clouds_cut_the_output():
 
 def test_wind_power_stays_within_the_turbine_rating_with_cut_in_and_cut_out():
     speeds = np.array([0.0, 0.5, 5.0, 8.0, 12.0, 15.0, 18.0, 30.0])  # at 10 m
-    power, hub, rated, nominal = generate.turbine_power(speeds, "E-53/800")
+    power, hub, rated, nominal = wind.turbine_power(speeds, "E-53/800")
     assert hub == 73.0 and nominal == 800_000.0
     assert np.all(power >= 0) and power.max() <= rated
     assert power[0] == power[1] == 0.0  # 0.5 m/s at 10 m is 0.7 m/s at the hub: under cut-in
@@ -62,22 +62,22 @@ def test_wind_power_stays_within_the_turbine_rating_with_cut_in_and_cut_out():
 
 
 def test_a_gusty_wind_day_is_within_rating_and_steps():
-    wind = generate.synthetic_wind(MIDSUMMER, 1.0, seed=3, mean_ms=4.5, front_ms=3.5)
-    trace = generate.wind_surplus(MIDSUMMER, wind, count=2, load_kw=50.0, utc_offset_h=1.0)
+    speeds = wind.synthetic_wind(MIDSUMMER, 1.0, seed=3, mean_ms=4.5, front_ms=3.5)
+    trace = wind.wind_surplus(MIDSUMMER, speeds, count=2, load_kw=50.0, utc_offset_h=1.0)
     watts = np.array(trace.watts)
     assert watts.min() >= 0.0 and watts.max() <= 2 * 810_000 - 50_000
     assert trace.interpolation == "step"
     assert np.abs(np.diff(watts)).max() > 100_000  # gusts arrive as steps
-    assert generate.synthetic_wind(MIDSUMMER, 1.0, seed=3)[1].tolist() == \
-        generate.synthetic_wind(MIDSUMMER, 1.0, seed=3)[1].tolist()  # seeded: the same series again
+    assert wind.synthetic_wind(MIDSUMMER, 1.0, seed=3)[1].tolist() == \
+        wind.synthetic_wind(MIDSUMMER, 1.0, seed=3)[1].tolist()  # seeded: the same series again
 
 
 def test_the_grid_day_is_cleanest_at_midday_and_its_intensity_is_a_mix_of_known_factors():
-    trace = generate.grid_day(51.0, 10.0, MIDSUMMER, budget_kw=5.0, utc_offset_h=2.0)
+    trace = grid.grid_day(51.0, 10.0, MIDSUMMER, budget_kw=5.0, utc_offset_h=2.0)
     intensity = np.array(trace.gco2_per_kwh)
     hours = (np.array(trace.times) - trace.start) / 3600
-    assert min(generate.EMISSION_FACTORS.values()) <= intensity.min()
-    assert intensity.max() <= max(generate.EMISSION_FACTORS.values())
+    assert min(grid.EMISSION_FACTORS.values()) <= intensity.min()
+    assert intensity.max() <= max(grid.EMISSION_FACTORS.values())
     assert intensity[(hours > 11) & (hours < 15)].mean() < 0.5 * intensity[(hours > 19) & (hours < 23)].mean()
     assert set(trace.watts) == {5000.0} and trace.has_price
 
@@ -86,7 +86,7 @@ def test_the_grid_day_is_cleanest_at_midday_and_its_intensity_is_a_mix_of_known_
     ("call", "message"),
     [
         (lambda: generate.pv_ac_watts(generate.Day(MIDSUMMER, 0), 95.0, 0.0, 1.0), "out of range"),
-        (lambda: generate.turbine_power(np.array([5.0]), "X-1/1"), "unknown turbine"),
+        (lambda: wind.turbine_power(np.array([5.0]), "X-1/1"), "unknown turbine"),
         (lambda: generate.Day(MIDSUMMER, 0, step_s=7), "must divide a day"),
         (lambda: generate.parse_date("21/06/2024"), "not a date"),
     ],

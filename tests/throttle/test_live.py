@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
+from hashcore.app.live import LivePlan, LiveThrottle
 from hashcore.engine import Miner
 from hashcore.errors import ConfigError
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.telemetry.estimate import EstimateMeter
-from hashcore.throttle.live import LivePlan, LiveThrottle
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.policies import FollowBudget
 from hashcore.throttle.signals import ConstantSignal

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
+from hashcore.app.inputs import load_fleet
+from hashcore.app.live import LivePlan, LiveThrottle
 from hashcore.engine import Miner
 from hashcore.errors import ConfigError
 from hashcore.stratum.pool import EmbeddedPool
-from hashcore.throttle.live import LivePlan, LiveThrottle
-from hashcore.throttle.model import load_fleet
 from hashcore.throttle.policies import FollowBudget
 from hashcore.throttle.signals import ConstantSignal
 from tests.live import FAST, wait_until

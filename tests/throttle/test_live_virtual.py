@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from hashcore.app.live import LivePlan, LiveThrottle
 from hashcore.throttle.clock import VirtualClock
-from hashcore.throttle.live import LivePlan, LiveThrottle
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.policies import FollowBudget
 

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from hashcore.app.sources import LiveSource, parse_reading
 from hashcore.errors import ConfigError
 from hashcore.throttle.clock import VirtualClock
-from hashcore.throttle.signals import ConstantSignal, LiveSource, SignalPoint, parse_reading
+from hashcore.throttle.signals import ConstantSignal, SignalPoint
 
 
 def test_a_constant_is_the_same_at_every_time():

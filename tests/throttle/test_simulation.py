@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hashcore.throttle.traces import load_trace
+from hashcore.app.inputs import load_trace
 
 from .conftest import SAMPLES, TRACES, cpu_fleet, run
 

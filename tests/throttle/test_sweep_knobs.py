@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from hashcore.sweep import Measurement, cpufreq_writable, sweep_cpu, sweep_gpu
+from hashcore.app.sweep import Measurement, cpufreq_writable, sweep_cpu, sweep_gpu
+
+from .nvml_knobs import KnobNvml as FakeNvml
 
 
 def fake_measure(rates: list[tuple[float, float]]) -> Callable[[float], Measurement]:
@@ -57,55 +58,37 @@ def test_without_cpufreq_the_sweep_says_so_and_measures_the_one_point(tmp_path: 
     assert cpufreq_writable([]) is not None
 
 
-def test_a_read_only_cpufreq_is_named(tmp_path: Path):
+def test_a_read_only_cpufreq_is_refused_by_its_mode_without_writing(tmp_path: Path):
     policy = cpufreq_tree(tmp_path)
-    # A kernel file that refuses writes whoever asks, root included (as sysfs does for a
-    # driver that offers no clock control); a chmod alone would not stop root.
-    (policy / "scaling_max_freq").unlink()
-    (policy / "scaling_max_freq").symlink_to("/proc/version")
+    # sysfs marks an attribute without a store method 0444. Here, in a plain file system,
+    # root could still write the file: the refusal must come from the mode, and nothing
+    # may be written.
+    max_freq = policy / "scaling_max_freq"
+    max_freq.chmod(0o444)
     reason = cpufreq_writable([policy])
-    assert reason is not None and "scaling_max_freq" in reason and "not writable" in reason
+    assert reason is not None and str(max_freq) in reason and "read-only" in reason and "-r--r--r--" in reason
+    assert max_freq.read_text() == "3600000\n"  # untouched: not even its own value written back
+    report = sweep_cpu("c", fake_measure([(2e7, 4.0)]), 0.1, root=str(tmp_path))
+    assert [p.knob for p in report.points] == ["none"] and "read-only" in report.notes[0]
 
 
-class NVMLError(Exception):
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
-        self.value = value
+def test_a_writable_cpufreq_is_accepted_after_writing_back_its_own_value(tmp_path: Path):
+    policy = cpufreq_tree(tmp_path)
+    max_freq = policy / "scaling_max_freq"
+    max_freq.chmod(0o644)
+    assert cpufreq_writable([policy]) is None
+    assert max_freq.read_text() == "3600000"  # its own value written back (stripped): the write was tried
 
 
-class FakeNvml:
-    NVMLError = NVMLError
-    NVML_ERROR_NO_PERMISSION = 4
-    NVML_ERROR_LIBRARY_NOT_FOUND = 12
-
-    def __init__(self, *, permitted: bool = True, present: bool = True) -> None:
-        self.permitted, self.present = permitted, present
-        self.locked: list[int] = []
-        self.resets = 0
-
-    def nvmlInit(self) -> None:
-        if not self.present:
-            raise NVMLError(self.NVML_ERROR_LIBRARY_NOT_FOUND)
-
-    def nvmlShutdown(self) -> None:
-        pass
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> SimpleNamespace:
-        return SimpleNamespace(index=index)
-
-    def nvmlDeviceGetSupportedMemoryClocks(self, handle: SimpleNamespace) -> list[int]:
-        return [5001, 810]
-
-    def nvmlDeviceGetSupportedGraphicsClocks(self, handle: SimpleNamespace, memory: int) -> list[int]:
-        return list(range(210, 1981, 15))
-
-    def nvmlDeviceSetGpuLockedClocks(self, handle: SimpleNamespace, low: int, high: int) -> None:
-        if not self.permitted:
-            raise NVMLError(self.NVML_ERROR_NO_PERMISSION)
-        self.locked.append(low)
-
-    def nvmlDeviceResetGpuLockedClocks(self, handle: SimpleNamespace) -> None:
-        self.resets += 1
+def test_a_cpufreq_file_that_refuses_the_write_is_named(tmp_path: Path):
+    policy = cpufreq_tree(tmp_path)
+    # A writable mode, but the write fails (as a driver's store does when it rejects
+    # the value): a directory in the file's place fails for root too.
+    max_freq = policy / "scaling_max_freq"
+    max_freq.unlink()
+    max_freq.mkdir()
+    reason = cpufreq_writable([policy])
+    assert reason is not None and "not writable" in reason and str(max_freq) in reason
 
 
 def test_permitted_locked_clocks_are_swept_and_reset():

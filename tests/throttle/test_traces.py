@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hashcore.app.inputs import load_trace, read_series, write_trace
 from hashcore.errors import ConfigError
 from hashcore.throttle.signals import Trace
-from hashcore.throttle.traces import load_trace, parse_trace, read_series, trace_text, write_trace
+from hashcore.throttle.traces import parse_trace, trace_text
 
 
 def test_iso_timestamps_with_header_notes_and_optional_columns():

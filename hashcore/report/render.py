@@ -1,12 +1,11 @@
-"""What ``hashcore report RUN`` does: render a run folder as one HTML page.
+"""Render a run folder as one HTML page (what ``hashcore report RUN`` does).
 
-``cli.py`` adds :func:`add_report_arguments` to its ``report`` parser and calls
-:func:`run_report`; it returns a :class:`ReportResult` and prints nothing.
+:func:`render_report` writes the page (and, when asked, its PNGs beside it) and returns a
+:class:`ReportResult`; it prints nothing (:mod:`hashcore.cli.report` does).
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,20 +35,15 @@ class ReportResult:
         return lines
 
 
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """``hashcore report RUN [-o HTML] [--images inline|files] [--json]``."""
-    parser.add_argument("run", metavar="RUN", help="a run folder (hashcore simulate --run DIR)")
-    parser.add_argument("-o", "--output", default=None, metavar="HTML",
-                        help="where to write the page (default RUN/report.html)")
-    parser.add_argument("--images", choices=["inline", "files"], default="inline",
-                        help="embed the plots in the page (default) or write them as PNGs beside it")
-    parser.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+#: How the page carries its pictures: embedded, or PNG files beside it.
+IMAGE_MODES = ("inline", "files")
 
 
-def run_report(args: argparse.Namespace) -> ReportResult:
-    """Render ``args.run`` to ``args.output`` (default ``RUN/report.html``)."""
-    run = load_run(args.run)
-    output = Path(args.output) if args.output else run.folder / "report.html"
+def render_report(run_dir: str | Path, output: str | Path | None = None, images: str = "inline") -> ReportResult:
+    """Render the run in ``run_dir`` to ``output`` (default ``RUN/report.html``);
+    ``images`` is one of :data:`IMAGE_MODES`."""
+    run = load_run(run_dir)
+    page = Path(output) if output else run.folder / "report.html"
     pngs: dict[str, bytes] = {"power": power_png(run)}
     if run.account_rows:
         pngs["energy"] = energy_png(run)
@@ -57,23 +51,23 @@ def run_report(args: argparse.Namespace) -> ReportResult:
     points = _operating_points(run.meta)
     if points:
         pngs["curve"] = curve_png(points, f"{run.meta.get('device_model') or 'fleet'}: efficiency curve")
-    images: dict[str, bytes | str] = dict(pngs)
+    shown: dict[str, bytes | str] = dict(pngs)
     written: list[str] = []
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if args.images == "files":
+        page.parent.mkdir(parents=True, exist_ok=True)
+        if images == "files":
             for name, data in pngs.items():
-                path = output.with_name(f"{output.stem}-{name}.png")
+                path = page.with_name(f"{page.stem}-{name}.png")
                 path.write_bytes(data)
-                images[name] = path.name
+                shown[name] = path.name
                 written.append(str(path))
-        output.write_text(render_html(run, images), encoding="utf-8")
+        page.write_text(render_html(run, shown), encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write the report {output}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot write the report {page}: {exc.strerror or exc}") from exc
     figures = {k: run.meta.get(k) for k in ("energy_j", "hashes", "absorbed_fraction", "curtailed_fraction",
                                              "energy_over_budget_j", "co2_location_g", "co2_market_g",
                                              "g_co2_per_th")}
-    return ReportResult(str(output), str(run.folder), written, figures)
+    return ReportResult(str(page), str(run.folder), written, figures)
 
 
 def _operating_points(meta: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,19 +19,28 @@ energy of the same interval from the backend's meter, whose source each point na
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import logging
 import math
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hashcore.backends.asic.backend import EMULATOR_BASE_DIFFICULTY, AsicBackend, open_asic
+from hashcore.backends.asic.chips import chip_model
+from hashcore.backends.asic.driver import AsicDriver, DriverConfig
+from hashcore.backends.asic.emulator import ChainEmulator, EmulatorConfig
+from hashcore.backends.base import resolve_names
+from hashcore.bench import bench, measure
 from hashcore.errors import ConfigError, HashcoreError, TelemetryError
+from hashcore.metering import EnergyLedger, MeterSettings
+from hashcore.report.plots import curve_png
+from hashcore.telemetry.nvml import Nvml
 
 log = logging.getLogger("hashcore.sweep")
 
@@ -114,12 +123,18 @@ def cpufreq_policies(root: str = CPUFREQ_ROOT) -> list[Path]:
 
 def cpufreq_writable(policies: Sequence[Path]) -> str | None:
     """Why ``scaling_max_freq`` cannot be written (None: it can), tried by writing back
-    its own value."""
+    its own value.
+
+    A file whose mode has no write bit is refused before any write: sysfs marks an
+    attribute the driver offers no store for read-only, and root's write to such a file
+    in another file system (a copy, a test tree) would succeed and mean nothing."""
     if not policies:
         return "no cpufreq policy here (no cpufreq driver, as in most VMs): the CPU clock cannot be set"
     for policy in policies:
         path = policy / "scaling_max_freq"
         try:
+            if not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                return f"{path} is read-only (mode {stat.filemode(path.stat().st_mode)}): the CPU clock cannot be set"
             path.write_text(path.read_text().strip())
         except OSError as exc:
             return f"{path} is not writable ({exc.strerror or exc}): the CPU clock cannot be set"
@@ -197,8 +212,6 @@ def sweep_cpu(backend: str, measure: Measure, seconds: float, root: str = CPUFRE
 def sweep_gpu(backend: str, measure: Measure, seconds: float, *, device: int = 0, lib: Any = None,
               steps: int = 8) -> SweepReport:
     """Lock the GPU's graphics clock at ``steps`` of its supported clocks in turn."""
-    from hashcore.telemetry.nvml import Nvml
-
     report = SweepReport(backend, [])
     try:
         nvml = Nvml(lib)
@@ -287,11 +300,6 @@ def sweep_asic(backend_factory: Callable[[], Any], frequencies: Sequence[float] 
 
 def emulated_asic(chip: str = "bm1366", hashrate: float = 200_000.0, j_per_th: float = 21.5) -> Any:
     """An ASIC backend on the built-in emulator with its regulator wired to the driver."""
-    from hashcore.backends.asic.backend import EMULATOR_BASE_DIFFICULTY, AsicBackend
-    from hashcore.backends.asic.chips import chip_model
-    from hashcore.backends.asic.driver import AsicDriver, DriverConfig
-    from hashcore.backends.asic.emulator import ChainEmulator, EmulatorConfig
-
     model = chip_model(chip)
     emulator = ChainEmulator(EmulatorConfig(chip=model.name, hashrate=hashrate, j_per_th=j_per_th,
                                             base_difficulty=EMULATOR_BASE_DIFFICULTY)).start()
@@ -313,9 +321,6 @@ def measure_backend(backend: Any, seconds: float) -> Measurement:
     On the emulator the board's own report is read (float joules, and the hashes the
     chain really computed): its watts are microwatts, below the meter's resolution.
     """
-    from hashcore.bench import measure
-    from hashcore.metering import EnergyLedger
-
     emulator = getattr(backend, "emulator", None)
     if emulator is not None:
         joules, hashes = emulator.board_power().joules, emulator.hashes_done
@@ -332,20 +337,32 @@ def measure_backend(backend: Any, seconds: float) -> Measurement:
     return hashes / elapsed, energy.joules / elapsed, energy.source
 
 
-# --- the command -----------------------------------------------------------------------
+# --- the runner ------------------------------------------------------------------------
 
 
-def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """``hashcore bench --sweep [--sweep-mhz LIST] [--sweep-seconds S] [--sweep-plot PNG]``."""
-    group = parser.add_argument_group("operating-point sweep")
-    group.add_argument("--sweep", action="store_true",
-                       help="measure the backend at each operating point its knobs allow (cpufreq, NVML clocks, "
-                            "the ASIC PLL and core voltage); --json lists the points")
-    group.add_argument("--sweep-mhz", default=None, metavar="LIST",
-                       help="ASIC: the clocks to sweep, comma-separated (default: the chip's V/f table up to stock)")
-    group.add_argument("--sweep-seconds", type=float, default=1.0, metavar="SECONDS",
-                       help="measurement per point (default 1)")
-    group.add_argument("--sweep-plot", default=None, metavar="PNG", help="plot hashrate and J/TH against the clock")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepOptions:
+    """What ``hashcore bench --sweep`` measures.
+
+    Attributes:
+        backend: the backend (``auto``: the fastest).
+        sweep_mhz: ASIC: the clocks to sweep, comma-separated (None: the chip's V/f table).
+        sweep_seconds: measurement per point.
+        sweep_plot: a PNG of hashrate and J/TH against the clock (None: none).
+        asic_port / asic_chip: the ASIC's serial port (or ``emulator``) and chip.
+        threads: CPU and GPU points: worker threads.
+        powercap_root / tdp_watts_per_core: the meter's settings.
+    """
+
+    backend: str | None = "auto"
+    sweep_mhz: str | None = None
+    sweep_seconds: float = 1.0
+    sweep_plot: str | None = None
+    asic_port: str | None = None
+    asic_chip: str | None = None
+    threads: int | None = None
+    powercap_root: str | None = None
+    tdp_watts_per_core: float | None = None
 
 
 def _frequencies(text: str | None) -> list[float] | None:
@@ -360,48 +377,40 @@ def _frequencies(text: str | None) -> list[float] | None:
     return values
 
 
-def run_sweep(args: argparse.Namespace) -> SweepReport:
+def run_sweep(options: SweepOptions) -> SweepReport:
     """The sweep ``hashcore bench --sweep`` asks for (see the module docstring)."""
-    from hashcore.backends.base import resolve_names
-
-    seconds = float(args.sweep_seconds)
+    seconds = float(options.sweep_seconds)
     if not seconds > 0:
         raise ConfigError("--sweep-seconds must be positive")
-    name = resolve_names([getattr(args, "backend", None) or "auto"])[0]
+    name = resolve_names([options.backend or "auto"])[0]
     if name == "asic":
-        port = getattr(args, "asic_port", None)
-        chip = getattr(args, "asic_chip", None) or "bm1366"
+        port = options.asic_port
+        chip = options.asic_chip or "bm1366"
         if not port:
             raise ConfigError("an ASIC sweep needs --asic-port (a serial device, or 'emulator')")
         if port == "emulator":
-            report = sweep_asic(lambda: emulated_asic(chip), _frequencies(args.sweep_mhz), seconds, measure_backend)
+            report = sweep_asic(lambda: emulated_asic(chip), _frequencies(options.sweep_mhz), seconds,
+                                measure_backend)
             report.notes.append("emulated chain: the hashrate and watts are the emulator's (its CPU-hashed rate), "
                                 "the J/TH is the chip model's")
         else:
-            from hashcore.backends.asic.backend import open_asic
-
-            report = sweep_asic(lambda: open_asic(port=port, chip=chip), _frequencies(args.sweep_mhz), seconds,
+            report = sweep_asic(lambda: open_asic(port=port, chip=chip), _frequencies(options.sweep_mhz), seconds,
                                 measure_backend)
     else:
-        measure = _bench_measure(name, args)
-        report = sweep_gpu(name, measure, seconds) if name == "opencl" else sweep_cpu(name, measure, seconds)
-    if getattr(args, "sweep_plot", None):
-        from hashcore.report.plots import curve_png
-
+        point = _bench_measure(name, options)
+        report = sweep_gpu(name, point, seconds) if name == "opencl" else sweep_cpu(name, point, seconds)
+    if options.sweep_plot:
         try:
-            Path(args.sweep_plot).write_bytes(curve_png(report.to_json(), f"{name}: operating points"))
+            Path(options.sweep_plot).write_bytes(curve_png(report.to_json(), f"{name}: operating points"))
         except OSError as exc:
-            raise ConfigError(f"cannot write {args.sweep_plot}: {exc.strerror or exc}") from exc
-        report.plot = args.sweep_plot
+            raise ConfigError(f"cannot write {options.sweep_plot}: {exc.strerror or exc}") from exc
+        report.plot = options.sweep_plot
     return report
 
 
-def _bench_measure(name: str, args: argparse.Namespace) -> Measure:
-    from hashcore.bench import bench
-    from hashcore.metering import MeterSettings
-
-    threads = int(getattr(args, "threads", 1) or 1)
-    settings = MeterSettings(getattr(args, "powercap_root", None), getattr(args, "tdp_watts_per_core", None))
+def _bench_measure(name: str, options: SweepOptions) -> Measure:
+    threads = int(options.threads or 1)
+    settings = MeterSettings(options.powercap_root, options.tdp_watts_per_core)
 
     def measure(seconds: float) -> Measurement:
         began = time.perf_counter()

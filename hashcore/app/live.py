@@ -4,7 +4,10 @@ Each tick (``tick_s`` of the clock) it reads the miner's energy counters
 (``miner.stats().energy``: cumulative joules, so the power is the average over exactly
 the tick that ended), subtracts the host's idle floor, books the tick, reads the signal,
 lets the policy cap it and hands budget and measurement to the same
-:class:`~hashcore.throttle.controller.Controller` the simulation runs. Pausing is duty 0
+:class:`~hashcore.throttle.controller.Controller` the simulation runs. Everything it
+reads of the miner goes through the few functions at the end of this module
+(:func:`_backend_names`, :func:`_snapshot`, :func:`_energy_sample`, :func:`_accepted_shares`,
+:func:`_operator_paused`, :func:`_has_operating_points`). Pausing is duty 0
 and no active threads: the pool connection, the jobs and every share already found stay
 as they are, and mining resumes where it was when the budget returns.
 
@@ -38,17 +41,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hashcore.app.actuators import EngineKnobs, live_chain
+from hashcore.app.sources import LiveBatteryState, LiveSource
 from hashcore.errors import ConfigError
 from hashcore.report.account import AccountSettings, CarbonAccount, CarbonBook
-from hashcore.throttle.actuators import EngineKnobs, Knobs, make_chain
-from hashcore.throttle.battery import LiveBatteryState
+from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
+from hashcore.throttle.actuators import Knobs
 from hashcore.throttle.clock import Clock, RealClock
 from hashcore.throttle.controller import Controller, ControllerConfig
 from hashcore.throttle.dispatch import Dispatcher
 from hashcore.throttle.figures import FigureBook
 from hashcore.throttle.model import FleetModel
 from hashcore.throttle.policies import Policy
-from hashcore.throttle.signals import LiveSource, Signal, SignalPoint, Trace
+from hashcore.throttle.signals import Signal, SignalPoint, Trace
 
 log = logging.getLogger("hashcore.throttle.live")
 
@@ -129,18 +134,18 @@ class LiveThrottle:
         self.plan = plan
         self.clock = clock or RealClock()
         self.knobs = knobs or EngineKnobs(miner)
-        missing = [n for n in plan.fleet.names if n not in miner.backend_names]
+        running = _backend_names(miner)
+        missing = [n for n in plan.fleet.names if n not in running]
         if missing:
             raise ConfigError(f"the power model has {', '.join(missing)}, which the miner does not run")
-        unmodelled = [n for n in miner.backend_names if n not in plan.fleet.names]
+        unmodelled = [n for n in running if n not in plan.fleet.names]
         if unmodelled:  # it would run at full power outside the budget
             raise ConfigError(f"the power model has no figures for {', '.join(unmodelled)}")
         if plan.actuator == "dvfs":
-            has_points = getattr(miner, "has_operating_points", lambda name: False)
-            lacking = [b.name for b in plan.fleet.backends if not has_points(b.name)]
+            lacking = [b.name for b in plan.fleet.backends if not _has_operating_points(miner, b.name)]
             if lacking:
                 raise ConfigError(f"--actuator dvfs: {', '.join(lacking)} has no clock or voltage control here")
-        chains = {b.name: make_chain(b, self.knobs, plan.actuator, plan.gpu_device) for b in plan.fleet.backends}
+        chains = {b.name: live_chain(b, self.knobs, plan.actuator, plan.gpu_device) for b in plan.fleet.backends}
         self.controller = Controller(plan.fleet, self.knobs, chains, plan.config)
         # A week of ticks for the p95; a live run may go on for months.
         self.book = FigureBook(plan.fleet.paused_watts, plan.fleet.full_watts,
@@ -179,7 +184,7 @@ class LiveThrottle:
         if self.plan.align == "start" and isinstance(signal, Trace):
             self._offset = signal.start - now
         # A live source has not been read yet: its budget is 0 (paused) until the first tick.
-        self._tick_sync(now, self.miner.stats())
+        self._tick_sync(now, _snapshot(self.miner))
         self._task = asyncio.create_task(self._run(), name="hashcore-throttle")
 
     async def stop(self) -> None:
@@ -204,7 +209,7 @@ class LiveThrottle:
                     self.plan.signal.refresh(now + self._offset)
                 if self.plan.battery is not None:
                     await in_daemon_thread(self.plan.battery.refresh, now)
-                self._tick_sync(now, self.miner.stats())
+                self._tick_sync(now, _snapshot(self.miner))
                 self.error = None
             except Exception as exc:  # a bad tick must not end throttling: pause and go on
                 if str(exc) != self.error:
@@ -238,7 +243,7 @@ class LiveThrottle:
             budget_for_controller = 0.0
         else:
             budget_for_controller = budget
-        operator_paused = bool(getattr(self.miner, "paused", False))
+        operator_paused = _operator_paused(self.miner)
         usable = measured if self._source != "none" and not operator_paused else None
         self.controller.step(budget_for_controller, usable)
         self.book.full_w = self.controller.status()["full_w"]
@@ -249,9 +254,7 @@ class LiveThrottle:
         """Average power above the idle floor over the tick that ended; books that tick."""
         if stats is None:
             return None
-        energy = stats.energy
-        self._source = str(energy.get("energy_source", "none"))
-        sample = (float(energy.get("joules", 0.0)), float(stats.seconds), float(stats.hashes))
+        self._source, sample = _energy_sample(stats)
         last, self._last = self._last, sample
         if last is None or sample[1] - last[1] <= 0:
             return None
@@ -277,9 +280,9 @@ class LiveThrottle:
         self.carbon.add(self._signal_t, dt, measured, surplus_w=surplus, battery_w=battery,
                         curtailed_w=0.0 if self._battery is not None else max(0.0, surplus - measured),
                         gco2_per_kwh=self._point.gco2_per_kwh, hashes=hashes)
-        accepted = getattr(stats, "accepted", None)
-        if isinstance(accepted, int | float):
-            self.carbon.set_accepted_shares(float(accepted))
+        accepted = _accepted_shares(stats)
+        if accepted is not None:
+            self.carbon.set_accepted_shares(accepted)
         grid = max(0.0, measured - surplus - battery)
         soc = math.nan
         if self.plan.battery is not None:
@@ -303,8 +306,6 @@ class LiveThrottle:
 
     def write_run(self, directory: str) -> str:
         """Write the run folder ``hashcore report`` renders (see :mod:`hashcore.report.run`)."""
-        from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
-
         status = self.status()
         account = self.carbon_account()
         meta = {"kind": "live", **status["figures"], "signal": status["signal"], "policy": status["policy"],
@@ -335,7 +336,7 @@ class LiveThrottle:
         fractions = [b["fraction"] or 0.0 for b in controller["backends"].values()]
         if calibrating:
             state = "calibrating"
-        elif getattr(self.miner, "paused", False):
+        elif _operator_paused(self.miner):
             state = "paused by operator"
         elif not any(fractions):
             state = "paused"
@@ -409,3 +410,40 @@ def _carbon_summary(account: CarbonAccount) -> dict[str, Any]:
     data = account.to_json()
     return {k: data[k] for k in ("surplus_j", "battery_j", "grid_j", "co2_location_g", "co2_market_g",
                                  "g_co2_per_th", "g_co2_per_share", "shares", "shares_kind")}
+
+
+# --- what the throttle reads of the miner ----------------------------------------------
+
+
+def _backend_names(miner: Any) -> list[str]:
+    """The backends the miner runs."""
+    return list(miner.backend_names)
+
+
+def _snapshot(miner: Any) -> Any:
+    """The miner's figures for one tick."""
+    return miner.stats()
+
+
+def _energy_sample(stats: Any) -> tuple[str, tuple[float, float, float]]:
+    """The energy source's name, and cumulative joules, seconds and hashes."""
+    energy = stats.energy
+    source = str(energy.get("energy_source", "none"))
+    return source, (float(energy.get("joules", 0.0)), float(stats.seconds), float(stats.hashes))
+
+
+def _accepted_shares(stats: Any) -> float | None:
+    """Shares the pools accepted so far (None where the miner does not count them)."""
+    accepted = getattr(stats, "accepted", None)
+    return float(accepted) if isinstance(accepted, int | float) else None
+
+
+def _operator_paused(miner: Any) -> bool:
+    """Whether the operator has paused the miner (the API's or the dashboard's pause)."""
+    return bool(getattr(miner, "paused", False))
+
+
+def _has_operating_points(miner: Any, backend: str) -> bool:
+    """Whether ``backend`` has clock or voltage control on this miner."""
+    has_points = getattr(miner, "has_operating_points", lambda name: False)
+    return bool(has_points(backend))

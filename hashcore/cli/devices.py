@@ -1,0 +1,41 @@
+"""``hashcore devices``: every backend, available or not and why, and the measured rates."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from hashcore.backends import base as registry
+from hashcore.cli.common import print_json
+from hashcore.liveview import format_rate
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser("devices", help="list backends, available or not, and why").add_argument(
+        "--json", action="store_true"
+    )
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from hashcore.backends import pathchoice  # CPU probing: only this command needs it
+
+    infos = registry.probe_all()
+    rates = registry.measured_rates()
+    auto = pathchoice.fastest(rates) if rates else registry.fastest_available()
+    if args.json:
+        print_json([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra,
+                     "rate": rates[i.name].to_json() if i.name in rates else None,
+                     "auto_backend": i.name == auto} for i in infos])  # fmt: skip
+        return 0
+    for info in infos:
+        mark = "[green]available[/]" if info.available else "[red]unavailable[/]"
+        console.print(f"{info.name:10} {mark}  {info.detail}")
+    console.print(f"CPU: {pathchoice.cpu_label()}", highlight=False)
+    for name, rate in sorted(rates.items(), key=lambda item: -item[1].all_cores_hs):
+        per_core = f"{format_rate(rate.per_core_hs)} per core, " if rate.per_core_hs else ""
+        pick = "  <- --backend auto" if name == auto else ""
+        console.print(f"  {name:8} {rate.path:9} {per_core}{format_rate(rate.all_cores_hs)} on all "
+                      f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
+    console.print(f"measured once per machine and build; cache: {pathchoice.cache_file()}", highlight=False)
+    return 0

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from hashcore.app.inputs import load_trace
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.plant import SimulatedMiner
 from hashcore.throttle.policies import make_policy
 from hashcore.throttle.simulation import SimulationReport, simulate
-from hashcore.throttle.traces import load_trace
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 #: Sample -> (fleet watts at full duty, policy, carbon cap).

@@ -3,14 +3,13 @@ the real ptys, and each point's J/TH is what the chip's model says."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import pytest
 
+from hashcore.app.sweep import SweepOptions, emulated_asic, measure_backend, run_sweep, sweep_asic
 from hashcore.backends.asic.chips import BM1366
 from hashcore.errors import ConfigError
-from hashcore.sweep import add_sweep_arguments, emulated_asic, measure_backend, run_sweep, sweep_asic
 
 
 def test_the_emulated_chain_is_swept_along_its_vf_table():
@@ -37,11 +36,7 @@ def test_the_emulated_chain_is_swept_along_its_vf_table():
 
 
 def test_an_asic_sweep_needs_a_port():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--backend")
-    add_sweep_arguments(parser)
     with pytest.raises(ConfigError, match="asic-port"):
-        run_sweep(parser.parse_args(["--backend", "asic", "--sweep"]))
+        run_sweep(SweepOptions(backend="asic"))
     with pytest.raises(ConfigError, match="sweep-mhz"):
-        parser.add_argument("--asic-port")
-        run_sweep(parser.parse_args(["--backend", "asic", "--asic-port", "emulator", "--sweep", "--sweep-mhz", "x"]))
+        run_sweep(SweepOptions(backend="asic", asic_port="emulator", sweep_mhz="x"))

@@ -28,14 +28,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hashcore.app.inputs import load_trace
+from hashcore.app.live import in_daemon_thread
+from hashcore.app.sources import LiveSource, parse_battery_reading, parse_reading, read_location
 from hashcore.boundedio import fetch_bounded, read_bounded, read_text_bounded
 from hashcore.cli import main
 from hashcore.config import MAX_CONFIG_BYTES, load_config
 from hashcore.errors import ConfigError
-from hashcore.throttle.battery import parse_battery_reading
-from hashcore.throttle.live import in_daemon_thread
-from hashcore.throttle.signals import LiveSource, parse_reading, read_location
-from hashcore.throttle.traces import load_trace
 from hashcore.web.snapshot import load_bench
 from tests.api.client import ask_json, status_of
 from tests.live import free_port

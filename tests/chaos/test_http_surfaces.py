@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from hashcore.api import ApiServer
-from hashcore.cli import _print_json
+from hashcore.cli.common import print_json as _print_json
 from hashcore.metrics import MetricsServer
 from hashcore.web import WebServer
 from tests.api.client import ask, parse_text, status_of

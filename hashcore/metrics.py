@@ -62,7 +62,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from hashcore import __version__
+from hashcore._version import __version__
 from hashcore.api.control import MinerControl, ThrottleControl, budget_watts, redact_url
 from hashcore.errors import ConfigError
 from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure

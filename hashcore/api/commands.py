@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from hashcore import __version__
+from hashcore._version import __version__
 from hashcore.api.access import Access
 from hashcore.api.control import MAX_POOLS, MinerControl, ThrottleControl, budget_watts, power_target, redact_url
 from hashcore.api.protocol import (

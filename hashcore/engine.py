@@ -21,6 +21,11 @@ the loop catches up), and a :class:`~hashcore.sharerate.ShareRateCap` per connec
 keeps the share rate under ``max_share_rate`` by raising the local difficulty when the
 pool's would flood the loop and the socket. A failing backend is retried with backoff
 instead of stopping its worker; ``stats()`` says what state each backend is in.
+
+The counters live in :mod:`hashcore.accounting`; ``stats()`` is the typed snapshot of
+:mod:`hashcore.control`, and the knobs (pause, duty, threads, operating point, pools) are
+the methods :class:`hashcore.control.MinerControl` names. The pool's session state
+(extranonce, version mask, difficulty) is read from the Stratum protocol object.
 """
 
 from __future__ import annotations
@@ -31,18 +36,31 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from hashcore.accounting import (
+    BackendCounters,
+    Books,
+    Controls,
+    PoolCounters,
+    PowerHistory,
+    backend_view,
+    pool_views,
+    read_energy,
+    snapshot,
+)
 from hashcore.backends.base import resolve_names
+from hashcore.control import MinerStats
 from hashcore.errors import ConfigError, HashcoreError, PoolError, WorkError
 from hashcore.lograte import RateLimitedLog
 from hashcore.metering import EnergyLedger, MeterSettings
 from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE, ShareRateCap
 from hashcore.stratum import events as ev
 from hashcore.stratum.client import ClientOptions, Connected, Disconnected, Link, StratumClient
+from hashcore.stratum.protocol import ClientConnection
 from hashcore.telemetry.base import EnergyMeter
 from hashcore.work import NONCE_SPACE, Work, difficulty_to_target, target_to_difficulty, verify_nonce
 from hashcore.workers import MAX_RESULTS, ChunkSizer, ProcessScanner, Scanner, default_threads, open_scanners
@@ -50,8 +68,6 @@ from hashcore.worksource import Template, WorkSource, WorkUnit
 
 log = logging.getLogger("hashcore.engine")
 
-#: The window of the "recent" hashrate shown live (cgminer's "5s" figure).
-RECENT_SECONDS = 5.0
 #: Shares remembered per job to drop a backend's repeats (each header is built once).
 MAX_SEEN_PER_JOB = 65536
 #: Scan results that may wait for the event loop before workers block.
@@ -60,119 +76,22 @@ RESULT_SLOTS = 64
 MAX_RETRY_SECONDS = 30.0
 #: How long stop() waits for each part (the pool task, answers, workers) to finish.
 STOP_GRACE_SECONDS = 0.6
-
-
-@dataclass(slots=True)
-class ShareCounts:
-    """Shares by the pool's answer, kept per pool and per backend."""
-
-    accepted: int = 0
-    rejected: int = 0
-    stale: int = 0
-    difficulty_accepted: float = 0.0
-    last_share_time: float | None = None
-    last_reject_reason: str | None = None
-
-    def record(self, result: ev.ShareResult, difficulty: float) -> None:
-        if result.accepted:
-            self.accepted += 1
-            self.difficulty_accepted += difficulty
-            self.last_share_time = time.time()
-        elif result.stale:
-            self.stale += 1
-        else:
-            self.rejected += 1
-            self.last_reject_reason = result.reason
-
-
-@dataclass(slots=True)
-class PoolCounters(ShareCounts):
-    """Shares by outcome for one pool, and its connection state."""
-
-    url: str = ""
-    unanswered: int = 0
-    connected: bool = False
-    difficulty: float | None = None
-
-
-@dataclass(slots=True)
-class BackendCounters(ShareCounts):
-    """Hashes, results and shares for one backend."""
-
-    name: str = ""
-    threads: int = 0
-    hashes: int = 0
-    results: int = 0
-    false_positives: int = 0
-    errors: int = 0
-    path: str | None = None
-    #: Why each failing worker (by index) is failing; empty while all scan.
-    failing: dict[int, str] = field(default_factory=dict)
-    _recent: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
-
-    def add(self, hashes: int, now: float) -> None:
-        self.hashes += hashes
-        self._recent.append((now, hashes))
-        while self._recent and self._recent[0][0] < now - RECENT_SECONDS:
-            self._recent.popleft()
-
-    def recent_hashrate(self, now: float) -> float:
-        recent = [h for t, h in self._recent if t >= now - RECENT_SECONDS]
-        return sum(recent) / RECENT_SECONDS
-
-
-@dataclass(frozen=True, slots=True)
-class MinerStats:
-    """A snapshot of the miner's counters (see :meth:`Miner.stats`)."""
-
-    seconds: float
-    hashes: int
-    hashrate_hs: float
-    recent_hashrate_hs: float
-    accepted: int
-    rejected: int
-    stale: int
-    discarded: int
-    duplicates: int
-    block_candidates: int
-    blocks_accepted: int
-    pools: list[dict[str, Any]]
-    backends: dict[str, dict[str, Any]]
-    energy: dict[str, Any]
-    active_pool: str | None
-    paused: bool = False
-    capped: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``hashcore mine --json`` summary object."""
-        return {
-            "hashes": self.hashes,
-            "seconds": round(self.seconds, 3),
-            "hashrate_hs": self.hashrate_hs,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "stale": self.stale,
-            "discarded": self.discarded,
-            "duplicates": self.duplicates,
-            "capped": self.capped,
-            "blocks": {"candidates": self.block_candidates, "accepted": self.blocks_accepted},
-            "pools": self.pools,
-            "backends": self.backends,
-            "paused": self.paused,
-            **self.energy,
-        }
+#: Seconds between two samples of the total energy (for the recent power).
+POWER_SAMPLE_SECONDS = 1.0
 
 
 @dataclass(slots=True)
 class _Session:
-    """What one pool connection told us so far."""
+    """The engine's own state for one pool connection; what the pool set (extranonce,
+    version mask, difficulty) is the protocol's (``protocol``)."""
 
-    extranonce1: bytes | None = None
-    extranonce2_size: int = 0
-    difficulty: float = 1.0
-    version_mask: int = 0
-    rate_cap: ShareRateCap = field(default_factory=ShareRateCap)
+    protocol: ClientConnection
+    rate_cap: ShareRateCap
     capped_said: bool = False
+
+    @property
+    def difficulty(self) -> float:
+        return self.protocol.difficulty
 
 
 class Miner:
@@ -236,13 +155,7 @@ class Miner:
             raise ConfigError(f"unknown pool client option: {exc}") from None
         self.client = StratumClient(list(pools), options, self._on_pool_event)
         self.source = WorkSource(nonce_span=nonce_span)
-        self.pools = [PoolCounters(url=e.url) for e in self.client.endpoints]  # URLs without passwords
-        self.counters: dict[str, BackendCounters] = {}
-        self.discarded = 0
-        self.duplicates = 0
-        self.block_candidates = 0
-        self.blocks_accepted = 0
-        self.capped = 0  # valid shares not sent: over the share-rate cap
+        self.books = Books([PoolCounters(url=e.url) for e in self.client.endpoints])  # URLs without passwords
         self._warn = RateLimitedLog(log)
         #: Pools (by index) that refuse block candidates below their share difficulty.
         self._shares_only: set[int] = set()
@@ -259,11 +172,22 @@ class Miner:
         # Idle and duty-cycle naps wait here, so a control change wakes them at once.
         self._control = threading.Condition()
         self._client_task: asyncio.Task[None] | None = None
+        self._power_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
-        self._power_history: deque[tuple[float, float]] = deque()
+        self._power = PowerHistory()
         self._final: MinerStats | None = None
+
+    @property
+    def counters(self) -> dict[str, BackendCounters]:
+        """Each running backend's counters (the books'), by name."""
+        return self.books.backends
+
+    @property
+    def user(self) -> str:
+        """The worker name pools get unless their URL names another."""
+        return self.client.options.user
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -276,7 +200,7 @@ class Miner:
                 options = self.backend_options.get(name, {})
                 self._scanners[name] = await asyncio.to_thread(open_scanners, name, count, options)
                 path = getattr(self._scanners[name][0], "path", None)
-                self.counters[name] = BackendCounters(name=name, threads=count, path=path)
+                self.books.backends[name] = BackendCounters(name=name, threads=count, path=path)
                 self._duty[name] = 1.0
                 self._active_threads[name] = count
             first = {name: scanners[0] for name, scanners in self._scanners.items()}
@@ -294,6 +218,16 @@ class Miner:
                 thread.start()
                 self._workers.append((thread, scanner))
         self._client_task = asyncio.create_task(self.client.run())
+        self._power_task = asyncio.create_task(self._sample_power())
+
+    async def _sample_power(self) -> None:
+        """The engine's tick: total joules once a second, for the recent power."""
+        ledger = self.ledger
+        assert ledger is not None
+        while True:
+            _, total = ledger.report(self.books.hashes())
+            self._power.sample(time.monotonic(), total.joules)
+            await asyncio.sleep(POWER_SAMPLE_SECONDS)
 
     async def run(self, duration: float | None = None) -> None:
         """Mine for ``duration`` seconds (forever when None). Raises PoolError when the
@@ -320,6 +254,8 @@ class Miner:
         task and unanswered shares get a short grace, workers finish their scan."""
         running = self.stats() if self._started_at and self._final is None else None
         self._stop.set()
+        if self._power_task is not None:
+            self._power_task.cancel()
         self._controls_changed()
         self.source.stop()
         for _ in self._workers:
@@ -370,8 +306,9 @@ class Miner:
         """The counters after the stop (shares left unanswered counted), with the pool
         it was mining on when told to stop rather than the closed connection."""
         final = self.stats()
-        pools = [{**pool, "connected": was["connected"]} for pool, was in zip(final.pools, running.pools, strict=True)]
-        backends = {name: {**figures, "state": "stopped"} for name, figures in final.backends.items()}
+        pools = tuple(dataclasses.replace(pool, connected=was.connected)
+                      for pool, was in zip(final.pools, running.pools, strict=True))
+        backends = {name: dataclasses.replace(view, state="stopped") for name, view in final.backends.items()}
         return dataclasses.replace(final, pools=pools, backends=backends, active_pool=running.active_pool)
 
     def _close_scanners(self, skip: Sequence[Scanner] = ()) -> None:
@@ -440,7 +377,7 @@ class Miner:
     def add_pool(self, url: str) -> int:
         """Add a pool at the lowest priority; returns its index."""
         index = self.client.add_pool(url)
-        self.pools.append(PoolCounters(url=self.client.endpoints[index].url))
+        self.books.pools.append(PoolCounters(url=self.client.endpoints[index].url))
         return index
 
     def switch_pool(self, index: int) -> None:
@@ -461,6 +398,12 @@ class Miner:
 
     def duty(self, backend: str) -> float:
         return self._duty[backend]
+
+    def max_threads(self, backend: str) -> int:
+        """Worker threads opened for ``backend`` (what :meth:`set_threads` may allow)."""
+        if backend not in self.books.backends:
+            raise ConfigError(f"backend {backend!r} is not running")
+        return self.books.backends[backend].threads
 
     def active_threads(self, backend: str) -> int:
         return self._active_threads[backend]
@@ -520,21 +463,21 @@ class Miner:
         return True
 
     def _on_worker_error(self, name: str, index: int, reason: str, retry_in: float) -> None:
-        counters = self.counters[name]
+        counters = self.books.backends[name]
         counters.errors += 1
         counters.failing[index] = reason
         self._warn.warning(f"backend {name}", "backend %s (worker %d) failed: %s; retrying in %.0f s",
                            name, index, reason, retry_in)
 
     def _on_worker_recovered(self, name: str, index: int) -> None:
-        if self.counters[name].failing.pop(index, None) is not None:
+        if self.books.backends[name].failing.pop(index, None) is not None:
             log.info("backend %s (worker %d) scans again", name, index)
 
     # --- results (event loop) ----------------------------------------------------------
 
     def _on_scan(self, name: str, unit: WorkUnit, result: Any) -> None:
         self._result_slots.release()
-        counters = self.counters[name]
+        counters = self.books.backends[name]
         counters.add(result.hashes_done, time.monotonic())
         for i, nonce in enumerate(result.nonces):
             work = unit.work
@@ -567,11 +510,11 @@ class Miner:
     def _consider(self, unit: WorkUnit, share: Any, backend: str) -> None:
         template = self.source.template(unit.key, unit.serial)
         if template is None:
-            self.discarded += 1  # its job was cleaned (or its id reused) or its connection is gone
+            self.books.discarded += 1  # its job was cleaned (or its id reused) or its connection is gone
             return
         origin = share.work.origin
         if origin.version_bits is not None and origin.version_bits & ~template.version_mask:
-            self.discarded += 1  # rolled under a mask the pool has since narrowed
+            self.books.discarded += 1  # rolled under a mask the pool has since narrowed
             return
         link = template.session
         assert isinstance(link, Link)
@@ -580,7 +523,7 @@ class Miner:
             self._submitted.popitem(last=False)
         identity = (origin.extranonce2, origin.ntime, origin.version_bits, share.nonce)
         if identity in seen:
-            self.duplicates += 1
+            self.books.duplicates += 1
             return
         if len(seen) >= MAX_SEEN_PER_JOB:
             seen.clear()  # a job that lives for days must not hold every share it ever had
@@ -588,17 +531,17 @@ class Miner:
         if share.meets_block_target and not (below_share and link.index in self._shares_only) \
                 and self.source.mark_block_candidate(unit.key):
             kind = "block"
-            self.block_candidates += 1
+            self.books.block_candidates += 1
             log.warning("block candidate found: %s", share.hash[::-1].hex())
         elif below_share:
             return  # a block-target nonce after this job's one candidate: not a share
         elif share.value > template.local_target or not self._under_rate_cap(link):
-            self.capped += 1  # a share, but over the rate cap: not sent (said once in the log)
+            self.books.capped += 1  # a share, but over the rate cap: not sent (said once in the log)
             return
         else:
             kind = "share"
         seen.add(identity)
-        pool = self.pools[link.index]
+        pool = self.books.pools[link.index]
         try:
             answer = self.client.send_share(link, share.work.origin, share.nonce)
         except PoolError as exc:
@@ -641,7 +584,7 @@ class Miner:
         self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str, backend: str, work: Work,
         below_share: bool = False,
     ) -> None:
-        pool = self.pools[link.index]
+        pool = self.books.pools[link.index]
         try:
             result = await self.client.wait_answer(answer)
         except PoolError as exc:
@@ -653,7 +596,7 @@ class Miner:
             raise
         if kind == "block":
             if result.accepted:
-                self.blocks_accepted += 1
+                self.books.blocks_accepted += 1
             elif below_share and not result.stale:
                 self._refuse_block_candidates(link, result)
             log.warning("%s: block candidate %s", link.url, "accepted" if result.accepted else result.reason)
@@ -661,7 +604,7 @@ class Miner:
         # A share is worth the difficulty its work was sent at, not today's.
         difficulty = target_to_difficulty(work.share_target) if work.share_target else 0.0
         pool.record(result, difficulty)
-        self.counters[backend].record(result, difficulty)
+        self.books.backends[backend].record(result, difficulty)
         if not result.accepted and not result.stale:
             self._warn.warning("rejected", "%s: share rejected: %s", link.url, result.reason)
 
@@ -678,43 +621,44 @@ class Miner:
     # --- pool events (event loop) ------------------------------------------------------
 
     def _on_pool_event(self, link: Link, event: object) -> None:
-        pool = self.pools[link.index]
-        session = self._sessions.get(link)
-        if session is None:
-            session = self._sessions[link] = _Session(rate_cap=ShareRateCap(self.max_share_rate))
-        if isinstance(event, Connected):
-            pool.connected = True
-        elif isinstance(event, Disconnected):
+        pool = self.books.pools[link.index]
+        if isinstance(event, Disconnected):
             pool.connected = False
             self.source.drop_session(link)
             self._sessions.pop(link, None)
+            return
+        session = self._sessions.get(link)
+        if session is None:
+            protocol = self.client.session(link)
+            if protocol is None:
+                return  # from a connection already closed
+            session = self._sessions[link] = _Session(protocol, ShareRateCap(self.max_share_rate))
+        if isinstance(event, Connected):
+            pool.connected = True
         elif isinstance(event, (ev.Configured, ev.SetVersionMask)):
-            session.version_mask = event.version_mask
             self.source.set_version_mask(link, event.version_mask)
-        elif isinstance(event, (ev.Subscribed, ev.SetExtranonce)):
-            session.extranonce1, session.extranonce2_size = event.extranonce1, event.extranonce2_size
         elif isinstance(event, ev.SetDifficulty):
-            session.difficulty = event.difficulty
             pool.difficulty = event.difficulty
-            hashrate = sum(c.recent_hashrate(time.monotonic()) for c in self.counters.values())
+            hashrate = self.books.recent_hashrate(time.monotonic())
             capped = session.rate_cap.expect(event.difficulty, hashrate)
             self._apply_rate_cap(link, session)
             if capped:
                 self._say_capped(link, session, f" at {hashrate:.3g} H/s")
         elif isinstance(event, ev.NewJob):
-            if session.extranonce1 is None:
+            state = session.protocol
+            if state.extranonce1 is None:
                 log.warning("%s: job %r before subscription; ignored", link.url, event.job.job_id)
                 return
-            pool.difficulty = session.difficulty
+            pool.difficulty = state.difficulty
             self.source.add(
                 Template(
                     event.job,
                     link,
-                    session.extranonce1,
-                    session.extranonce2_size,
-                    difficulty_to_target(session.difficulty),
-                    session.version_mask,
-                    scan_target=difficulty_to_target(session.rate_cap.difficulty(session.difficulty)),
+                    state.extranonce1,
+                    state.extranonce2_size,
+                    difficulty_to_target(state.difficulty),
+                    state.version_mask,
+                    scan_target=difficulty_to_target(session.rate_cap.difficulty(state.difficulty)),
                     block_candidates=link.index not in self._shares_only,
                 )
             )
@@ -722,73 +666,25 @@ class Miner:
     # --- reporting ---------------------------------------------------------------------
 
     def stats(self) -> MinerStats:
-        """The counters now; after :meth:`stop`, as they were when it finished."""
+        """The snapshot now; after :meth:`stop`, as it was when it finished. Reads the
+        counters and the meters, and changes nothing."""
         if self._final is not None:
             return self._final
         now = time.monotonic()
         seconds = max(now - self._started_at, 1e-9) if self._started_at else 0.0
-        hashes = sum(c.hashes for c in self.counters.values())
-        per_backend, overall = self._energy({name: c.hashes for name, c in self.counters.items()})
+        per_backend, total = read_energy(self.ledger, self.books, self._power, now)
         backends = {
-            name: {
-                "hashes": c.hashes,
-                "hashrate_hs": c.hashes / seconds if seconds else 0.0,
-                "recent_hashrate_hs": c.recent_hashrate(now),
-                "threads": c.threads,
-                "path": c.path,
-                "false_positives": c.false_positives,
-                "errors": c.errors,
-                "duty": self._duty.get(name, 1.0),
-                "state": self._backend_state(name, c),
-                "active_threads": self._active_threads.get(name, c.threads),
-                "accepted": c.accepted,
-                "rejected": c.rejected,
-                "stale": c.stale,
-                "difficulty_accepted": c.difficulty_accepted,
-                "last_share_time": c.last_share_time,
-                **per_backend.get(name, {}),
-            }
-            for name, c in self.counters.items()
+            name: backend_view(c, seconds, now, self._controls(name, c), per_backend.get(name))
+            for name, c in self.books.backends.items()
         }
-        pools = [
-            {
-                "url": p.url,
-                "user": self.client.user_of(index),
-                "accepted": p.accepted,
-                "rejected": p.rejected,
-                "stale": p.stale,
-                "unanswered": p.unanswered,
-                "connected": p.connected,
-                "difficulty": p.difficulty,
-                "enabled": status.enabled,
-                "priority": self.client.priority.index(index),
-                "difficulty_accepted": p.difficulty_accepted,
-                "last_share_time": p.last_share_time,
-                "connects": status.connects,
-                "last_error": status.last_error,
-            }
-            for index, (p, status) in enumerate(zip(self.pools, self.client.status, strict=True))
-        ]
         link = self.client.link
-        return MinerStats(
-            seconds=seconds,
-            hashes=hashes,
-            hashrate_hs=hashes / seconds if seconds else 0.0,
-            recent_hashrate_hs=sum(c.recent_hashrate(now) for c in self.counters.values()),
-            accepted=sum(p.accepted for p in self.pools),
-            rejected=sum(p.rejected for p in self.pools),
-            stale=sum(p.stale for p in self.pools),
-            discarded=self.discarded,
-            duplicates=self.duplicates,
-            block_candidates=self.block_candidates,
-            blocks_accepted=self.blocks_accepted,
-            pools=pools,
-            backends=backends,
-            energy=overall,
-            active_pool=link.url if link else None,
-            paused=self._paused,
-            capped=self.capped,
-        )
+        return snapshot(self.books, seconds=seconds, now=now, pools=pool_views(self.books, self.client),
+                        backends=backends, energy=total, active_pool=link.url if link else None,
+                        paused=self._paused, current_job=self.source.current_job)
+
+    def _controls(self, name: str, counters: BackendCounters) -> Controls:
+        return Controls(self._duty.get(name, 1.0), self._active_threads.get(name, counters.threads),
+                        self._backend_state(name, counters))
 
     def _backend_state(self, name: str, counters: BackendCounters) -> str:
         """A short text for the live view, the API and the dashboard."""
@@ -802,21 +698,3 @@ class Miner:
         if self.source.current_job is None:
             return "waiting for work"
         return "mining"
-
-    def _energy(self, hashes: dict[str, int]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        """Energy fields per backend and in total; ``recent_watts`` over the last seconds."""
-        if self.ledger is None:
-            return {}, {"joules": 0.0, "watts": 0.0, "recent_watts": 0.0, "j_per_hash": None, "j_per_th": None,
-                        "energy_source": "none", "energy_exact": False, "energy_note": "not started"}
-        entries, overall = self.ledger.report(hashes)
-        fields = ("joules", "watts", "j_per_hash", "j_per_th", "energy_source", "energy_exact", "energy_note")
-        per_backend = {name: {k: e.as_dict()[k] for k in fields} for name, e in entries.items()}
-        now = time.monotonic()
-        history = self._power_history
-        history.append((now, overall.joules))
-        while len(history) > 2 and history[1][0] < now - RECENT_SECONDS:
-            history.popleft()
-        span = now - history[0][0]
-        recent = (overall.joules - history[0][1]) / span if span > 0.5 else overall.watts
-        return per_backend, {**{k: overall.as_dict()[k] for k in fields}, "recent_watts": recent}
-

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
 from hashcore.api import ApiServer
 from tests.api.client import ask, ask_json, parse_text, rig, status_of
+from tests.doubles import ThrottleDouble
 from tests.live import wait_until
 
 #: Every report command, its parameter, the JSON section of its reply, and what starts
@@ -40,19 +39,6 @@ POOL_FIELDS = {
 }
 DEV_FIELDS = {"CPU", "Name", "ID", "Enabled", "Status", "MHS av", "MHS 5s", "Accepted", "Rejected", "Hardware Errors",
               "Total MH", "Device Elapsed", "Last Share Time", "Power av", "J/TH", "Energy Source"}
-
-
-class FakeThrottle:
-    """Records what the API asks of the throttle."""
-
-    def __init__(self) -> None:
-        self.targets: list[float | None] = []
-
-    def set_target(self, watts: float | None) -> None:
-        self.targets.append(watts)
-
-    def status(self) -> Mapping[str, Any]:
-        return {"budget_w": self.targets[-1] if self.targets else 120.0, "mode": "test"}
 
 
 async def test_every_report_command_answers_in_json_and_in_text():
@@ -218,7 +204,7 @@ async def test_enable_disable_and_add_pools_through_the_api():
 
 
 async def test_pause_resume_and_power_target_reach_the_miner_and_the_throttle():
-    throttle = FakeThrottle()
+    throttle = ThrottleDouble(120.0, mode="test")
     async with rig(allow="W:127.0.0.1", api_options={"throttle": throttle}) as r:
         assert status_of(await ask_json(r.port, "pause"))["Code"] == 1000
         assert r.miner.stats().paused

@@ -67,7 +67,7 @@ async def test_summary_pools_and_devs_carry_the_fields_farm_tools_read_with_live
     assert set(summary) >= SUMMARY_FIELDS
     assert summary["Accepted"] >= 2 and summary["Accepted"] <= stats.accepted
     assert summary["MHS av"] > 0 and summary["Total MH"] > 0 and summary["Elapsed"] >= 0
-    assert summary["Energy Source"] == stats.energy["energy_source"]
+    assert summary["Energy Source"] == stats.energy.source
     assert set(pools[0]) >= POOL_FIELDS
     assert pools[0]["URL"] == r.pools[0].url and pools[0]["Status"] == "Alive" and pools[0]["Stratum Active"] is True
     assert pools[0]["User"] == "alice" and pools[0]["Last Share Time"] > 1_600_000_000
@@ -184,7 +184,7 @@ async def test_enable_disable_and_add_pools_through_the_api():
         pools = (await ask_json(r.port, "pools"))["POOLS"]
         assert [p["Status"] for p in pools][1] == "Disabled"
         assert status_of(await ask_json(r.port, "enablepool", "1"))["Code"] == 47
-        assert r.miner.stats().pools[1]["enabled"]
+        assert r.miner.stats().pools[1].enabled
 
         added = await ask_json(r.port, "addpool", f"{second.url},bob,hunter2")
         status = status_of(added)
@@ -237,7 +237,7 @@ async def test_write_commands_cannot_be_joined_even_with_w_access():
         assert status_of(body["summary"][0])["STATUS"] == "S"
         assert status_of(body["switchpool"][0])["Code"] == 45
         await asyncio.sleep(0.3)
-        assert r.miner.stats().pools[1]["priority"] == 1
+        assert r.miner.stats().pools[1].priority == 1
 
 
 async def test_quit_answers_bye_then_calls_the_cli_callback():

@@ -33,8 +33,10 @@ __all__ = [
     "ThrottleControl",
     "ThrottleView",
     "budget_watts",
+    "finite_or_none",
     "power_target",
     "redact_url",
+    "short_label",
 ]
 
 
@@ -333,8 +335,8 @@ class ThrottleControl(Protocol):
     def status(self) -> Mapping[str, Any]: ...
 
 
-#: Longest label taken from a throttle's status.
-_MAX_LABEL = 80
+#: Longest label taken from outside (a throttle's status, a bench file): a label, not a document.
+MAX_LABEL = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +350,8 @@ class ThrottleView:
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> ThrottleView:
-        return cls(_finite_number(status.get("budget_w")), _finite_number(status.get("power_w")),
-                   _label(status.get("policy")), _label(status.get("state")))
+        return cls(finite_or_none(status.get("budget_w")), finite_or_none(status.get("power_w")),
+                   short_label(status.get("policy")), short_label(status.get("state")))
 
     def to_json(self) -> dict[str, Any]:
         return {"budget_w": self.budget_w, "power_w": self.power_w, "policy": self.policy, "state": self.state}
@@ -373,12 +375,14 @@ def power_target(watts: object) -> float:
     return float(watts)
 
 
-def _finite_number(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """A finite number as a float; anything else (text, a bool, NaN, infinity) None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def _label(value: Any) -> str | None:
-    return None if value is None else str(value)[:_MAX_LABEL]
+def short_label(value: Any) -> str | None:
+    """``value`` as text of at most :data:`MAX_LABEL` characters; None stays None."""
+    return None if value is None else str(value)[:MAX_LABEL]

@@ -15,7 +15,7 @@ from typing import Any
 
 from hashcore import boundedjson
 from hashcore.boundedio import read_bounded
-from hashcore.control import MinerStats
+from hashcore.control import MinerStats, finite_or_none, short_label
 from hashcore.errors import ConfigError
 
 #: The bench table's columns (see :class:`hashcore.bench.BenchReport`).
@@ -33,21 +33,6 @@ BENCH_FIELDS = (
     "energy_exact",
 )
 
-#: Longest string taken from the throttle or a bench file (they are labels, not documents).
-_MAX_TEXT = 80
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)[:_MAX_TEXT]
-
-
 def _finite(value: Any) -> Any:
     """JSON has no NaN or infinity; the page shows them as unknown."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -63,7 +48,7 @@ def summary(stats: MinerStats) -> dict[str, Any]:
     """``stats.to_json()`` (the ``hashcore mine --json`` summary), with each backend's
     state (``mining``, ``retrying: <reason>``...) cut to a label's length."""
     data = _finite(stats.to_json())
-    data["backends"] = {name: {**backend, "state": _text(backend["state"])}
+    data["backends"] = {name: {**backend, "state": short_label(backend["state"])}
                         for name, backend in data["backends"].items()}
     return data
 
@@ -118,11 +103,11 @@ def bench_rows(reports: Any) -> list[dict[str, Any]]:
             if key == "energy_exact":
                 row[key] = bool(value)
             elif key in ("backend", "path", "energy_source"):
-                row[key] = _text(value)
+                row[key] = short_label(value)
             elif key == "threads":
                 row[key] = int(value) if isinstance(value, int) and not isinstance(value, bool) else None
             else:
-                row[key] = _number(value)
+                row[key] = finite_or_none(value)
         rows.append(row)
     return rows
 

@@ -22,7 +22,8 @@ from hashcore.backends.base import Backend, BackendInfo, ScanResult, open_backen
 from hashcore.backends.base import names as backend_names
 from hashcore.backends.base import probe_all as probe_backends
 from hashcore.bench import BenchReport, bench
-from hashcore.engine import Miner, MinerStats
+from hashcore.control import MinerStats
+from hashcore.engine import Miner
 from hashcore.errors import (
     BackendError,
     BackendUnavailable,

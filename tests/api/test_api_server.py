@@ -253,10 +253,11 @@ async def test_quit_answers_bye_then_calls_the_cli_callback():
         assert status_of(await ask_json(r.port, "quit"))["Code"] == 1007
 
 
-async def test_coin_answers_sha256_and_the_current_block_where_the_engine_tells_it():
+async def test_coin_answers_sha256_and_the_current_block_from_the_snapshot():
     async with rig() as r:
         await wait_until(lambda: r.miner.stats().hashes > 0, what="work from the pool")
         coin = (await ask_json(r.port, "coin"))["COIN"][0]
         assert coin["Hash Method"] == "sha256" and coin["LP"] is False
-        if hasattr(r.miner.source, "current_job"):
-            assert len(coin["Current Block Hash"]) == 64 and coin["Network Difficulty"] > 0
+        job = r.miner.stats().current_job
+        assert job is not None and coin["Current Block Hash"] == job.prev_hash[::-1].hex()
+        assert coin["Current Block Time"] == job.ntime and coin["Network Difficulty"] > 0

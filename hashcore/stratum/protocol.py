@@ -35,12 +35,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from hashcore._version import __version__
 from hashcore.errors import HashcoreError
 from hashcore.stratum import events as ev
 from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE, LineBuffer, Overflow, decode, encode, error_text, printable
 from hashcore.work import DEFAULT_VERSION_MASK, Job, WorkOrigin, swap_words
 
-USER_AGENT = "hashcore/0.1.0"
+USER_AGENT = f"hashcore/{__version__}"
 _HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
 #: A host name, IPv4 or IPv6 address (a client.reconnect target); nothing else.
 _HOST_TEXT = re.compile(r"[A-Za-z0-9._:\-\[\]%]{1,253}")

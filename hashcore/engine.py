@@ -195,8 +195,12 @@ class Miner:
         ledger = self.ledger
         assert ledger is not None
         while True:
-            _, total = ledger.report(self.books.hashes())
-            self._power.sample(time.monotonic(), total.joules)
+            try:
+                _, total = ledger.report(self.books.hashes())
+            except HashcoreError as exc:  # a meter that failed once may read again next tick
+                self._warn.warning("power sample", "energy not sampled: %s", exc)
+            else:
+                self._power.sample(time.monotonic(), total.joules)
             await asyncio.sleep(POWER_SAMPLE_SECONDS)
 
     async def run(self, duration: float | None = None) -> None:

@@ -17,11 +17,13 @@ Errors all derive from :class:`HashcoreError` (see :mod:`hashcore.errors` for th
 Everything not listed in ``__all__`` is private and may change.
 """
 
+from hashcore._version import __version__
 from hashcore.backends.base import Backend, BackendInfo, ScanResult, open_backend
 from hashcore.backends.base import names as backend_names
 from hashcore.backends.base import probe_all as probe_backends
 from hashcore.bench import BenchReport, bench
-from hashcore.engine import Miner, MinerStats
+from hashcore.control import MinerStats
+from hashcore.engine import Miner
 from hashcore.errors import (
     BackendError,
     BackendUnavailable,
@@ -43,8 +45,6 @@ from hashcore.work import (
     target_to_difficulty,
     verify_nonce,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Backend",

@@ -5,22 +5,20 @@ Threads and the event loop
 The asyncio loop owns the pool connection (:class:`StratumClient`), every counter and
 every decision about shares. Worker threads only scan: each takes a nonce range from
 the shared :class:`WorkSource`, scans it with its backend and hands the result back to
-the loop with ``call_soon_threadsafe``. On the loop each result is re-hashed with
-hashlib (:func:`verify_nonce`) before anything is sent; false positives, stale jobs and
-duplicates are counted and dropped there.
-
-Block candidates: a Work reports against the easier of the share and block targets.
-A nonce that meets the block target is submitted even below the share difficulty, but
-at most one per job (on regtest nearly every nonce does); it is counted as a block
-candidate, not as a share. A pool that rejects such a candidate (ckpool answers "below
-pool mindiff" and then bans the worker for a while) gets shares at its difficulty only,
-for the rest of the run.
+the loop with ``call_soon_threadsafe``. On the loop :class:`~hashcore.shareflow.ShareFlow`
+re-hashes each result with hashlib before anything is sent (false positives, stale jobs
+and duplicates are counted and dropped there), sends the shares, counts the answers and
+turns pool events into work templates, reading the session state (extranonce, version
+mask, difficulty) from the Stratum protocol object.
 
 Bounds: at most ``RESULT_SLOTS`` scan results wait for the loop (a worker blocks until
-the loop catches up), and a :class:`~hashcore.sharerate.ShareRateCap` per connection
-keeps the share rate under ``max_share_rate`` by raising the local difficulty when the
-pool's would flood the loop and the socket. A failing backend is retried with backoff
-instead of stopping its worker; ``stats()`` says what state each backend is in.
+the loop catches up); the share rate is capped per connection (see ShareFlow). A
+failing backend is retried with backoff instead of stopping its worker; ``stats()``
+says what state each backend is in.
+
+The counters live in :mod:`hashcore.accounting`; ``stats()`` is the typed snapshot of
+:mod:`hashcore.control`, and the knobs (pause, duty, threads, operating point, pools) are
+the methods :class:`hashcore.control.MinerControl` names.
 """
 
 from __future__ import annotations
@@ -31,148 +29,43 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
-from hashcore.backends.base import resolve_names
-from hashcore.errors import ConfigError, HashcoreError, PoolError, WorkError
+from hashcore.accounting import (
+    BackendCounters,
+    Books,
+    Controls,
+    PoolCounters,
+    PowerHistory,
+    backend_view,
+    pool_views,
+    read_energy,
+    snapshot,
+)
+from hashcore.backends.base import ScanResult, resolve_names
+from hashcore.control import MinerStats
+from hashcore.errors import ConfigError, HashcoreError
 from hashcore.lograte import RateLimitedLog
 from hashcore.metering import EnergyLedger, MeterSettings
-from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE, ShareRateCap
-from hashcore.stratum import events as ev
-from hashcore.stratum.client import ClientOptions, Connected, Disconnected, Link, StratumClient
+from hashcore.shareflow import ShareFlow
+from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE
+from hashcore.stratum.client import ClientOptions, Link, StratumClient
 from hashcore.telemetry.base import EnergyMeter
-from hashcore.work import NONCE_SPACE, Work, difficulty_to_target, target_to_difficulty, verify_nonce
+from hashcore.work import NONCE_SPACE
 from hashcore.workers import MAX_RESULTS, ChunkSizer, ProcessScanner, Scanner, default_threads, open_scanners
-from hashcore.worksource import Template, WorkSource, WorkUnit
+from hashcore.worksource import WorkSource, WorkUnit
 
 log = logging.getLogger("hashcore.engine")
 
-#: The window of the "recent" hashrate shown live (cgminer's "5s" figure).
-RECENT_SECONDS = 5.0
-#: Shares remembered per job to drop a backend's repeats (each header is built once).
-MAX_SEEN_PER_JOB = 65536
 #: Scan results that may wait for the event loop before workers block.
 RESULT_SLOTS = 64
 #: The longest wait between retries of a failing backend.
 MAX_RETRY_SECONDS = 30.0
 #: How long stop() waits for each part (the pool task, answers, workers) to finish.
 STOP_GRACE_SECONDS = 0.6
-
-
-@dataclass(slots=True)
-class ShareCounts:
-    """Shares by the pool's answer, kept per pool and per backend."""
-
-    accepted: int = 0
-    rejected: int = 0
-    stale: int = 0
-    difficulty_accepted: float = 0.0
-    last_share_time: float | None = None
-    last_reject_reason: str | None = None
-
-    def record(self, result: ev.ShareResult, difficulty: float) -> None:
-        if result.accepted:
-            self.accepted += 1
-            self.difficulty_accepted += difficulty
-            self.last_share_time = time.time()
-        elif result.stale:
-            self.stale += 1
-        else:
-            self.rejected += 1
-            self.last_reject_reason = result.reason
-
-
-@dataclass(slots=True)
-class PoolCounters(ShareCounts):
-    """Shares by outcome for one pool, and its connection state."""
-
-    url: str = ""
-    unanswered: int = 0
-    connected: bool = False
-    difficulty: float | None = None
-
-
-@dataclass(slots=True)
-class BackendCounters(ShareCounts):
-    """Hashes, results and shares for one backend."""
-
-    name: str = ""
-    threads: int = 0
-    hashes: int = 0
-    results: int = 0
-    false_positives: int = 0
-    errors: int = 0
-    path: str | None = None
-    #: Why each failing worker (by index) is failing; empty while all scan.
-    failing: dict[int, str] = field(default_factory=dict)
-    _recent: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
-
-    def add(self, hashes: int, now: float) -> None:
-        self.hashes += hashes
-        self._recent.append((now, hashes))
-        while self._recent and self._recent[0][0] < now - RECENT_SECONDS:
-            self._recent.popleft()
-
-    def recent_hashrate(self, now: float) -> float:
-        recent = [h for t, h in self._recent if t >= now - RECENT_SECONDS]
-        return sum(recent) / RECENT_SECONDS
-
-
-@dataclass(frozen=True, slots=True)
-class MinerStats:
-    """A snapshot of the miner's counters (see :meth:`Miner.stats`)."""
-
-    seconds: float
-    hashes: int
-    hashrate_hs: float
-    recent_hashrate_hs: float
-    accepted: int
-    rejected: int
-    stale: int
-    discarded: int
-    duplicates: int
-    block_candidates: int
-    blocks_accepted: int
-    pools: list[dict[str, Any]]
-    backends: dict[str, dict[str, Any]]
-    energy: dict[str, Any]
-    active_pool: str | None
-    paused: bool = False
-    capped: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``hashcore mine --json`` summary object."""
-        return {
-            "hashes": self.hashes,
-            "seconds": round(self.seconds, 3),
-            "hashrate_hs": self.hashrate_hs,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "stale": self.stale,
-            "discarded": self.discarded,
-            "duplicates": self.duplicates,
-            "capped": self.capped,
-            "blocks": {"candidates": self.block_candidates, "accepted": self.blocks_accepted},
-            "pools": self.pools,
-            "backends": self.backends,
-            "paused": self.paused,
-            **self.energy,
-        }
-
-
-@dataclass(slots=True)
-class _Session:
-    """What one pool connection told us so far."""
-
-    extranonce1: bytes | None = None
-    extranonce2_size: int = 0
-    difficulty: float = 1.0
-    version_mask: int = 0
-    rate_cap: ShareRateCap = field(default_factory=ShareRateCap)
-    capped_said: bool = False
+#: Seconds between two samples of the total energy (for the recent power).
+POWER_SAMPLE_SECONDS = 1.0
 
 
 class Miner:
@@ -236,19 +129,10 @@ class Miner:
             raise ConfigError(f"unknown pool client option: {exc}") from None
         self.client = StratumClient(list(pools), options, self._on_pool_event)
         self.source = WorkSource(nonce_span=nonce_span)
-        self.pools = [PoolCounters(url=e.url) for e in self.client.endpoints]  # URLs without passwords
-        self.counters: dict[str, BackendCounters] = {}
-        self.discarded = 0
-        self.duplicates = 0
-        self.block_candidates = 0
-        self.blocks_accepted = 0
-        self.capped = 0  # valid shares not sent: over the share-rate cap
+        self.books = Books([PoolCounters(url=e.url) for e in self.client.endpoints])  # URLs without passwords
         self._warn = RateLimitedLog(log)
-        #: Pools (by index) that refuse block candidates below their share difficulty.
-        self._shares_only: set[int] = set()
+        self.shares = ShareFlow(self.books, self.source, self.client, max_share_rate, self._warn)
         self._result_slots = threading.Semaphore(RESULT_SLOTS)
-        self._sessions: dict[Link, _Session] = {}
-        self._submitted: OrderedDict[Hashable, set[tuple[Any, ...]]] = OrderedDict()
         self._scanners: dict[str, list[Scanner]] = {}
         #: Each worker thread with the scanner it drives.
         self._workers: list[tuple[threading.Thread, Scanner]] = []
@@ -259,11 +143,21 @@ class Miner:
         # Idle and duty-cycle naps wait here, so a control change wakes them at once.
         self._control = threading.Condition()
         self._client_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._power_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
-        self._power_history: deque[tuple[float, float]] = deque()
+        self._power = PowerHistory()
         self._final: MinerStats | None = None
+
+    @property
+    def counters(self) -> dict[str, BackendCounters]:
+        """Each running backend's counters (the books'), by name."""
+        return self.books.backends
+
+    @property
+    def user(self) -> str:
+        """The worker name pools get unless their URL names another."""
+        return self.client.options.user
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -276,7 +170,7 @@ class Miner:
                 options = self.backend_options.get(name, {})
                 self._scanners[name] = await asyncio.to_thread(open_scanners, name, count, options)
                 path = getattr(self._scanners[name][0], "path", None)
-                self.counters[name] = BackendCounters(name=name, threads=count, path=path)
+                self.books.backends[name] = BackendCounters(name=name, threads=count, path=path)
                 self._duty[name] = 1.0
                 self._active_threads[name] = count
             first = {name: scanners[0] for name, scanners in self._scanners.items()}
@@ -294,6 +188,20 @@ class Miner:
                 thread.start()
                 self._workers.append((thread, scanner))
         self._client_task = asyncio.create_task(self.client.run())
+        self._power_task = asyncio.create_task(self._sample_power())
+
+    async def _sample_power(self) -> None:
+        """The engine's tick: total joules once a second, for the recent power."""
+        ledger = self.ledger
+        assert ledger is not None
+        while True:
+            try:
+                _, total = ledger.report(self.books.hashes())
+            except HashcoreError as exc:  # a meter that failed once may read again next tick
+                self._warn.warning("power sample", "energy not sampled: %s", exc)
+            else:
+                self._power.sample(time.monotonic(), total.joules)
+            await asyncio.sleep(POWER_SAMPLE_SECONDS)
 
     async def run(self, duration: float | None = None) -> None:
         """Mine for ``duration`` seconds (forever when None). Raises PoolError when the
@@ -320,6 +228,8 @@ class Miner:
         task and unanswered shares get a short grace, workers finish their scan."""
         running = self.stats() if self._started_at and self._final is None else None
         self._stop.set()
+        if self._power_task is not None:
+            self._power_task.cancel()
         self._controls_changed()
         self.source.stop()
         for _ in self._workers:
@@ -332,7 +242,7 @@ class Miner:
             elif not self._client_task.cancelled():
                 with contextlib.suppress(asyncio.CancelledError, HashcoreError, OSError):
                     self._client_task.result()
-        tasks = list(self._tasks)
+        tasks = list(self.shares.answers)
         for task in tasks:
             task.cancel()  # each counts its share as unanswered
         if tasks:
@@ -370,8 +280,9 @@ class Miner:
         """The counters after the stop (shares left unanswered counted), with the pool
         it was mining on when told to stop rather than the closed connection."""
         final = self.stats()
-        pools = [{**pool, "connected": was["connected"]} for pool, was in zip(final.pools, running.pools, strict=True)]
-        backends = {name: {**figures, "state": "stopped"} for name, figures in final.backends.items()}
+        pools = tuple(dataclasses.replace(pool, connected=was.connected)
+                      for pool, was in zip(final.pools, running.pools, strict=True))
+        backends = {name: dataclasses.replace(view, state="stopped") for name, view in final.backends.items()}
         return dataclasses.replace(final, pools=pools, backends=backends, active_pool=running.active_pool)
 
     def _close_scanners(self, skip: Sequence[Scanner] = ()) -> None:
@@ -440,7 +351,7 @@ class Miner:
     def add_pool(self, url: str) -> int:
         """Add a pool at the lowest priority; returns its index."""
         index = self.client.add_pool(url)
-        self.pools.append(PoolCounters(url=self.client.endpoints[index].url))
+        self.books.pools.append(PoolCounters(url=self.client.endpoints[index].url))
         return index
 
     def switch_pool(self, index: int) -> None:
@@ -457,10 +368,16 @@ class Miner:
     @property
     def shares_in_flight(self) -> int:
         """Shares sent whose answer has not come back yet."""
-        return len(self._tasks)
+        return len(self.shares.answers)
 
     def duty(self, backend: str) -> float:
         return self._duty[backend]
+
+    def max_threads(self, backend: str) -> int:
+        """Worker threads opened for ``backend`` (what :meth:`set_threads` may allow)."""
+        if backend not in self.books.backends:
+            raise ConfigError(f"backend {backend!r} is not running")
+        return self.books.backends[backend].threads
 
     def active_threads(self, backend: str) -> int:
         return self._active_threads[backend]
@@ -520,275 +437,47 @@ class Miner:
         return True
 
     def _on_worker_error(self, name: str, index: int, reason: str, retry_in: float) -> None:
-        counters = self.counters[name]
+        counters = self.books.backends[name]
         counters.errors += 1
         counters.failing[index] = reason
         self._warn.warning(f"backend {name}", "backend %s (worker %d) failed: %s; retrying in %.0f s",
                            name, index, reason, retry_in)
 
     def _on_worker_recovered(self, name: str, index: int) -> None:
-        if self.counters[name].failing.pop(index, None) is not None:
+        if self.books.backends[name].failing.pop(index, None) is not None:
             log.info("backend %s (worker %d) scans again", name, index)
 
-    # --- results (event loop) ----------------------------------------------------------
+    # --- results and pool events (event loop) -------------------------------------------
 
-    def _on_scan(self, name: str, unit: WorkUnit, result: Any) -> None:
+    def _on_scan(self, name: str, unit: WorkUnit, result: ScanResult) -> None:
         self._result_slots.release()
-        counters = self.counters[name]
-        counters.add(result.hashes_done, time.monotonic())
-        for i, nonce in enumerate(result.nonces):
-            work = unit.work
-            if result.versions is not None:
-                try:
-                    work = work.with_version(result.versions[i])
-                except (WorkError, IndexError) as exc:
-                    counters.errors += 1
-                    self._warn.warning("bad result", "backend %s returned a bad version: %s", name, exc)
-                    continue
-            try:
-                share = verify_nonce(work, nonce)
-            except WorkError as exc:
-                counters.errors += 1
-                self._warn.warning("bad result", "backend %s returned a bad nonce: %s", name, exc)
-                continue
-            counters.results += 1
-            if not share.meets_target:
-                counters.false_positives += 1
-                continue
-            self._consider(unit, share, name)
-        link = unit.key[0]
-        session = self._sessions.get(link) if isinstance(link, Link) else None
-        if session is not None and session.rate_cap.floor and session.rate_cap.relax(session.difficulty):
-            assert isinstance(link, Link)
-            self._apply_rate_cap(link, session)
-            local = session.rate_cap.difficulty(session.difficulty)
-            log.info("%s: local share difficulty lowered to %g", link.url, local)
-
-    def _consider(self, unit: WorkUnit, share: Any, backend: str) -> None:
-        template = self.source.template(unit.key, unit.serial)
-        if template is None:
-            self.discarded += 1  # its job was cleaned (or its id reused) or its connection is gone
-            return
-        origin = share.work.origin
-        if origin.version_bits is not None and origin.version_bits & ~template.version_mask:
-            self.discarded += 1  # rolled under a mask the pool has since narrowed
-            return
-        link = template.session
-        assert isinstance(link, Link)
-        seen = self._submitted.setdefault((unit.key, unit.serial), set())
-        while len(self._submitted) > self.source.keep_jobs:
-            self._submitted.popitem(last=False)
-        identity = (origin.extranonce2, origin.ntime, origin.version_bits, share.nonce)
-        if identity in seen:
-            self.duplicates += 1
-            return
-        if len(seen) >= MAX_SEEN_PER_JOB:
-            seen.clear()  # a job that lives for days must not hold every share it ever had
-        below_share = not share.meets_share_target
-        if share.meets_block_target and not (below_share and link.index in self._shares_only) \
-                and self.source.mark_block_candidate(unit.key):
-            kind = "block"
-            self.block_candidates += 1
-            log.warning("block candidate found: %s", share.hash[::-1].hex())
-        elif below_share:
-            return  # a block-target nonce after this job's one candidate: not a share
-        elif share.value > template.local_target or not self._under_rate_cap(link):
-            self.capped += 1  # a share, but over the rate cap: not sent (said once in the log)
-            return
-        else:
-            kind = "share"
-        seen.add(identity)
-        pool = self.pools[link.index]
-        try:
-            answer = self.client.send_share(link, share.work.origin, share.nonce)
-        except PoolError as exc:
-            pool.unanswered += 1
-            self._warn.warning("not sent", "%s: %s not sent: %s", link.url, kind, exc)
-            return
-        task = asyncio.create_task(self._count_answer(link, answer, kind, backend, share.work, below_share))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _under_rate_cap(self, link: Link) -> bool:
-        """Note a share on ``link``; False when it is over the share-rate cap (the local
-        difficulty then rises for the work built from now on)."""
-        session = self._sessions.get(link)
-        if session is None:
-            return True
-        cap = session.rate_cap
-        floor = cap.floor
-        if cap.found(session.difficulty):
-            return True
-        if cap.floor != floor:
-            self._apply_rate_cap(link, session)
-            self._say_capped(link, session, "")
-        return False
-
-    def _say_capped(self, link: Link, session: _Session, detail: str) -> None:
-        """Say once per connection that its shares are capped; later steps quietly."""
-        level = logging.INFO if session.capped_said else logging.WARNING
-        session.capped_said = True
-        log.log(level, "%s: difficulty %g would mean more than %g shares/s%s; sending shares at difficulty %g "
-                "(block candidates are still looked for)", link.url, session.difficulty, self.max_share_rate, detail,
-                session.rate_cap.difficulty(session.difficulty))
-
-    def _apply_rate_cap(self, link: Link, session: _Session) -> None:
-        """Work built from now on scans for the session's local difficulty."""
-        local = session.rate_cap.difficulty(session.difficulty)
-        self.source.set_share_target(link, difficulty_to_target(session.difficulty), difficulty_to_target(local))
-
-    async def _count_answer(
-        self, link: Link, answer: asyncio.Future[ev.ShareResult], kind: str, backend: str, work: Work,
-        below_share: bool = False,
-    ) -> None:
-        pool = self.pools[link.index]
-        try:
-            result = await self.client.wait_answer(answer)
-        except PoolError as exc:
-            pool.unanswered += 1
-            self._warn.warning("not confirmed", "%s: %s not confirmed: %s", link.url, kind, exc)
-            return
-        except asyncio.CancelledError:
-            pool.unanswered += 1  # the miner stops before the answer came
-            raise
-        if kind == "block":
-            if result.accepted:
-                self.blocks_accepted += 1
-            elif below_share and not result.stale:
-                self._refuse_block_candidates(link, result)
-            log.warning("%s: block candidate %s", link.url, "accepted" if result.accepted else result.reason)
-            return
-        # A share is worth the difficulty its work was sent at, not today's.
-        difficulty = target_to_difficulty(work.share_target) if work.share_target else 0.0
-        pool.record(result, difficulty)
-        self.counters[backend].record(result, difficulty)
-        if not result.accepted and not result.stale:
-            self._warn.warning("rejected", "%s: share rejected: %s", link.url, result.reason)
-
-    def _refuse_block_candidates(self, link: Link, result: ev.ShareResult) -> None:
-        """The pool rejected a block candidate below its share difficulty: from now on
-        send it shares at its difficulty only (some pools ban a worker after a few)."""
-        if link.index in self._shares_only:
-            return
-        self._shares_only.add(link.index)
-        self.source.refuse_block_candidates(link)
-        log.warning("%s refuses block candidates below its share difficulty (%s); sending it shares at its "
-                    "difficulty only", link.url, result.reason)
-
-    # --- pool events (event loop) ------------------------------------------------------
+        self.shares.on_result(name, unit, result)
 
     def _on_pool_event(self, link: Link, event: object) -> None:
-        pool = self.pools[link.index]
-        session = self._sessions.get(link)
-        if session is None:
-            session = self._sessions[link] = _Session(rate_cap=ShareRateCap(self.max_share_rate))
-        if isinstance(event, Connected):
-            pool.connected = True
-        elif isinstance(event, Disconnected):
-            pool.connected = False
-            self.source.drop_session(link)
-            self._sessions.pop(link, None)
-        elif isinstance(event, (ev.Configured, ev.SetVersionMask)):
-            session.version_mask = event.version_mask
-            self.source.set_version_mask(link, event.version_mask)
-        elif isinstance(event, (ev.Subscribed, ev.SetExtranonce)):
-            session.extranonce1, session.extranonce2_size = event.extranonce1, event.extranonce2_size
-        elif isinstance(event, ev.SetDifficulty):
-            session.difficulty = event.difficulty
-            pool.difficulty = event.difficulty
-            hashrate = sum(c.recent_hashrate(time.monotonic()) for c in self.counters.values())
-            capped = session.rate_cap.expect(event.difficulty, hashrate)
-            self._apply_rate_cap(link, session)
-            if capped:
-                self._say_capped(link, session, f" at {hashrate:.3g} H/s")
-        elif isinstance(event, ev.NewJob):
-            if session.extranonce1 is None:
-                log.warning("%s: job %r before subscription; ignored", link.url, event.job.job_id)
-                return
-            pool.difficulty = session.difficulty
-            self.source.add(
-                Template(
-                    event.job,
-                    link,
-                    session.extranonce1,
-                    session.extranonce2_size,
-                    difficulty_to_target(session.difficulty),
-                    session.version_mask,
-                    scan_target=difficulty_to_target(session.rate_cap.difficulty(session.difficulty)),
-                    block_candidates=link.index not in self._shares_only,
-                )
-            )
+        self.shares.on_pool_event(link, event)
 
     # --- reporting ---------------------------------------------------------------------
 
     def stats(self) -> MinerStats:
-        """The counters now; after :meth:`stop`, as they were when it finished."""
+        """The snapshot now; after :meth:`stop`, as it was when it finished. Reads the
+        counters and the meters, and changes nothing."""
         if self._final is not None:
             return self._final
         now = time.monotonic()
         seconds = max(now - self._started_at, 1e-9) if self._started_at else 0.0
-        hashes = sum(c.hashes for c in self.counters.values())
-        per_backend, overall = self._energy({name: c.hashes for name, c in self.counters.items()})
+        per_backend, total = read_energy(self.ledger, self.books, self._power, now)
         backends = {
-            name: {
-                "hashes": c.hashes,
-                "hashrate_hs": c.hashes / seconds if seconds else 0.0,
-                "recent_hashrate_hs": c.recent_hashrate(now),
-                "threads": c.threads,
-                "path": c.path,
-                "false_positives": c.false_positives,
-                "errors": c.errors,
-                "duty": self._duty.get(name, 1.0),
-                "state": self._backend_state(name, c),
-                "active_threads": self._active_threads.get(name, c.threads),
-                "accepted": c.accepted,
-                "rejected": c.rejected,
-                "stale": c.stale,
-                "difficulty_accepted": c.difficulty_accepted,
-                "last_share_time": c.last_share_time,
-                **per_backend.get(name, {}),
-            }
-            for name, c in self.counters.items()
+            name: backend_view(c, seconds, now, self._controls(name, c), per_backend.get(name))
+            for name, c in self.books.backends.items()
         }
-        pools = [
-            {
-                "url": p.url,
-                "user": self.client.user_of(index),
-                "accepted": p.accepted,
-                "rejected": p.rejected,
-                "stale": p.stale,
-                "unanswered": p.unanswered,
-                "connected": p.connected,
-                "difficulty": p.difficulty,
-                "enabled": status.enabled,
-                "priority": self.client.priority.index(index),
-                "difficulty_accepted": p.difficulty_accepted,
-                "last_share_time": p.last_share_time,
-                "connects": status.connects,
-                "last_error": status.last_error,
-            }
-            for index, (p, status) in enumerate(zip(self.pools, self.client.status, strict=True))
-        ]
         link = self.client.link
-        return MinerStats(
-            seconds=seconds,
-            hashes=hashes,
-            hashrate_hs=hashes / seconds if seconds else 0.0,
-            recent_hashrate_hs=sum(c.recent_hashrate(now) for c in self.counters.values()),
-            accepted=sum(p.accepted for p in self.pools),
-            rejected=sum(p.rejected for p in self.pools),
-            stale=sum(p.stale for p in self.pools),
-            discarded=self.discarded,
-            duplicates=self.duplicates,
-            block_candidates=self.block_candidates,
-            blocks_accepted=self.blocks_accepted,
-            pools=pools,
-            backends=backends,
-            energy=overall,
-            active_pool=link.url if link else None,
-            paused=self._paused,
-            capped=self.capped,
-        )
+        return snapshot(self.books, seconds=seconds, now=now, pools=pool_views(self.books, self.client),
+                        backends=backends, energy=total, active_pool=link.url if link else None,
+                        paused=self._paused, current_job=self.source.current_job)
+
+    def _controls(self, name: str, counters: BackendCounters) -> Controls:
+        return Controls(self._duty.get(name, 1.0), self._active_threads.get(name, counters.threads),
+                        self._backend_state(name, counters))
 
     def _backend_state(self, name: str, counters: BackendCounters) -> str:
         """A short text for the live view, the API and the dashboard."""
@@ -802,21 +491,3 @@ class Miner:
         if self.source.current_job is None:
             return "waiting for work"
         return "mining"
-
-    def _energy(self, hashes: dict[str, int]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        """Energy fields per backend and in total; ``recent_watts`` over the last seconds."""
-        if self.ledger is None:
-            return {}, {"joules": 0.0, "watts": 0.0, "recent_watts": 0.0, "j_per_hash": None, "j_per_th": None,
-                        "energy_source": "none", "energy_exact": False, "energy_note": "not started"}
-        entries, overall = self.ledger.report(hashes)
-        fields = ("joules", "watts", "j_per_hash", "j_per_th", "energy_source", "energy_exact", "energy_note")
-        per_backend = {name: {k: e.as_dict()[k] for k in fields} for name, e in entries.items()}
-        now = time.monotonic()
-        history = self._power_history
-        history.append((now, overall.joules))
-        while len(history) > 2 and history[1][0] < now - RECENT_SECONDS:
-            history.popleft()
-        span = now - history[0][0]
-        recent = (overall.joules - history[0][1]) / span if span > 0.5 else overall.watts
-        return per_backend, {**{k: overall.as_dict()[k] for k in fields}, "recent_watts": recent}
-

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from hashcore.engine import MinerStats
+from hashcore.control import EnergyView, MinerStats
 
 
 def format_rate(hashes_per_second: float | None) -> str:
@@ -22,15 +23,21 @@ def format_rate(hashes_per_second: float | None) -> str:
     raise AssertionError("unreachable")
 
 
-def format_energy(energy: dict[str, Any], watts_key: str = "watts") -> str:
-    """Power and J/TH with their source; an estimate always says so."""
-    source = energy.get("energy_source", "none")
+def format_energy(energy: EnergyView | Mapping[str, Any] | None, recent: bool = False) -> str:
+    """Power and J/TH with their source; an estimate always says so. ``energy`` is a
+    snapshot's view or a bench report's fields; ``recent`` shows the last seconds' power
+    where the view has it, else the average."""
+    if energy is None:
+        return "power: not measured"
+    if not isinstance(energy, EnergyView):
+        energy = EnergyView(watts=energy.get("watts", 0.0), j_per_th=energy.get("j_per_th"),
+                            source=energy.get("energy_source", "none"), exact=bool(energy.get("energy_exact")))
+    source = energy.source
     if source == "none":
         return "power: not measured"
-    label = source if energy.get("energy_exact") else f"{source}, estimate" if source != "estimate" else "estimate"
-    j_per_th = energy.get("j_per_th")
-    efficiency = f"{j_per_th:,.0f} J/TH" if j_per_th is not None else "- J/TH"
-    watts = energy.get(watts_key, energy.get("watts", 0.0))
+    label = source if energy.exact else f"{source}, estimate" if source != "estimate" else "estimate"
+    efficiency = f"{energy.j_per_th:,.0f} J/TH" if energy.j_per_th is not None else "- J/TH"
+    watts = energy.recent_watts if recent and energy.recent_watts is not None else energy.watts
     return f"{watts:.1f} W  {efficiency}  ({label})"
 
 
@@ -38,7 +45,7 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
     """The live view: hashrate per backend, shares, pool, difficulty, power and J/TH."""
     pool = stats.active_pool or "connecting..."
     title = f"hashcore  {format_rate(stats.recent_hashrate_hs)}  (avg {format_rate(stats.hashrate_hs)})"
-    caption = f"pool {pool}   total {format_energy(stats.energy, 'recent_watts')}"
+    caption = f"pool {pool}   total {format_energy(stats.energy, recent=True)}"
     table = Table(title=title, caption=caption, expand=False)
     table.add_column("backend")
     table.add_column("threads", justify="right")
@@ -48,15 +55,15 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
     table.add_column("power", justify="left")
     table.add_column("state", justify="left")
     for name, backend in stats.backends.items():
-        label = f"{name} ({backend['path']})" if backend.get("path") else name
+        label = f"{name} ({backend.path})" if backend.path else name
         table.add_row(
             label,
-            str(backend["threads"]),
-            format_rate(backend["recent_hashrate_hs"]),
-            format_rate(backend["hashrate_hs"]),
-            f"{backend['hashes']:,}",
-            format_energy(backend),
-            format_state(backend.get("state")),
+            str(backend.threads),
+            format_rate(backend.recent_hashrate_hs),
+            format_rate(backend.hashrate_hs),
+            f"{backend.hashes:,}",
+            format_energy(backend.energy),
+            format_state(backend.state),
         )
     table.add_section()
     shares = Text.assemble(
@@ -69,8 +76,8 @@ def miner_table(stats: MinerStats, difficulty: float | None = None) -> Table:
         ("  blocks ", "bold"),
         f"{stats.block_candidates}/{stats.blocks_accepted}",
     )
-    active = next((p for p in stats.pools if p["url"] == stats.active_pool), None)
-    diff = active["difficulty"] if active and active["difficulty"] is not None else difficulty
+    active = stats.pool_at(stats.active_pool)
+    diff = active.difficulty if active and active.difficulty is not None else difficulty
     diff_text = f"diff {diff:.4g}" if diff is not None else "diff -"
     table.add_row(shares, "", "", diff_text, f"{stats.seconds:.0f} s", "", "")
     return table
@@ -92,14 +99,14 @@ def miner_line(stats: MinerStats) -> str:
     """One plain line for logs and non-terminal output; a backend that is not simply
     mining says its state."""
     states = "".join(
-        f"  [{name}: {backend['state']}]"
+        f"  [{name}: {backend.state}]"
         for name, backend in stats.backends.items()
-        if backend.get("state") and backend["state"] not in _QUIET_STATES
+        if backend.state and backend.state not in _QUIET_STATES
     )
     return (
         f"{format_rate(stats.recent_hashrate_hs)} (avg {format_rate(stats.hashrate_hs)})  "
         f"A:{stats.accepted} R:{stats.rejected} S:{stats.stale} "
-        f"blocks:{stats.block_candidates}/{stats.blocks_accepted}  {format_energy(stats.energy, 'recent_watts')}  "
+        f"blocks:{stats.block_candidates}/{stats.blocks_accepted}  {format_energy(stats.energy, recent=True)}  "
         f"pool {stats.active_pool or '-'}{states}"
     )
 

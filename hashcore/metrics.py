@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -62,8 +61,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from hashcore import __version__
-from hashcore.api.control import MinerControl, ThrottleControl, budget_watts, redact_url
+from hashcore._version import __version__
+from hashcore.control import BackendView, EnergyView, MinerControl, PoolView, ThrottleControl, budget_watts
 from hashcore.errors import ConfigError
 from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure
 
@@ -110,7 +109,7 @@ class MinerCollector(Collector):
             "hashcore_blocks_accepted_total", "Block candidates the pool accepted", value=stats.blocks_accepted
         )
 
-    def _backends(self, backends: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+    def _backends(self, backends: Mapping[str, BackendView]) -> Iterator[Metric]:
         labels = ["backend"]
         hashes = CounterMetricFamily("hashcore_hashes_total", "Hashes done", labels=labels)
         rate = GaugeMetricFamily(
@@ -131,30 +130,32 @@ class MinerCollector(Collector):
         )
         source = InfoMetricFamily("hashcore_backend_energy", "Where the energy figures come from", labels=labels)
         for name, backend in backends.items():
-            hashes.add_metric([name], backend["hashes"])
-            rate.add_metric([name, "average"], backend["hashrate_hs"])
-            rate.add_metric([name, "5s"], backend["recent_hashrate_hs"])
-            threads.add_metric([name], backend["threads"])
-            active.add_metric([name], backend["active_threads"])
-            duty.add_metric([name], backend["duty"])
-            false_positives.add_metric([name], backend["false_positives"])
-            errors.add_metric([name], backend["errors"])
-            _add(watts, [name], backend.get("watts"))
-            _add(joules, [name], backend.get("joules"))
-            _add(j_per_th, [name], backend.get("j_per_th"))
-            source.add_metric([name], _source_labels(backend))
+            hashes.add_metric([name], backend.hashes)
+            rate.add_metric([name, "average"], backend.hashrate_hs)
+            rate.add_metric([name, "5s"], backend.recent_hashrate_hs)
+            threads.add_metric([name], backend.threads)
+            active.add_metric([name], backend.active_threads)
+            duty.add_metric([name], backend.duty)
+            false_positives.add_metric([name], backend.false_positives)
+            errors.add_metric([name], backend.errors)
+            energy = backend.energy
+            if energy is not None:
+                _add(watts, [name], energy.watts)
+                _add(joules, [name], energy.joules)
+                _add(j_per_th, [name], energy.j_per_th)
+            source.add_metric([name], _source_labels(energy))
         yield from (hashes, rate, threads, active, duty, false_positives, errors, watts, joules, j_per_th, source)
 
-    def _energy(self, energy: Mapping[str, Any]) -> Iterator[Metric]:
+    def _energy(self, energy: EnergyView) -> Iterator[Metric]:
         watts = GaugeMetricFamily("hashcore_power_watts", "Power of all backends", labels=["window"])
-        _add(watts, ["average"], energy.get("watts"))
-        _add(watts, ["5s"], energy.get("recent_watts"))
+        _add(watts, ["average"], energy.watts)
+        _add(watts, ["5s"], energy.recent_watts)
         yield watts
         joules = CounterMetricFamily("hashcore_energy_joules_total", "Energy used by all backends")
-        _add(joules, [], energy.get("joules"))
+        _add(joules, [], energy.joules)
         yield joules
         j_per_th = GaugeMetricFamily("hashcore_joules_per_terahash", "Energy per terahash since start")
-        _add(j_per_th, [], energy.get("j_per_th"))
+        _add(j_per_th, [], energy.j_per_th)
         yield j_per_th
         source = InfoMetricFamily("hashcore_energy", "Where the energy figures come from")
         source.add_metric([], _source_labels(energy))
@@ -163,7 +164,7 @@ class MinerCollector(Collector):
         if budget is not None:
             yield GaugeMetricFamily("hashcore_power_budget_watts", "The power budget being followed", value=budget)
 
-    def _pools(self, pools: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _pools(self, pools: Sequence[PoolView]) -> Iterator[Metric]:
         labels = ["pool", "url"]
         shares = CounterMetricFamily(
             "hashcore_shares_total", "Shares by the pool's answer", labels=[*labels, "outcome"]
@@ -180,30 +181,31 @@ class MinerCollector(Collector):
             "hashcore_pool_last_share_timestamp_seconds", "When the last share was accepted", labels=labels
         )
         for index, pool in enumerate(pools):
-            key = [str(index), redact_url(pool["url"])]
+            key = [str(index), pool.url]
+            outcomes = {"accepted": pool.accepted, "rejected": pool.rejected, "stale": pool.stale,
+                        "unanswered": pool.unanswered}
             for outcome in _OUTCOMES:
-                shares.add_metric([*key, outcome], pool[outcome])
-            difficulty_accepted.add_metric(key, pool["difficulty_accepted"])
-            up.add_metric(key, int(bool(pool["connected"])))
-            enabled.add_metric(key, int(bool(pool["enabled"])))
-            priority.add_metric(key, pool["priority"])
-            _add(difficulty, key, pool["difficulty"])
-            connects.add_metric(key, pool["connects"])
-            _add(last_share, key, pool["last_share_time"])
+                shares.add_metric([*key, outcome], outcomes[outcome])
+            difficulty_accepted.add_metric(key, pool.difficulty_accepted)
+            up.add_metric(key, int(pool.connected))
+            enabled.add_metric(key, int(pool.enabled))
+            priority.add_metric(key, pool.priority)
+            _add(difficulty, key, pool.difficulty)
+            connects.add_metric(key, pool.connects)
+            _add(last_share, key, pool.last_share_time)
         yield from (shares, difficulty_accepted, up, enabled, priority, difficulty, connects, last_share)
 
 
-def _add(family: GaugeMetricFamily | CounterMetricFamily, labels: list[str], value: Any) -> None:
+def _add(family: GaugeMetricFamily | CounterMetricFamily, labels: list[str], value: float | None) -> None:
     """Add a sample unless the figure does not exist yet (None)."""
-    if value is not None and not isinstance(value, bool):
+    if value is not None:
         family.add_metric(labels, float(value))
 
 
-def _source_labels(energy: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "source": str(energy.get("energy_source", "none")),
-        "exact": "true" if energy.get("energy_exact") else "false",
-    }
+def _source_labels(energy: EnergyView | None) -> dict[str, str]:
+    if energy is None:
+        return {"source": "none", "exact": "false"}
+    return {"source": energy.source, "exact": "true" if energy.exact else "false"}
 
 
 def registry_for(collector: MinerCollector) -> CollectorRegistry:

@@ -43,8 +43,21 @@ async def test_subscribe_authorize_mine_and_shares_accepted_and_reverified():
             stats = miner.stats()
         assert stats.rejected == 0 and stats.stale == 0
         assert pool.stats.accepted == stats.accepted
-        assert stats.hashes > 0 and stats.backends["reference"]["hashes"] == stats.hashes
+        assert stats.hashes > 0 and stats.backends["reference"].hashes == stats.hashes
         assert_pool_shares_are_real(pool)
+
+
+async def test_stats_changes_nothing_and_the_recent_power_is_sampled_on_the_engines_tick():
+    async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
+        async with miner_for([pool.url]) as miner:
+            await wait_until(lambda: miner.stats().hashes > 0, what="hashing")
+            await asyncio.sleep(1.5)  # a second sample of the total energy
+            samples = list(miner._power._samples)
+            assert len(samples) >= 2
+            snapshots = [miner.stats() for _ in range(50)]
+            assert list(miner._power._samples) == samples  # reading the figures records nothing
+            energy = snapshots[-1].energy
+            assert energy.recent_watts is not None and energy.recent_watts > 0 and energy.joules > 0
 
 
 async def test_version_rolled_shares_are_accepted():
@@ -107,7 +120,7 @@ async def test_pool_killed_and_restarted_miner_reconnects_and_goes_on():
     async with miner_for([pool.url]) as miner:
         await wait_until(lambda: miner.stats().accepted >= 1, what="a share before the kill")
         await pool.stop()
-        await wait_until(lambda: not miner.stats().pools[0]["connected"], what="the miner to notice")
+        await wait_until(lambda: not miner.stats().pools[0].connected, what="the miner to notice")
         before = miner.stats().accepted
         pool = EmbeddedPool(port=port, difficulty=DIFFICULTY, vardiff=None, job_interval=0)
         await pool.start()
@@ -127,9 +140,9 @@ async def test_failover_to_the_second_pool_and_back_to_the_first():
             primary = EmbeddedPool(port=primary_port, difficulty=DIFFICULTY, vardiff=None, job_interval=0)
             await primary.start()
             try:
-                await wait_until(lambda: miner.stats().pools[0]["accepted"] >= 1, what="shares back on the primary")
+                await wait_until(lambda: miner.stats().pools[0].accepted >= 1, what="shares back on the primary")
                 assert miner.stats().active_pool == primary_url
-                assert miner.stats().pools[1]["accepted"] >= 1 and primary.stats.accepted >= 1
+                assert miner.stats().pools[1].accepted >= 1 and primary.stats.accepted >= 1
             finally:
                 await primary.stop()
         assert miner.stats().rejected == 0
@@ -248,7 +261,7 @@ async def test_operator_switches_disables_and_adds_pools():
             await wait_until(lambda: second.stats.accepted >= 1, what="shares after switchpool")
             assert miner.stats().active_pool == second.url
             index = miner.add_pool(third.url)
-            assert index == 2 and miner.stats().pools[2]["priority"] == 2
+            assert index == 2 and miner.stats().pools[2].priority == 2
             miner.disable_pool(1)  # the current one: fail over down the list
             await wait_until(lambda: miner.stats().active_pool == first.url, what="failover after disablepool")
             miner.disable_pool(0)
@@ -272,7 +285,7 @@ async def test_pause_keeps_the_connection_and_resume_goes_on_mining():
             await asyncio.sleep(1.0)
             paused = miner.stats()
             assert paused.paused and paused.hashes == hashes
-            assert paused.pools[0]["connected"] and paused.active_pool == pool.url
+            assert paused.pools[0].connected and paused.active_pool == pool.url
             before = paused.accepted
             miner.resume()
             await wait_until(lambda: miner.stats().accepted > before, what="shares after resume")
@@ -287,5 +300,5 @@ async def test_credentials_in_the_pool_url_are_used_and_never_shown():
             await wait_until(lambda: miner.stats().accepted >= 1, what="a share as bob")
             stats = miner.stats()
         assert pool.stats.shares[-1][3] == "bob"
-        assert stats.pools[0]["url"] == pool.url and stats.pools[0]["user"] == "bob"
+        assert stats.pools[0].url == pool.url and stats.pools[0].user == "bob"
         assert "s3cret" not in json.dumps(stats.to_json())

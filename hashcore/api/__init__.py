@@ -7,8 +7,8 @@ commands and their fields, :mod:`hashcore.api.access` cgminer's ``--api-allow``.
 
 from hashcore.api.access import Access, AllowList
 from hashcore.api.commands import COMMANDS, Dispatcher
-from hashcore.api.control import MinerControl, ThrottleControl
 from hashcore.api.server import DEFAULT_PORT, ApiServer
+from hashcore.control import MinerControl, ThrottleControl
 
 __all__ = [
     "COMMANDS",

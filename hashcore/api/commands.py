@@ -25,14 +25,14 @@ from __future__ import annotations
 import logging
 import math
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from hashcore import __version__
+from hashcore._version import __version__
 from hashcore.api.access import Access
-from hashcore.api.control import MAX_POOLS, MinerControl, ThrottleControl, budget_watts, power_target, redact_url
+from hashcore.api.control import MAX_POOLS
 from hashcore.api.protocol import (
     API_VERSION,
     Code,
@@ -48,10 +48,20 @@ from hashcore.api.protocol import (
     status,
 )
 from hashcore.config import with_credentials
-from hashcore.engine import MinerStats
+from hashcore.control import (
+    BackendView,
+    EnergyView,
+    MinerControl,
+    MinerStats,
+    PoolView,
+    ThrottleControl,
+    budget_watts,
+    power_target,
+    redact_url,
+)
 from hashcore.errors import ConfigError
 from hashcore.stratum.client import split_pool_url
-from hashcore.work import Job, nbits_to_target, target_to_difficulty
+from hashcore.work import nbits_to_target, target_to_difficulty
 
 log = logging.getLogger("hashcore.api")
 
@@ -179,9 +189,9 @@ class Dispatcher:
             "Utility": round(stats.accepted / minutes, 2) if minutes else 0.0,
             "Discarded": stats.discarded,
             "Stale": stats.stale,
-            "Remote Failures": sum(p["unanswered"] for p in stats.pools),
+            "Remote Failures": stats.unanswered,
             "Total MH": round(stats.hashes / 1e6, 6),
-            "Difficulty Accepted": sum(p["difficulty_accepted"] for p in stats.pools),
+            "Difficulty Accepted": stats.difficulty_accepted,
             "Pool Rejected%": _percent(stats.rejected, answered),
             "Pool Stale%": _percent(stats.stale, answered),
             "Blocks Accepted": stats.blocks_accepted,
@@ -192,9 +202,7 @@ class Dispatcher:
         return _reply(Severity.SUCCESS, Code.SUMMARY, "Summary", Section("SUMMARY", [row]))
 
     def pools(self, context: _Context, parameter: str) -> Reply:
-        stats = context.stats
-        default_user = context.miner.client.options.user
-        rows = [_pool_row(index, pool, pool.get("user") or default_user) for index, pool in enumerate(stats.pools)]
+        rows = [_pool_row(index, pool) for index, pool in enumerate(context.stats.pools)]
         return _reply(Severity.SUCCESS, Code.POOL, f"{len(rows)} Pool(s)", Section("POOLS", rows, keyed=True))
 
     def devs(self, context: _Context, parameter: str) -> Reply:
@@ -203,30 +211,28 @@ class Dispatcher:
             return _error(Code.NODEVS, "No devices")
         rows = []
         for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
-            state = str(backend.get("state", "mining"))
-            failed = state.startswith("failed")
-            enabled = not failed and not stats.paused and backend["duty"] > 0 and backend["active_threads"] > 0
+            failed = backend.state.startswith("failed")
+            enabled = not failed and not stats.paused and backend.duty > 0 and backend.active_threads > 0
+            energy = backend.energy or EnergyView()
             rows.append({
                 kind: index,
                 "Name": name,
                 "ID": 0,
                 "Enabled": "Y" if enabled else "N",
-                "Status": _device_status(backend, enabled),
-                "State": state,
-                "MHS av": _mhs(backend["hashrate_hs"]),
-                "MHS 5s": _mhs(backend["recent_hashrate_hs"]),
-                **_device_shares(stats, name),
+                "Status": _device_status(backend),
+                "State": backend.state,
+                "MHS av": _mhs(backend.hashrate_hs),
+                "MHS 5s": _mhs(backend.recent_hashrate_hs),
+                **_device_shares(backend),
                 "Hardware Errors": _hardware_errors(backend),
-                "Total MH": round(backend["hashes"] / 1e6, 6),
+                "Total MH": round(backend.hashes / 1e6, 6),
                 "Device Elapsed": int(stats.seconds),
-                "Threads": backend["threads"],
-                "Active Threads": backend["active_threads"],
-                "Duty": backend["duty"],
-                "Power av": _round(backend.get("watts"), 3),
-                "Energy": _round(backend.get("joules"), 3),
-                "J/TH": _round(backend.get("j_per_th"), 3),
-                "Energy Source": backend.get("energy_source", "none"),
-                "Energy Exact": bool(backend.get("energy_exact", False)),
+                "Threads": backend.threads,
+                "Active Threads": backend.active_threads,
+                "Duty": backend.duty,
+                **_device_energy(backend.energy),
+                "Energy Source": energy.source,
+                "Energy Exact": energy.exact,
             })
         counts: dict[str, int] = {}
         for kind, _ in _device_ids(stats):
@@ -242,11 +248,11 @@ class Dispatcher:
                 "Name": name,
                 "ID": 0,
                 "Driver": name,
-                "Kernel": backend.get("path") or "",
+                "Kernel": backend.path or "",
                 "Model": f"{kind} {name}",
                 "Device Path": "",
-                "Threads": backend["threads"],
-                "Energy Source": backend.get("energy_source", "none"),
+                "Threads": backend.threads,
+                "Energy Source": (backend.energy or EnergyView()).source,
             }
             for number, ((kind, _), (name, backend)) in enumerate(
                 zip(_device_ids(stats), stats.backends.items(), strict=True)
@@ -258,41 +264,40 @@ class Dispatcher:
         stats = context.stats
         elapsed = int(stats.seconds)
         miner_row: dict[str, Any] = {"ID": "HASHCORE", "Elapsed": elapsed, "Paused": stats.paused, **self._power(stats)}
-        miner_row["Energy Note"] = stats.energy.get("energy_note") or ""
+        miner_row["Energy Note"] = stats.energy.note
         if self.throttle is not None:
             for key, value in self.throttle.status().items():
                 if value is None or isinstance(value, (str, int, float, bool)):
                     miner_row[f"Throttle {key}"] = value
         rows: list[dict[str, Any]] = [miner_row]
         for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
+            energy = backend.energy or EnergyView()
             rows.append({
                 "ID": f"{kind}{index}",
                 "Elapsed": elapsed,
                 "Backend": name,
-                "Path": backend.get("path") or "",
-                "Threads": backend["threads"],
-                "Active Threads": backend["active_threads"],
-                "Duty": backend["duty"],
-                "Hashes": backend["hashes"],
-                "MHS av": _mhs(backend["hashrate_hs"]),
-                "MHS 5s": _mhs(backend["recent_hashrate_hs"]),
-                "False Positives": backend["false_positives"],
-                "Errors": backend["errors"],
-                "Power av": _round(backend.get("watts"), 3),
-                "Energy": _round(backend.get("joules"), 3),
-                "J/TH": _round(backend.get("j_per_th"), 3),
-                "Energy Source": backend.get("energy_source", "none"),
-                "Energy Exact": bool(backend.get("energy_exact", False)),
-                "Energy Note": backend.get("energy_note") or "",
+                "Path": backend.path or "",
+                "Threads": backend.threads,
+                "Active Threads": backend.active_threads,
+                "Duty": backend.duty,
+                "Hashes": backend.hashes,
+                "MHS av": _mhs(backend.hashrate_hs),
+                "MHS 5s": _mhs(backend.recent_hashrate_hs),
+                "False Positives": backend.false_positives,
+                "Errors": backend.errors,
+                **_device_energy(backend.energy),
+                "Energy Source": energy.source,
+                "Energy Exact": energy.exact,
+                "Energy Note": energy.note,
             })
         for index, pool in enumerate(stats.pools):
             rows.append({
                 "ID": f"POOL{index}",
                 "Elapsed": elapsed,
-                "Connects": pool["connects"],
-                "Unanswered": pool["unanswered"],
-                "Stratum Difficulty": pool["difficulty"] or 0.0,
-                "Last Error": pool["last_error"] or "",
+                "Connects": pool.connects,
+                "Unanswered": pool.unanswered,
+                "Stratum Difficulty": pool.difficulty or 0.0,
+                "Last Error": pool.last_error or "",
             })
         numbered = [{"STATS": number, **row} for number, row in enumerate(rows)]
         return _reply(Severity.SUCCESS, Code.STATS, "hashcore stats", Section("STATS", numbered, keyed=True))
@@ -305,7 +310,7 @@ class Dispatcher:
             "LP": False,
             "Network Difficulty": 0.0,
         }
-        job = current_job(context.miner)
+        job = context.stats.current_job
         if job is not None:
             row["Current Block Time"] = job.ntime
             row["Current Block Hash"] = job.prev_hash[::-1].hex()
@@ -314,7 +319,7 @@ class Dispatcher:
 
     def power(self, context: _Context, parameter: str) -> Reply:
         stats = context.stats
-        row = {**self._power(stats), "Energy Note": stats.energy.get("energy_note") or "", "Paused": stats.paused}
+        row = {**self._power(stats), "Energy Note": stats.energy.note, "Paused": stats.paused}
         return _reply(Severity.SUCCESS, Code.POWER, "Power", Section("POWER", [row]))
 
     def check(self, context: _Context, parameter: str) -> Reply:
@@ -329,12 +334,10 @@ class Dispatcher:
     def _power(self, stats: MinerStats) -> dict[str, Any]:
         energy = stats.energy
         fields: dict[str, Any] = {
-            "Power": _round(energy.get("recent_watts"), 3),
-            "Power av": _round(energy.get("watts"), 3),
-            "Energy": _round(energy.get("joules"), 3),
-            "J/TH": _round(energy.get("j_per_th"), 3),
-            "Energy Source": energy.get("energy_source", "none"),
-            "Energy Exact": bool(energy.get("energy_exact", False)),
+            "Power": _round(energy.recent_watts, 3),
+            **_device_energy(energy),
+            "Energy Source": energy.source,
+            "Energy Exact": energy.exact,
         }
         if self.throttle is not None:
             fields["Power Limit"] = _round(budget_watts(self.throttle), 3)
@@ -354,7 +357,7 @@ class Dispatcher:
         if isinstance(index, Reply):
             return index
         url = _pool_url(context, index)
-        if context.stats.pools[index]["enabled"]:
+        if context.stats.pools[index].enabled:
             return _reply(Severity.INFO, Code.ALREADY_ENABLED_POOL, f"Pool {index}:'{url}' already enabled")
         context.miner.enable_pool(index)
         return _reply(Severity.SUCCESS, Code.ENABLED_POOL, f"Enabling pool {index}:'{url}'")
@@ -364,7 +367,7 @@ class Dispatcher:
         if isinstance(index, Reply):
             return index
         url = _pool_url(context, index)
-        if not context.stats.pools[index]["enabled"]:
+        if not context.stats.pools[index].enabled:
             return _reply(Severity.INFO, Code.ALREADY_DISABLED_POOL, f"Pool {index}:'{url}' already disabled")
         try:
             context.miner.disable_pool(index)
@@ -392,7 +395,7 @@ class Dispatcher:
         except ConfigError as exc:
             return _error(Code.INVALID_POOL_DETAILS, f"Invalid addpool details '{shown}': {exc}")
         context.changed()
-        user = context.stats.pools[index].get("user") or context.miner.client.options.user
+        user = context.stats.pools[index].user
         if given_user and given_user != user:
             return _reply(
                 Severity.WARNING,
@@ -456,12 +459,6 @@ COMMANDS: dict[str, _Spec] = {
 }
 
 
-def current_job(miner: MinerControl) -> Job | None:
-    """The job being mined, where the work source tells it (None between connections)."""
-    job = getattr(getattr(miner, "source", None), "current_job", None)
-    return job if isinstance(job, Job) else None
-
-
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -488,48 +485,47 @@ def _pool_index(context: _Context, parameter: str) -> int | Reply:
 
 
 def _pool_url(context: _Context, index: int) -> str:
-    return redact_url(context.stats.pools[index]["url"])
+    return context.stats.pools[index].url
 
 
-def _pool_row(index: int, pool: Mapping[str, Any], user: str) -> dict[str, Any]:
-    answered = pool["accepted"] + pool["rejected"] + pool["stale"]
-    connected = bool(pool["connected"])
-    last_share = pool["last_share_time"]
+def _pool_row(index: int, pool: PoolView) -> dict[str, Any]:
+    answered = pool.accepted + pool.rejected + pool.stale
+    last_share = pool.last_share_time
     return {
         "POOL": index,
-        "URL": redact_url(pool["url"]),
+        "URL": pool.url,
         "Status": _pool_status(pool),
-        "Priority": pool["priority"],
+        "Priority": pool.priority,
         "Quota": 1,
         "Long Poll": "N",
-        "Accepted": pool["accepted"],
-        "Rejected": pool["rejected"],
-        "Stale": pool["stale"],
-        "Remote Failures": pool["unanswered"],
-        "User": user,
+        "Accepted": pool.accepted,
+        "Rejected": pool.rejected,
+        "Stale": pool.stale,
+        "Remote Failures": pool.unanswered,
+        "User": pool.user,
         "Last Share Time": int(last_share) if last_share else 0,
-        "Difficulty Accepted": pool["difficulty_accepted"],
-        "Stratum Difficulty": pool["difficulty"] or 0.0,
+        "Difficulty Accepted": pool.difficulty_accepted,
+        "Stratum Difficulty": pool.difficulty or 0.0,
         "Has Stratum": True,
-        "Stratum Active": connected,
-        "Stratum URL": _host(pool["url"]) if connected else "",
+        "Stratum Active": pool.connected,
+        "Stratum URL": _host(pool.url) if pool.connected else "",
         "Has GBT": False,
-        "Pool Rejected%": _percent(pool["rejected"], answered),
-        "Pool Stale%": _percent(pool["stale"], answered),
-        "Connects": pool["connects"],
-        "Last Error": pool["last_error"] or "",
+        "Pool Rejected%": _percent(pool.rejected, answered),
+        "Pool Stale%": _percent(pool.stale, answered),
+        "Connects": pool.connects,
+        "Last Error": pool.last_error or "",
     }
 
 
-def _pool_status(pool: Mapping[str, Any]) -> str:
+def _pool_status(pool: PoolView) -> str:
     """cgminer's pool states from what the client knows (a pool never tried is Unknown)."""
-    if not pool["enabled"]:
+    if not pool.enabled:
         return "Disabled"
-    if pool["connected"]:
+    if pool.connected:
         return "Alive"
-    if pool["last_error"]:
+    if pool.last_error:
         return "Dead"
-    return "Alive" if pool["connects"] else "Unknown"
+    return "Alive" if pool.connects else "Unknown"
 
 
 def _host(url: str) -> str:
@@ -550,50 +546,36 @@ def _device_ids(stats: MinerStats) -> list[tuple[str, int]]:
     return ids
 
 
-def _device_status(backend: Mapping[str, Any], enabled: bool) -> str:
-    """Health, apart from ``Enabled`` (a paused device is healthy, just not hashing).
-
-    The engine's state decides where it has one; without it, errors and no hashrate do."""
-    state = backend.get("state")
-    if isinstance(state, str):
-        if state.startswith("failed"):
-            return "Dead"
-        return "Sick" if state.startswith("retrying") else "Alive"
-    if backend["errors"] and enabled and not backend["recent_hashrate_hs"]:
+def _device_status(backend: BackendView) -> str:
+    """Health, apart from ``Enabled`` (a paused device is healthy, just not hashing),
+    from the engine's state of the backend."""
+    if backend.state.startswith("failed"):
         return "Dead"
-    return "Sick" if backend["errors"] else "Alive"
+    return "Sick" if backend.state.startswith("retrying") else "Alive"
 
 
-def _device_shares(stats: MinerStats, name: str) -> dict[str, Any]:
-    """A device's shares: its own counts where the engine keeps them; with a single
-    backend every share is that backend's; otherwise they are not known per device."""
-    backend = stats.backends[name]
-    if "accepted" in backend:
-        source: Mapping[str, Any] = backend
-    elif len(stats.backends) == 1:
-        source = {
-            "accepted": stats.accepted,
-            "rejected": stats.rejected,
-            "stale": stats.stale,
-            "difficulty_accepted": sum(p["difficulty_accepted"] for p in stats.pools),
-            "last_share_time": max((p["last_share_time"] or 0 for p in stats.pools), default=0),
-        }
-    else:
-        return {}
-    answered = source["accepted"] + source["rejected"] + source.get("stale", 0)
-    last_share = source.get("last_share_time")
+def _device_shares(backend: BackendView) -> dict[str, Any]:
+    answered = backend.accepted + backend.rejected + backend.stale
+    last_share = backend.last_share_time
     return {
-        "Accepted": source["accepted"],
-        "Rejected": source["rejected"],
-        "Difficulty Accepted": source.get("difficulty_accepted", 0.0),
+        "Accepted": backend.accepted,
+        "Rejected": backend.rejected,
+        "Difficulty Accepted": backend.difficulty_accepted,
         "Last Share Time": int(last_share) if last_share else 0,
-        "Device Rejected%": _percent(source["rejected"], answered),
+        "Device Rejected%": _percent(backend.rejected, answered),
     }
 
 
-def _hardware_errors(backend: Mapping[str, Any]) -> int:
+def _device_energy(energy: EnergyView | None) -> dict[str, Any]:
+    """Average power, energy and J/TH; null where no meter reported."""
+    if energy is None:
+        return {"Power av": None, "Energy": None, "J/TH": None}
+    return {"Power av": _round(energy.watts, 3), "Energy": _round(energy.joules, 3), "J/TH": _round(energy.j_per_th, 3)}
+
+
+def _hardware_errors(backend: BackendView) -> int:
     """Results that failed the exact check, and scans that failed (cgminer's HW errors)."""
-    return int(backend["false_positives"]) + int(backend["errors"])
+    return backend.false_positives + backend.errors
 
 
 def _mhs(hashes_per_second: float) -> float:

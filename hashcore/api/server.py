@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from hashcore.api.access import AllowList
 from hashcore.api.commands import DESCRIPTION, Dispatcher
-from hashcore.api.control import MinerControl, ThrottleControl
 from hashcore.api.protocol import MAX_REQUEST, Code, RequestError, RequestReader, render_error
+from hashcore.control import MinerControl, ThrottleControl
 from hashcore.errors import ConfigError
 from hashcore.listen import dual_stack_socket, listen_failure
 

@@ -100,6 +100,18 @@ def split_pool_url(url: str) -> tuple[str, str | None, str | None, str]:
     return scheme.lower(), user, password if colon else None, address
 
 
+def redact_url(url: str, *, keep_user: bool = True, default_scheme: str = "") -> str:
+    """A pool URL without the password written into it (``user:pass@host`` -> ``user@host``;
+    without the user too when ``keep_user`` is False). The one rule for every URL shown.
+
+    Split as :func:`split_pool_url` splits it (the last '@' ends the credentials), so a
+    password holding '#', '/', '?' or '@' never shows, with or without a scheme."""
+    scheme, user, _password, address = split_pool_url(url)
+    scheme = scheme or default_scheme
+    shown = f"{user}@{address}" if user and keep_user else address
+    return f"{scheme}://{shown}" if scheme else shown
+
+
 def _valid_host_name(host: str) -> bool:
     """A DNS name (labels of 1-63 characters, IDNA for non-ASCII) or an IPv4 address."""
     try:
@@ -116,7 +128,7 @@ def parse_pool_url(url: str) -> Endpoint:
     Percent-escapes in the user and password are decoded (write a literal '%' as %25)."""
     scheme, user, password, address = split_pool_url(url)
     scheme = scheme or "stratum+tcp"
-    shown = f"{scheme}://{address}"
+    shown = redact_url(url, keep_user=False, default_scheme=scheme)
     if scheme not in _SCHEMES:
         raise ConfigError(f"pool URL {shown!r}: scheme must be stratum+tcp:// or stratum+ssl://")
     host_port = address
@@ -331,6 +343,12 @@ class StratumClient:
         """The connection shares may be submitted on now (authorized), or None."""
         active = self._active
         return active.link if active is not None and active.authorized else None
+
+    def session(self, link: Link) -> ClientConnection | None:
+        """The protocol of ``link``'s connection while it is open: the session state the
+        pool set (``extranonce1``, ``extranonce2_size``, ``version_mask``, ``difficulty``)."""
+        active = self._active
+        return active.protocol if active is not None and active.link == link else None
 
     async def run(self) -> None:
         """Connect, serve, fail over and reconnect until cancelled."""

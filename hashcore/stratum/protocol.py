@@ -17,6 +17,12 @@ No exception caused by the pool's bytes ever escapes this module.
 
 The connection's states and the only legal transitions are in ``_TRANSITIONS``.
 Hex text is converted here, at the edge: events carry bytes and ints.
+
+The session state the pool sets (extranonce1 and the extranonce2 size, the version mask
+granted, the share difficulty) is kept here and nowhere else. It changes as the event
+that sets it is taken from :meth:`next_event`, so a reader between two events sees the
+state that holds for the next one, even when one read brought several messages (a
+``mining.notify`` before a ``mining.set_extranonce`` is a job of the old extranonce).
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from hashcore._version import __version__
 from hashcore.errors import HashcoreError
 from hashcore.stratum import events as ev
 from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE, LineBuffer, Overflow, decode, encode, error_text, printable
 from hashcore.work import DEFAULT_VERSION_MASK, Job, WorkOrigin, swap_words
 
-USER_AGENT = "hashcore/0.1.0"
+USER_AGENT = f"hashcore/{__version__}"
 _HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
 #: A host name, IPv4 or IPv6 address (a client.reconnect target); nothing else.
 _HOST_TEXT = re.compile(r"[A-Za-z0-9._:\-\[\]%]{1,253}")
@@ -85,9 +92,14 @@ class ClientConnection:
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, user_agent: str = USER_AGENT) -> None:
         self.state = State.IDLE
         self.user_agent = user_agent
+        #: The pool's per-connection coinbase bytes; None until subscribed.
         self.extranonce1: bytes | None = None
-        self.extranonce2_size: int | None = None
+        #: How many extranonce2 bytes the miner chooses; 0 until subscribed.
+        self.extranonce2_size = 0
+        #: The BIP 310 bits the pool lets us roll (only bits we asked for); 0: none.
         self.version_mask = 0
+        #: The share difficulty; 1 until the pool says otherwise.
+        self.difficulty = 1.0
         self._requested_mask = 0
         self._lines = LineBuffer(max_line)
         self._events: deque[ev.Event] = deque()
@@ -179,8 +191,18 @@ class ClientConnection:
                 self._events.append(ev.ProtocolError(f"unhandled {type(exc).__name__} in {_preview(item)}"))
 
     def next_event(self) -> ev.Event | None:
-        """The next event, or None when more data is needed."""
-        return self._events.popleft() if self._events else None
+        """The next event, or None when more data is needed; the session state takes
+        what the event sets as it leaves."""
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if isinstance(event, (ev.Subscribed, ev.SetExtranonce)):
+            self.extranonce1, self.extranonce2_size = event.extranonce1, event.extranonce2_size
+        elif isinstance(event, (ev.Configured, ev.SetVersionMask)):
+            self.version_mask = event.version_mask
+        elif isinstance(event, ev.SetDifficulty):
+            self.difficulty = event.difficulty
+        return event
 
     def data_to_send(self) -> bytes:
         """Replies owed to the pool (get_version, errors for unknown requests)."""
@@ -239,7 +261,6 @@ class ClientConnection:
                 granted = _hex_u32(mask_hex, "version-rolling.mask") & self._requested_mask
             except _BadMessage as exc:
                 self._events.append(ev.ProtocolError(f"mining.configure: {exc}"))
-        self.version_mask = granted
         self._events.append(ev.Configured(granted))
 
     def _on_subscribe(self, result: Any) -> None:
@@ -254,7 +275,6 @@ class ClientConnection:
             self._advance("subscribe_failed")
             self._events.append(ev.ProtocolError(f"mining.subscribe: {exc}", fatal=True))
             return
-        self.extranonce1, self.extranonce2_size = extranonce1, size
         self._advance("subscribed")
         self._events.append(ev.Subscribed(extranonce1, size, _session_id(result[0])))
 
@@ -300,16 +320,13 @@ class ClientConnection:
         if len(params) < 2:
             raise _BadMessage("needs extranonce1 and extranonce2_size")
         extranonce1 = _hex(params[0], "extranonce1")
-        size = _extranonce2_size(params[1])
-        self.extranonce1, self.extranonce2_size = extranonce1, size
-        return ev.SetExtranonce(extranonce1, size)
+        return ev.SetExtranonce(extranonce1, _extranonce2_size(params[1]))
 
     def _on_set_version_mask(self, params: list[Any]) -> ev.Event:
         if not params:
             raise _BadMessage("no mask given")
         # The pool may narrow or change the mask, but we only ever roll bits we asked for.
-        self.version_mask = _hex_u32(params[0], "mask") & self._requested_mask
-        return ev.SetVersionMask(self.version_mask)
+        return ev.SetVersionMask(_hex_u32(params[0], "mask") & self._requested_mask)
 
     def _on_reconnect(self, params: list[Any]) -> ev.Event:
         host = params[0] if len(params) > 0 and params[0] else None

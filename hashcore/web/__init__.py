@@ -24,9 +24,9 @@ the chart is a small canvas drawing in ``app.js``, no library, no CDN, nothing f
 from outside (the Content-Security-Policy header forbids it too).
 """
 
+from hashcore.control import ThrottleControl as Throttle
 from hashcore.listen import parse_listen
 from hashcore.web.history import History
 from hashcore.web.server import WebServer
-from hashcore.web.snapshot import Throttle
 
 __all__ = ["History", "Throttle", "WebServer", "parse_listen"]

@@ -52,12 +52,11 @@ from typing import Any
 from aiohttp import web
 
 from hashcore import boundedjson
-from hashcore.api.control import power_target
-from hashcore.engine import Miner
+from hashcore.control import MinerControl, ThrottleControl, ThrottleView, power_target
 from hashcore.errors import ConfigError, HashcoreError
 from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure
 from hashcore.web.history import History
-from hashcore.web.snapshot import Throttle, bench_rows, load_bench, snapshot, throttle_view
+from hashcore.web.snapshot import bench_rows, load_bench, snapshot
 
 log = logging.getLogger("hashcore.web")
 
@@ -142,7 +141,7 @@ class WebServer:
         allow_control: accept pause, resume, power target and pool switch requests.
         token: the control token; one is generated at start when control is allowed and
             none is given (read :attr:`token`).
-        throttle: a running throttle (see :class:`~hashcore.web.snapshot.Throttle`), for
+        throttle: a running throttle (see :class:`~hashcore.control.ThrottleControl`), for
             the budget, its state and the power target.
         bench_reports: the bench table: a ``hashcore bench --json`` file (read on each
             request, so a newer bench shows up) or the reports themselves.
@@ -152,13 +151,13 @@ class WebServer:
 
     def __init__(
         self,
-        miner: Miner,
+        miner: MinerControl,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
         allow_control: bool = False,
         token: str | None = None,
-        throttle: Throttle | None = None,
+        throttle: ThrottleControl | None = None,
         bench_reports: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | None = None,
         allowed_hosts: Sequence[str] = (),
     ) -> None:
@@ -291,7 +290,7 @@ class WebServer:
             return None, None
         try:
             status = self.throttle.status()
-            view = throttle_view(status if isinstance(status, Mapping) else {})
+            view = ThrottleView.from_status(status if isinstance(status, Mapping) else {}).to_json()
         except Exception as exc:  # a throttle fault must not blank the miner's figures
             if not self._throttle_failed:
                 log.warning("throttle status unavailable: %s", exc)

@@ -1,9 +1,9 @@
-"""What the page is sent: built from ``Miner.stats()``, the throttle's status and bench reports.
+"""What the page is sent: built from a miner snapshot, the throttle's view and bench reports.
 
 Everything here is a pure function over plain values, so what reaches the browser can be
 checked without a server. Only whitelisted fields leave: the miner's JSON summary (whose
-pool URLs carry no credentials; any ``user:password@`` is stripped again here all the
-same), four throttle fields and the bench table's columns.
+pool URLs carry no credentials, see :func:`hashcore.control.redact_url`), the four fields
+of :class:`hashcore.control.ThrottleView` and the bench table's columns.
 """
 
 from __future__ import annotations
@@ -11,16 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from hashcore import boundedjson
-from hashcore.api.control import redact_url
 from hashcore.boundedio import read_bounded
-from hashcore.engine import MinerStats
+from hashcore.control import MinerStats, finite_or_none, short_label
 from hashcore.errors import ConfigError
-
-#: The throttle fields the page shows; anything else in its status stays on the server.
-THROTTLE_FIELDS = ("budget_w", "power_w", "policy", "state")
 
 #: The bench table's columns (see :class:`hashcore.bench.BenchReport`).
 BENCH_FIELDS = (
@@ -37,55 +33,6 @@ BENCH_FIELDS = (
     "energy_exact",
 )
 
-#: Longest string taken from the throttle or a bench file (they are labels, not documents).
-_MAX_TEXT = 80
-
-
-@runtime_checkable
-class Throttle(Protocol):
-    """What the dashboard needs of a throttle: its status, and a way to set the target.
-
-    ``status()`` may carry ``budget_w``, ``power_w``, ``policy`` and ``state``, each
-    optional (the object the cgminer API and the metrics take fits).
-    ``set_target(None)`` gives the power target back to the throttle's signal.
-    """
-
-    def status(self) -> Mapping[str, Any]: ...
-
-    def set_target(self, watts: float | None) -> None: ...
-
-
-def strip_credentials(url: Any) -> Any:
-    """``scheme://user:pass@host`` -> ``scheme://user@host`` (the API's rule); else unchanged."""
-    if not isinstance(url, str) or "@" not in url:
-        return url
-    try:
-        return redact_url(url)
-    except ValueError:  # not a URL urllib can take apart: keep only what follows the last '@'
-        return url.rsplit("@", 1)[-1]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)[:_MAX_TEXT]
-
-
-def throttle_view(status: Mapping[str, Any]) -> dict[str, Any]:
-    """The four throttle fields, numbers finite or None, labels short strings or None."""
-    return {
-        "budget_w": _number(status.get("budget_w")),
-        "power_w": _number(status.get("power_w")),
-        "policy": _text(status.get("policy")),
-        "state": _text(status.get("state")),
-    }
-
-
 def _finite(value: Any) -> Any:
     """JSON has no NaN or infinity; the page shows them as unknown."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -98,22 +45,12 @@ def _finite(value: Any) -> Any:
 
 
 def summary(stats: MinerStats) -> dict[str, Any]:
-    """``stats.to_json()`` (the ``hashcore mine --json`` summary), credentials stripped and
-    each backend's state (``mining``, ``retrying: <reason>``...) cut to a label's length."""
+    """``stats.to_json()`` (the ``hashcore mine --json`` summary), with each backend's
+    state (``mining``, ``retrying: <reason>``...) cut to a label's length."""
     data = _finite(stats.to_json())
-    data["pools"] = [{**pool, "url": strip_credentials(pool.get("url"))} for pool in data["pools"]]
-    data["backends"] = {
-        name: {**backend, "state": _text(backend["state"])} if "state" in backend else backend
-        for name, backend in data["backends"].items()
-    }
+    data["backends"] = {name: {**backend, "state": short_label(backend["state"])}
+                        for name, backend in data["backends"].items()}
     return data
-
-
-def mean_duty(stats: MinerStats) -> float | None:
-    """The backends' duty cycles weighted by their threads (None before any backend runs)."""
-    weights = [(float(b.get("duty", 1.0)), int(b.get("threads", 1))) for b in stats.backends.values()]
-    total = sum(w for _, w in weights)
-    return sum(d * w for d, w in weights) / total if total else None
 
 
 def snapshot(
@@ -128,8 +65,9 @@ def snapshot(
     """One update for the page.
 
     ``summary`` is exactly the JSON summary; ``live`` adds what the live view shows beside
-    it (the 5-second hashrate, the active pool, the mean duty cycle); ``point`` is the chart
-    sample recorded for this moment.
+    it (the 5-second hashrate, the active pool, the mean duty cycle); ``throttle`` is the
+    :class:`hashcore.control.ThrottleView` as JSON; ``point`` is the chart sample recorded
+    for this moment.
     """
     budget = throttle.get("budget_w") if throttle else None
     return {
@@ -139,12 +77,12 @@ def snapshot(
         "summary": summary(stats),
         "live": {
             "recent_hashrate_hs": _finite(stats.recent_hashrate_hs),
-            "active_pool": strip_credentials(stats.active_pool),
-            "duty": mean_duty(stats),
+            "active_pool": stats.active_pool,
+            "duty": stats.mean_duty,
         },
         "throttle": dict(throttle) if throttle is not None else None,
         "throttle_error": throttle_error,
-        "point": [now, _finite(stats.recent_hashrate_hs), _finite(stats.energy.get("recent_watts")), budget],
+        "point": [now, _finite(stats.recent_hashrate_hs), _finite(stats.energy.recent_watts), budget],
     }
 
 
@@ -165,11 +103,11 @@ def bench_rows(reports: Any) -> list[dict[str, Any]]:
             if key == "energy_exact":
                 row[key] = bool(value)
             elif key in ("backend", "path", "energy_source"):
-                row[key] = _text(value)
+                row[key] = short_label(value)
             elif key == "threads":
                 row[key] = int(value) if isinstance(value, int) and not isinstance(value, bool) else None
             else:
-                row[key] = _number(value)
+                row[key] = finite_or_none(value)
         rows.append(row)
     return rows
 

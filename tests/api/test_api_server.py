@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
 from hashcore.api import ApiServer
 from tests.api.client import ask, ask_json, parse_text, rig, status_of
+from tests.doubles import ThrottleDouble
 from tests.live import wait_until
 
 #: Every report command, its parameter, the JSON section of its reply, and what starts
@@ -42,19 +41,6 @@ DEV_FIELDS = {"CPU", "Name", "ID", "Enabled", "Status", "MHS av", "MHS 5s", "Acc
               "Total MH", "Device Elapsed", "Last Share Time", "Power av", "J/TH", "Energy Source"}
 
 
-class FakeThrottle:
-    """Records what the API asks of the throttle."""
-
-    def __init__(self) -> None:
-        self.targets: list[float | None] = []
-
-    def set_target(self, watts: float | None) -> None:
-        self.targets.append(watts)
-
-    def status(self) -> Mapping[str, Any]:
-        return {"budget_w": self.targets[-1] if self.targets else 120.0, "mode": "test"}
-
-
 async def test_every_report_command_answers_in_json_and_in_text():
     async with rig() as r:
         await wait_until(lambda: r.miner.stats().hashes > 0, what="hashing")
@@ -81,7 +67,7 @@ async def test_summary_pools_and_devs_carry_the_fields_farm_tools_read_with_live
     assert set(summary) >= SUMMARY_FIELDS
     assert summary["Accepted"] >= 2 and summary["Accepted"] <= stats.accepted
     assert summary["MHS av"] > 0 and summary["Total MH"] > 0 and summary["Elapsed"] >= 0
-    assert summary["Energy Source"] == stats.energy["energy_source"]
+    assert summary["Energy Source"] == stats.energy.source
     assert set(pools[0]) >= POOL_FIELDS
     assert pools[0]["URL"] == r.pools[0].url and pools[0]["Status"] == "Alive" and pools[0]["Stratum Active"] is True
     assert pools[0]["User"] == "alice" and pools[0]["Last Share Time"] > 1_600_000_000
@@ -198,7 +184,7 @@ async def test_enable_disable_and_add_pools_through_the_api():
         pools = (await ask_json(r.port, "pools"))["POOLS"]
         assert [p["Status"] for p in pools][1] == "Disabled"
         assert status_of(await ask_json(r.port, "enablepool", "1"))["Code"] == 47
-        assert r.miner.stats().pools[1]["enabled"]
+        assert r.miner.stats().pools[1].enabled
 
         added = await ask_json(r.port, "addpool", f"{second.url},bob,hunter2")
         status = status_of(added)
@@ -218,7 +204,7 @@ async def test_enable_disable_and_add_pools_through_the_api():
 
 
 async def test_pause_resume_and_power_target_reach_the_miner_and_the_throttle():
-    throttle = FakeThrottle()
+    throttle = ThrottleDouble(120.0, mode="test")
     async with rig(allow="W:127.0.0.1", api_options={"throttle": throttle}) as r:
         assert status_of(await ask_json(r.port, "pause"))["Code"] == 1000
         assert r.miner.stats().paused
@@ -251,7 +237,7 @@ async def test_write_commands_cannot_be_joined_even_with_w_access():
         assert status_of(body["summary"][0])["STATUS"] == "S"
         assert status_of(body["switchpool"][0])["Code"] == 45
         await asyncio.sleep(0.3)
-        assert r.miner.stats().pools[1]["priority"] == 1
+        assert r.miner.stats().pools[1].priority == 1
 
 
 async def test_quit_answers_bye_then_calls_the_cli_callback():
@@ -267,10 +253,11 @@ async def test_quit_answers_bye_then_calls_the_cli_callback():
         assert status_of(await ask_json(r.port, "quit"))["Code"] == 1007
 
 
-async def test_coin_answers_sha256_and_the_current_block_where_the_engine_tells_it():
+async def test_coin_answers_sha256_and_the_current_block_from_the_snapshot():
     async with rig() as r:
         await wait_until(lambda: r.miner.stats().hashes > 0, what="work from the pool")
         coin = (await ask_json(r.port, "coin"))["COIN"][0]
         assert coin["Hash Method"] == "sha256" and coin["LP"] is False
-        if hasattr(r.miner.source, "current_job"):
-            assert len(coin["Current Block Hash"]) == 64 and coin["Network Difficulty"] > 0
+        job = r.miner.stats().current_job
+        assert job is not None and coin["Current Block Hash"] == job.prev_hash[::-1].hex()
+        assert coin["Current Block Time"] == job.ntime and coin["Network Difficulty"] > 0

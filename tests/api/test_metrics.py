@@ -14,18 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hashcore.metrics import MetricsServer
 from tests.api.client import ask_json, rig
+from tests.doubles import ThrottleDouble
 from tests.live import wait_until
-
-
-class FakeThrottle:
-    def __init__(self, budget: float | None) -> None:
-        self.budget = budget
-
-    def set_target(self, watts: float | None) -> None:
-        self.budget = watts
-
-    def status(self) -> Mapping[str, Any]:
-        return {"budget_w": self.budget}
 
 
 def _get(url: str, headers: Mapping[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -93,7 +83,7 @@ async def test_a_scrape_during_a_run_matches_the_json_summary_and_the_api():
 
 
 async def test_duty_and_budget_come_from_the_miner_and_the_throttle():
-    throttle = FakeThrottle(budget=None)
+    throttle = ThrottleDouble(budget_w=None)
     async with rig() as r:
         async with MetricsServer(r.miner, "127.0.0.1", 0, throttle=throttle) as metrics:
             r.miner.set_duty("reference", 0.5)

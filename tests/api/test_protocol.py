@@ -7,7 +7,6 @@ import json
 import pytest
 
 from hashcore.api.access import PRIVILEGED, READ_ONLY, AllowList
-from hashcore.api.control import redact_url
 from hashcore.api.protocol import (
     Code,
     Command,
@@ -22,6 +21,7 @@ from hashcore.api.protocol import (
     status,
     text_value,
 )
+from hashcore.control import redact_url
 from hashcore.errors import ConfigError
 from tests.api.client import parse_text
 

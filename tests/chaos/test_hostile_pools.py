@@ -28,7 +28,7 @@ def miner_for(urls: list[str], **kwargs: Any) -> Miner:
 
 async def settle(miner: Miner) -> None:
     """Stop hashing and wait for every answer, so both sides' counts are final."""
-    for name in miner.counters:
+    for name in miner.stats().backends:
         miner.set_duty(name, 0.0)
     await asyncio.sleep(0.4)
     await wait_until(lambda: miner.shares_in_flight == 0, what="every answer")
@@ -103,7 +103,7 @@ async def test_a_primary_that_stops_answering_shares_is_left_within_the_answer_d
             await wait_until(lambda: backup.counts.accepted >= 2, what="shares on the backup")
             await settle(miner)
             stats = miner.stats()
-        assert stats.pools[0]["unanswered"] == primary.counts.submits
+        assert stats.pools[0].unanswered == primary.counts.submits
         assert stats.accepted == backup.counts.accepted
 
 
@@ -183,7 +183,7 @@ async def test_shares_found_before_the_authorize_answer_are_held_and_sent_after_
     early = [t for t in pool.counts.submit_times if t < 0.05]
     assert early, "the test needs shares found while authorize was pending"
     assert all(t >= 0 for t in pool.counts.submit_times), "a share was sent before the worker was authorized"
-    assert stats.pools[0]["unanswered"] == 0
+    assert stats.pools[0].unanswered == 0
     assert not any("gone" in r.getMessage() for r in caplog.records)
 
 
@@ -219,7 +219,7 @@ async def test_shares_unanswered_when_the_miner_stops_are_counted():
             miner.set_duty("reference", 0.0)
             await asyncio.sleep(0.4)
         stats = miner.stats()
-    assert stats.pools[0]["unanswered"] == pool.counts.submits
+    assert stats.pools[0].unanswered == pool.counts.submits
     assert stats.accepted == 0
 
 

@@ -16,9 +16,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -29,10 +28,12 @@ from hashcore.api.control import MAX_POOLS
 from hashcore.backends import base as registry
 from hashcore.cli import main
 from hashcore.config import MAX_THREADS
-from hashcore.engine import Miner, MinerStats
+from hashcore.engine import Miner
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.web import WebServer
+from tests import doubles
 from tests.api.client import ask, ask_json, rig, status_of
+from tests.doubles import MinerDouble, ThrottleDouble
 from tests.live import free_port, wait_until
 
 #: A password holding each character that once cut a URL short (and so showed the rest).
@@ -51,17 +52,6 @@ def hashcore(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
     """Log records that carry a traceback, or say a request failed."""
     return [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-
-
-class FakeThrottle:
-    def __init__(self) -> None:
-        self.targets: list[float | None] = []
-
-    def status(self) -> Mapping[str, Any]:
-        return {"budget_w": 50.0}
-
-    def set_target(self, watts: float | None) -> None:
-        self.targets.append(watts)
 
 
 def idle_miner(*urls: str, user: str = "alice") -> Miner:
@@ -260,7 +250,7 @@ async def test_deeply_nested_json_to_the_api_is_an_error_reply_not_a_traceback(
 
 async def test_deeply_nested_json_to_a_dashboard_control_is_400_not_500(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async with dashboard(idle_miner(), allow_control=True, token=TOKEN, throttle=FakeThrottle()) as (web, http):
+    async with dashboard(idle_miner(), allow_control=True, token=TOKEN, throttle=ThrottleDouble(50.0)) as (web, http):
         for path in ("target", "pool", "pause"):
             async with http.post(f"{web.url}api/control/{path}", data=DEEP,
                                  headers={"Authorization": f"Bearer {TOKEN}"}) as response:
@@ -358,7 +348,7 @@ def test_web_allow_host_reaches_the_dashboard_from_the_command_line(tmp_path: Pa
 
 
 async def test_a_power_target_of_zero_is_refused_by_the_dashboard_as_by_the_api() -> None:
-    throttle = FakeThrottle()
+    throttle = ThrottleDouble(50.0)
     miner = idle_miner()
     async with ApiServer(miner, "127.0.0.1", 0, "W:127.0.0.1", throttle=throttle) as api, \
             dashboard(miner, allow_control=True, token=TOKEN, throttle=throttle) as (web, http):
@@ -403,25 +393,9 @@ def test_more_pools_than_the_limit_on_the_command_line_is_one_line(capsys: pytes
 STATES = {"c": "mining", "opencl": "retrying: no census reply", "asic": "failed: /dev/ttyUSB0 vanished"}
 
 
-class StateMiner:
-    """Figures that carry each backend's ``state``, as the engine reports them."""
-
-    client = SimpleNamespace(options=SimpleNamespace(user="alice"))
-
-    def stats(self) -> MinerStats:
-        backend = {"hashes": 10, "hashrate_hs": 1.0, "recent_hashrate_hs": 1.0, "threads": 1, "active_threads": 1,
-                   "duty": 1.0, "errors": 0, "false_positives": 0, "path": None}
-        return MinerStats(
-            seconds=10.0, hashes=30, hashrate_hs=3.0, recent_hashrate_hs=3.0, accepted=0, rejected=0, stale=0,
-            discarded=0, duplicates=0, block_candidates=0, blocks_accepted=0, pools=[],
-            backends={name: {**backend, "state": state} for name, state in STATES.items()},
-            energy={}, active_pool=None,
-        )
-
-
 async def test_each_backends_state_shows_in_devs_and_on_the_dashboard() -> None:
-    miner = StateMiner()
-    async with ApiServer(miner, "127.0.0.1", 0) as api:  # type: ignore[arg-type]
+    miner = MinerDouble(doubles.stats(backends={name: doubles.backend(state=state) for name, state in STATES.items()}))
+    async with ApiServer(miner, "127.0.0.1", 0) as api:
         devs = {d["Name"]: d for d in (await ask_json(api.port, "devs"))["DEVS"]}
     assert {n: (d["Status"], d["Enabled"], d["State"]) for n, d in devs.items()} == {
         "c": ("Alive", "Y", "mining"),

@@ -49,5 +49,5 @@ async def test_the_summary_after_a_stop_names_the_pool_and_says_stopped():
         async with miner_for([url]) as miner:
             await wait_until(lambda: pool.counts.accepted >= 1, what="a share")
         stats = miner.stats()
-    assert stats.active_pool == url and stats.pools[0]["connected"]
-    assert stats.backends["reference"]["state"] == "stopped"
+    assert stats.active_pool == url and stats.pools[0].connected
+    assert stats.backends["reference"].state == "stopped"

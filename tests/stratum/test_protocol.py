@@ -142,6 +142,61 @@ def test_pool_notifications():
     assert conn.extranonce1 == bytes.fromhex("aabbccdd")
 
 
+def test_the_session_state_is_the_protocols_from_subscription_on():
+    conn = ClientConnection()
+    assert (conn.extranonce1, conn.extranonce2_size, conn.version_mask, conn.difficulty) == (None, 0, 0, 1.0)
+    conn = subscribed()
+    assert (conn.extranonce1, conn.extranonce2_size) == (bytes.fromhex("08000002"), 4)
+    assert conn.version_mask == 0x1FFFE000 and conn.difficulty == 1.0  # 1 until the pool says
+
+
+def test_set_extranonce_holds_for_the_jobs_after_it_not_a_job_before_it_in_the_same_read():
+    conn = subscribed()
+    conn.receive_data(line(NOTIFY) + line({"id": None, "method": "mining.set_extranonce", "params": ["aabbccdd", 6]})
+                      + line({**NOTIFY, "params": ["c0", *NOTIFY["params"][1:]]}))
+    first = conn.next_event()
+    assert isinstance(first, ev.NewJob) and conn.extranonce1 == bytes.fromhex("08000002")
+    assert conn.extranonce2_size == 4  # what the first job is mined with
+    assert conn.next_event() == ev.SetExtranonce(bytes.fromhex("aabbccdd"), 6)
+    second = conn.next_event()
+    assert isinstance(second, ev.NewJob) and second.job.job_id == "c0"
+    assert (conn.extranonce1, conn.extranonce2_size) == (bytes.fromhex("aabbccdd"), 6)
+
+
+def test_a_set_extranonce_refused_leaves_the_session_as_it_was():
+    conn = subscribed()
+    conn.receive_data(line({"id": None, "method": "mining.set_extranonce", "params": ["aabbccdd", 99]}))
+    (event,) = events(conn)
+    assert isinstance(event, ev.ProtocolError)
+    assert (conn.extranonce1, conn.extranonce2_size) == (bytes.fromhex("08000002"), 4)
+
+
+def test_the_version_mask_narrows_to_bits_asked_for_and_may_change_again():
+    conn = subscribed()
+    conn.receive_data(line({"id": None, "method": "mining.set_version_mask", "params": ["0000ffff"]}))
+    assert events(conn) == [ev.SetVersionMask(0x0000E000)]
+    assert conn.version_mask == 0x0000E000  # bits 0-12 were never asked for
+    conn.receive_data(line({"id": None, "method": "mining.set_version_mask", "params": ["e0000000"]}))
+    events(conn)
+    assert conn.version_mask == 0  # no bit of it was asked for: no rolling
+    refused = ClientConnection()
+    refused.configure()
+    refused.receive_data(line({"id": 1, "result": {"version-rolling": False}, "error": None}))
+    events(refused)
+    assert refused.version_mask == 0
+
+
+def test_difficulty_follows_set_difficulty_in_event_order_and_ignores_a_bad_one():
+    conn = subscribed()
+    conn.receive_data(line({"id": None, "method": "mining.set_difficulty", "params": [0.5]}) + line(NOTIFY)
+                      + line({"id": None, "method": "mining.set_difficulty", "params": [64]}))
+    assert conn.next_event() == ev.SetDifficulty(0.5)
+    assert isinstance(conn.next_event(), ev.NewJob) and conn.difficulty == 0.5  # the job's difficulty
+    assert conn.next_event() == ev.SetDifficulty(64.0) and conn.difficulty == 64.0
+    conn.receive_data(line({"id": None, "method": "mining.set_difficulty", "params": [-1]}))
+    assert isinstance(conn.next_event(), ev.ProtocolError) and conn.difficulty == 64.0
+
+
 def test_get_version_and_ping_are_answered_in_the_outbox():
     conn = subscribed()
     conn.receive_data(line({"id": 77, "method": "client.get_version", "params": []}))

@@ -1,4 +1,4 @@
-"""Shared pieces of the dashboard tests: a stand-in throttle, a bench table, an event reader."""
+"""Shared pieces of the dashboard tests: a throttle double with the page's fields, a bench table, an event reader."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import aiohttp
+
+from tests.doubles import ThrottleDouble
 
 #: Two rows as ``hashcore bench --all --json`` writes them (extra keys included).
 BENCH_REPORTS: list[dict[str, Any]] = [
@@ -20,26 +22,10 @@ BENCH_REPORTS: list[dict[str, Any]] = [
 ]
 
 
-class FakeThrottle:
-    """A throttle as the dashboard sees one: a status and a power target."""
-
-    def __init__(self) -> None:
-        self.target: float | None = None
-        self.calls: list[float | None] = []
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "budget_w": 40.0 if self.target is None else self.target,
-            "power_w": 12.5,
-            "policy": "surplus",
-            "state": "throttled",
-            "controller": {"gain": 1.0},  # not for the page
-            "signal": "trace solar.csv",
-        }
-
-    def set_target(self, watts: float | None) -> None:
-        self.calls.append(watts)
-        self.target = watts
+def page_throttle() -> ThrottleDouble:
+    """A throttle with the four fields the page shows, and two it must not."""
+    return ThrottleDouble(40.0, power_w=12.5, policy="surplus", state="throttled",
+                          controller={"gain": 1.0}, signal="trace solar.csv")
 
 
 async def read_events(response: aiohttp.ClientResponse, count: int) -> list[tuple[str, dict[str, Any]]]:

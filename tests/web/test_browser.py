@@ -25,7 +25,7 @@ from hashcore.engine import Miner
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.web import WebServer
 from tests.live import FAST, free_port, wait_until
-from tests.web.conftest import BENCH_REPORTS, FakeThrottle
+from tests.web.conftest import BENCH_REPORTS, page_throttle
 
 DIFFICULTY = 1e-4
 
@@ -129,7 +129,7 @@ def _value(page: dict[str, Any], figure: str) -> float:
 
 async def test_dashboard_in_chromium_shows_the_run_live_and_loads_nothing_from_outside(tmp_path: Path) -> None:
     chromium, driver_path = _browser_or_skip()
-    throttle = FakeThrottle()
+    throttle = page_throttle()
     port = free_port()
     async with EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as pool:
         miner = Miner([pool.url], "alice", "x", backends=["reference"], threads=1, **FAST)

@@ -25,8 +25,9 @@ from hashcore.errors import ConfigError
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.web import WebServer
 from hashcore.web.server import MAX_BODY
+from tests.doubles import ThrottleDouble
 from tests.live import FAST, wait_until
-from tests.web.conftest import BENCH_REPORTS, FakeThrottle, read_events
+from tests.web.conftest import BENCH_REPORTS, page_throttle, read_events
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,7 +43,7 @@ class Rig:
     miner: Miner
     plain: WebServer  # control off
     steer: WebServer  # control on, with a throttle and a bench table
-    throttle: FakeThrottle
+    throttle: ThrottleDouble
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -51,7 +52,7 @@ async def rig() -> AsyncIterator[Rig]:
             EmbeddedPool(difficulty=DIFFICULTY, vardiff=None, job_interval=0) as second:
         with_credentials = first.url.replace("://", f"://alice:{SECRET}@")
         miner = Miner([with_credentials, second.url], "alice", SECRET, backends=["reference"], threads=1, **FAST)
-        throttle = FakeThrottle()
+        throttle = page_throttle()
         async with miner, WebServer(miner) as plain, WebServer(
             miner, allow_control=True, token=TOKEN, throttle=throttle, bench_reports=BENCH_REPORTS
         ) as steer:
@@ -178,7 +179,7 @@ async def test_throttle_and_bench_reach_the_page_as_whitelisted_fields(rig: Rig,
 
 
 async def test_a_failing_throttle_leaves_the_miner_figures(rig: Rig, http: aiohttp.ClientSession) -> None:
-    class Broken(FakeThrottle):
+    class Broken(ThrottleDouble):
         def status(self) -> dict[str, Any]:
             raise RuntimeError("controller crashed")
 
@@ -288,7 +289,7 @@ async def test_control_is_refused_when_not_allowed_even_with_a_token(rig: Rig, h
                 assert response.status == 403, action
                 assert "--web-allow-control" in (await response.json())["error"]
     stats = rig.miner.stats()
-    assert not stats.paused and stats.active_pool == rig.first.url and rig.throttle.calls == []
+    assert not stats.paused and stats.active_pool == rig.first.url and rig.throttle.targets == []
 
 
 async def test_control_without_the_right_token_is_refused(rig: Rig, http: aiohttp.ClientSession) -> None:
@@ -301,7 +302,7 @@ async def test_control_without_the_right_token_is_refused(rig: Rig, http: aiohtt
                 assert response.headers["WWW-Authenticate"].startswith("Bearer")
                 assert "token" in (await response.json())["error"]
     stats = rig.miner.stats()
-    assert not stats.paused and stats.active_pool == rig.first.url and rig.throttle.calls == []
+    assert not stats.paused and stats.active_pool == rig.first.url and rig.throttle.targets == []
 
 
 async def test_pause_and_resume_with_the_token(rig: Rig, http: aiohttp.ClientSession) -> None:
@@ -346,12 +347,12 @@ async def test_power_target_with_the_token(rig: Rig, http: aiohttp.ClientSession
         assert (await response.json())["stats"]["throttle"]["budget_w"] == 25.5
     async with http.post(url, json={"watts": None}, headers=bearer()) as response:
         assert response.status == 200
-    assert rig.throttle.calls == [25.5, None]
+    assert rig.throttle.targets == [25.5, None]
     for raw in ('{"watts": -1}', '{"watts": "10"}', '{"watts": NaN}', '{"watts": true}', "{}"):
         async with http.post(url, data=raw, headers=bearer()) as response:
             assert response.status == 400, raw
             assert (await response.json())["error"]
-    assert rig.throttle.calls == [25.5, None]
+    assert rig.throttle.targets == [25.5, None]
     async with WebServer(rig.miner, allow_control=True, token=TOKEN) as web:  # no throttle
         async with http.post(web.url + "api/control/target", json={"watts": 5}, headers=bearer()) as response:
             assert response.status == 409

@@ -6,11 +6,12 @@ import math
 
 import pytest
 
-from hashcore.engine import MinerStats
+from hashcore.control import EnergyView, MinerStats, ThrottleView, redact_url
 from hashcore.errors import ConfigError
 from hashcore.web import parse_listen
 from hashcore.web.history import History
-from hashcore.web.snapshot import bench_rows, mean_duty, snapshot, strip_credentials, throttle_view
+from hashcore.web.snapshot import bench_rows, snapshot
+from tests import doubles
 
 
 def test_hour_ring_keeps_the_last_hour_of_one_second_points() -> None:
@@ -53,18 +54,18 @@ def test_figures_that_json_cannot_carry_become_unknown() -> None:
 
 
 def test_credentials_are_stripped_from_urls() -> None:
-    assert strip_credentials("stratum+tcp://bob:secret@pool.example:3333") == "stratum+tcp://bob@pool.example:3333"
-    assert strip_credentials("stratum+tcp://:secret@pool.example:3333") == "stratum+tcp://pool.example:3333"
-    assert strip_credentials("stratum+tcp://bob@pool.example:3333") == "stratum+tcp://bob@pool.example:3333"
-    assert strip_credentials("stratum+tcp://pool.example:3333") == "stratum+tcp://pool.example:3333"
-    assert strip_credentials(None) is None
+    assert redact_url("stratum+tcp://bob:secret@pool.example:3333") == "stratum+tcp://bob@pool.example:3333"
+    assert redact_url("stratum+tcp://:secret@pool.example:3333") == "stratum+tcp://pool.example:3333"
+    assert redact_url("stratum+tcp://bob@pool.example:3333") == "stratum+tcp://bob@pool.example:3333"
+    assert redact_url("stratum+tcp://pool.example:3333") == "stratum+tcp://pool.example:3333"
+    assert redact_url("bob:pa@ss@pool.example:3333", keep_user=False) == "pool.example:3333"
 
 
 def test_only_four_throttle_fields_leave_and_only_as_plain_values() -> None:
-    view = throttle_view({"budget_w": 12, "power_w": math.nan, "policy": "carbon" * 40, "state": None,
-                          "api_key": "x"})
+    view = ThrottleView.from_status({"budget_w": 12, "power_w": math.nan, "policy": "carbon" * 40, "state": None,
+                                     "api_key": "x"}).to_json()
     assert view == {"budget_w": 12.0, "power_w": None, "policy": ("carbon" * 40)[:80], "state": None}
-    assert throttle_view({}) == {"budget_w": None, "power_w": None, "policy": None, "state": None}
+    assert ThrottleView.from_status({}).to_json() == {"budget_w": None, "power_w": None, "policy": None, "state": None}
 
 
 def test_bench_rows_keep_the_table_columns_only() -> None:
@@ -79,16 +80,16 @@ def test_bench_rows_keep_the_table_columns_only() -> None:
 
 def _stats(**changes: object) -> MinerStats:
     fields: dict[str, object] = {
-        "seconds": 10.0, "hashes": 1000, "hashrate_hs": 100.0, "recent_hashrate_hs": 120.0, "accepted": 3,
-        "rejected": 1, "stale": 0, "discarded": 0, "duplicates": 0, "block_candidates": 0, "blocks_accepted": 0,
-        "pools": [{"url": "stratum+tcp://a:pw@h:1", "user": "a"}],
-        "backends": {"c": {"duty": 0.5, "threads": 3}, "numba": {"duty": 1.0, "threads": 1}},
-        "energy": {"joules": 5.0, "watts": 0.5, "recent_watts": math.nan, "j_per_th": 5e9, "energy_source": "estimate",
-                   "energy_exact": False, "energy_note": "CPU time"},
+        "hashrate_hs": 100.0, "recent_hashrate_hs": 120.0, "accepted": 3, "rejected": 1,
+        "pools": (doubles.pool("stratum+tcp://a:pw@h:1", user="a"),),
+        "backends": {"c": doubles.backend(duty=0.5, threads=3, state="retrying: " + "x" * 200),
+                     "numba": doubles.backend(duty=1.0, threads=1)},
+        "energy": EnergyView(joules=5.0, watts=0.5, recent_watts=math.nan, j_per_th=5e9, source="estimate",
+                             note="CPU time"),
         "active_pool": "stratum+tcp://a:pw@h:1",
     }
     fields.update(changes)
-    return MinerStats(**fields)  # type: ignore[arg-type]
+    return doubles.stats(**fields)
 
 
 def test_snapshot_is_the_summary_plus_the_live_figures() -> None:
@@ -96,12 +97,13 @@ def test_snapshot_is_the_summary_plus_the_live_figures() -> None:
     snap = snapshot(stats, {"budget_w": 30.0}, now=100.0, state="mining", control=False)
     expected = stats.to_json()
     expected["recent_watts"] = None
-    expected["pools"] = [{"url": "stratum+tcp://a@h:1", "user": "a"}]
+    expected["backends"]["c"]["state"] = "retrying: " + "x" * 70  # a label's length
     assert snap["summary"] == expected
+    assert snap["summary"]["pools"][0]["url"] == "stratum+tcp://a@h:1"
     assert snap["live"] == {"recent_hashrate_hs": 120.0, "active_pool": "stratum+tcp://a@h:1", "duty": 0.625}
     assert snap["point"] == [100.0, 120.0, None, 30.0]
     assert "pw" not in str(snap)
-    assert mean_duty(_stats(backends={})) is None
+    assert _stats(backends={}).mean_duty is None
 
 
 def test_listen_addresses_parse_and_bad_ones_are_named() -> None:

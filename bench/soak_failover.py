@@ -68,14 +68,14 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 missed += 1
             else:
                 reconnects.append(took + args.down_seconds)
-        for name in miner.counters:
+        for name in miner.stats().backends:
             miner.set_duty(name, 0.0)
         await asyncio.sleep(0.5)
         await until(lambda: miner.shares_in_flight == 0, timeout=10)
         await pool.stop()
         accepted_by_pools += pool.stats.accepted
     stats = miner.stats()
-    unanswered = sum(p["unanswered"] for p in stats.pools)
+    unanswered = sum(p.unanswered for p in stats.pools)
     return {
         "mode": "soak",
         "backend": args.backend,

@@ -2,9 +2,8 @@
 
 A snapshot (:class:`MinerStats`) is frozen values: the miner's counts, one
 :class:`PoolView` per pool, one :class:`BackendView` per backend and an
-:class:`EnergyView`. ``MinerStats.to_json()`` is the ``hashcore mine --json`` summary.
-Each view also reads as a mapping of its JSON fields (``pool["url"]``), as the dicts
-``MinerStats`` carried before did, so programs written against those keep working.
+:class:`EnergyView`. ``MinerStats.to_json()`` is the ``hashcore mine --json`` summary, and each view's
+``to_json()`` its part of it.
 
 The API, the metrics, the dashboard, the live view and the throttle read snapshots and
 drive the miner through :class:`MinerControl`; a throttle is driven through
@@ -16,7 +15,7 @@ redacts the URL it is given): every URL shown anywhere goes through :func:`redac
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,26 +39,8 @@ __all__ = [
 ]
 
 
-class _JsonFields(Mapping[str, Any]):
-    """Read-only mapping access to a view's JSON fields."""
-
-    __slots__ = ()
-
-    def to_json(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_json())
-
-    def __len__(self) -> int:
-        return len(self.to_json())
-
-
 @dataclass(frozen=True, slots=True, eq=True)
-class EnergyView(_JsonFields):
+class EnergyView:
     """Energy since the miner started, for one backend or all of them.
 
     Attributes:
@@ -97,7 +78,7 @@ class EnergyView(_JsonFields):
 
 
 @dataclass(frozen=True, slots=True, eq=True)
-class PoolView(_JsonFields):
+class PoolView:
     """One pool of the failover list.
 
     Attributes:
@@ -151,7 +132,7 @@ class PoolView(_JsonFields):
 
 
 @dataclass(frozen=True, slots=True, eq=True)
-class BackendView(_JsonFields):
+class BackendView:
     """One backend: its hashes, its workers, its state, its shares and its energy.
 
     Attributes:

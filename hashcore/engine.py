@@ -150,11 +150,6 @@ class Miner:
         self._final: MinerStats | None = None
 
     @property
-    def counters(self) -> dict[str, BackendCounters]:
-        """Each running backend's counters (the books'), by name."""
-        return self.books.backends
-
-    @property
     def user(self) -> str:
         """The worker name pools get unless their URL names another."""
         return self.client.options.user

@@ -27,8 +27,8 @@ async def test_emulated_bm1366_chain_gets_version_rolled_shares_accepted():
             stats = miner.stats()
         assert stats.rejected == 0
         backend = stats.backends["asic"]
-        assert backend["hashes"] > 0
-        assert backend["energy_source"] == "asic" and backend["energy_exact"] is True
+        assert backend.hashes > 0
+        assert backend.energy.source == "asic" and backend.energy.exact is True
         for _, header, digest, _ in pool.stats.shares:
             assert hashlib.sha256(hashlib.sha256(header).digest()).digest() == digest
             assert int.from_bytes(header[:4], "little") & ~0x1FFFE000 == 0x20000000

@@ -269,7 +269,7 @@ async def test_operator_switches_disables_and_adds_pools():
             with pytest.raises(ConfigError, match="last enabled pool"):
                 miner.disable_pool(2)
             miner.enable_pool(1)
-            assert [p["enabled"] for p in miner.stats().pools] == [False, True, True]
+            assert [p.enabled for p in miner.stats().pools] == [False, True, True]
             with pytest.raises(ConfigError, match="no pool 7"):
                 miner.switch_pool(7)
             assert miner.stats().rejected == 0

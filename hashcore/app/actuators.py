@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from hashcore.control import MinerControl
 from hashcore.errors import ConfigError, TelemetryError
 from hashcore.telemetry.nvml import Nvml
 from hashcore.throttle.actuators import Actuator, Knobs, make_chain
@@ -23,20 +24,16 @@ from hashcore.throttle.model import BackendModel
 ENGINE_MIN_DUTY = 0.2
 
 
-def backend_threads(miner: Any, backend: str) -> int:
-    """The worker threads ``miner`` opened for ``backend`` (the most a chain may run)."""
-    return int(miner.counters[backend].threads)
-
-
 class EngineKnobs:
-    """The knobs of a running :class:`~hashcore.engine.Miner`."""
+    """The throttle's knobs on a running miner, through its control boundary."""
 
-    def __init__(self, miner: Any, min_duty: float = ENGINE_MIN_DUTY) -> None:
+    def __init__(self, miner: MinerControl, min_duty: float = ENGINE_MIN_DUTY) -> None:
         self.miner = miner
         self.min_duty = min_duty
 
     def max_threads(self, backend: str) -> int:
-        return backend_threads(self.miner, backend)
+        """The worker threads the miner opened for ``backend`` (the most a chain may run)."""
+        return self.miner.max_threads(backend)
 
     def set_duty(self, backend: str, duty: float) -> None:
         self.miner.set_duty(backend, duty)

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from hashcore.app.actuators import EngineKnobs, live_chain
 from hashcore.app.sources import LiveBatteryState, LiveSource
+from hashcore.control import MinerControl, MinerStats
 from hashcore.errors import ConfigError
 from hashcore.report.account import AccountSettings, CarbonAccount, CarbonBook
 from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
@@ -128,7 +129,7 @@ class LiveThrottle:
     in a task); ``await stop()`` before ``miner.stop()``; ``status()`` at any time.
     """
 
-    def __init__(self, miner: Any, plan: LivePlan, *, clock: Clock | None = None,
+    def __init__(self, miner: MinerControl, plan: LivePlan, *, clock: Clock | None = None,
                  knobs: Knobs | None = None) -> None:
         self.miner = miner
         self.plan = plan
@@ -227,7 +228,7 @@ class LiveThrottle:
 
     # --- one tick ------------------------------------------------------------------------
 
-    def _tick_sync(self, now: float, stats: Any) -> None:
+    def _tick_sync(self, now: float, stats: MinerStats) -> None:
         measured = self._measure(stats)
         t = now + self._offset
         point = self.plan.signal.at(t)
@@ -250,7 +251,7 @@ class LiveThrottle:
         self._point, self._signal_t, self._budget = point, t, budget
         self.ticks += 1
 
-    def _measure(self, stats: Any) -> float | None:
+    def _measure(self, stats: MinerStats) -> float | None:
         """Average power above the idle floor over the tick that ended; books that tick."""
         if stats is None:
             return None
@@ -268,7 +269,7 @@ class LiveThrottle:
             self._book_carbon(dt, measured, sample[2] - last[2], stats)
         return measured
 
-    def _book_carbon(self, dt: float, measured: float, hashes: float, stats: Any) -> None:
+    def _book_carbon(self, dt: float, measured: float, hashes: float, stats: MinerStats) -> None:
         """The tick that ended, by source: the surplus first, then what the battery may
         give (it covers a draw beyond the surplus, as its inverter does), then the grid."""
         if self.carbon is None:
@@ -415,35 +416,31 @@ def _carbon_summary(account: CarbonAccount) -> dict[str, Any]:
 # --- what the throttle reads of the miner ----------------------------------------------
 
 
-def _backend_names(miner: Any) -> list[str]:
+def _backend_names(miner: MinerControl) -> list[str]:
     """The backends the miner runs."""
-    return list(miner.backend_names)
+    return list(miner.stats().backends)
 
 
-def _snapshot(miner: Any) -> Any:
+def _snapshot(miner: MinerControl) -> MinerStats:
     """The miner's figures for one tick."""
     return miner.stats()
 
 
-def _energy_sample(stats: Any) -> tuple[str, tuple[float, float, float]]:
+def _energy_sample(stats: MinerStats) -> tuple[str, tuple[float, float, float]]:
     """The energy source's name, and cumulative joules, seconds and hashes."""
-    energy = stats.energy
-    source = str(energy.get("energy_source", "none"))
-    return source, (float(energy.get("joules", 0.0)), float(stats.seconds), float(stats.hashes))
+    return stats.energy.source, (stats.energy.joules, stats.seconds, float(stats.hashes))
 
 
-def _accepted_shares(stats: Any) -> float | None:
-    """Shares the pools accepted so far (None where the miner does not count them)."""
-    accepted = getattr(stats, "accepted", None)
-    return float(accepted) if isinstance(accepted, int | float) else None
+def _accepted_shares(stats: MinerStats) -> float | None:
+    """Shares the pools accepted so far."""
+    return float(stats.accepted)
 
 
-def _operator_paused(miner: Any) -> bool:
+def _operator_paused(miner: MinerControl) -> bool:
     """Whether the operator has paused the miner (the API's or the dashboard's pause)."""
-    return bool(getattr(miner, "paused", False))
+    return miner.paused
 
 
-def _has_operating_points(miner: Any, backend: str) -> bool:
+def _has_operating_points(miner: MinerControl, backend: str) -> bool:
     """Whether ``backend`` has clock or voltage control on this miner."""
-    has_points = getattr(miner, "has_operating_points", lambda name: False)
-    return bool(has_points(backend))
+    return miner.has_operating_points(backend)

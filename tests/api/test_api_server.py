@@ -142,7 +142,7 @@ async def test_write_commands_are_refused_without_api_allow_and_nothing_changes(
         await asyncio.sleep(0.3)
         stats = r.miner.stats()
         assert stats.active_pool == r.pools[0].url and len(stats.pools) == 2 and not stats.paused
-        assert all(p["enabled"] for p in stats.pools)
+        assert all(p.enabled for p in stats.pools)
 
 
 async def test_read_only_entries_and_unlisted_addresses():
@@ -195,7 +195,7 @@ async def test_enable_disable_and_add_pools_through_the_api():
         assert other["STATUS"] == "W" and other["Code"] == 1008 and "'carol'" in other["Msg"]
         same_user = parse_text(await ask(r.port, f"addpool|{first.url},alice,x"))[0].fields
         assert same_user["STATUS"] == "S" and same_user["Code"] == "55"
-        assert [p["user"] for p in r.miner.stats().pools] == ["alice", "alice", "bob", "carol", "alice"]
+        assert [p.user for p in r.miner.stats().pools] == ["alice", "alice", "bob", "carol", "alice"]
         bad = await ask_json(r.port, "addpool", "ftp://nowhere,alice,topsecret")
         assert status_of(bad)["Code"] == 53 and "topsecret" not in json.dumps(bad)
         assert status_of(await ask_json(r.port, "addpool", ""))["Code"] == 52

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -17,8 +15,10 @@ from hashcore.app.live import LiveThrottle
 from hashcore.app.simulate import run_simulate
 from hashcore.cli.budget import add_budget_arguments
 from hashcore.cli.simulate import add_simulate_arguments
+from hashcore.control import EnergyView, MinerStats
 from hashcore.errors import ConfigError
 from hashcore.throttle.clock import VirtualClock
+from tests import doubles
 
 from .test_commands import REQUIRED_KEYS, parse
 
@@ -91,8 +91,7 @@ class BatterySiteMiner:
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
-        self.backend_names = ["c"]
-        self.counters = {"c": SimpleNamespace(threads=1)}
+        self._max_threads = 1
         self.paused = False
         self._duty, self._threads = 1.0, 1
         self._joules = self._hashes = 0.0
@@ -116,13 +115,19 @@ class BatterySiteMiner:
     def duty(self, backend: str) -> float:
         return self._duty
 
+    def max_threads(self, backend: str) -> int:
+        return self._max_threads
+
+    def has_operating_points(self, backend: str) -> bool:
+        return False
+
     def active_threads(self, backend: str) -> int:
         return self._threads
 
-    def stats(self) -> Any:
+    def stats(self) -> MinerStats:
         self._advance()
-        return SimpleNamespace(energy={"joules": self._joules, "energy_source": "estimate"},
-                               seconds=self.clock.now() - self._started, hashes=int(self._hashes), accepted=7)
+        return doubles.stats(energy=EnergyView(joules=self._joules, source="estimate"),
+                             seconds=self.clock.now() - self._started, hashes=int(self._hashes), accepted=7)
 
 
 async def test_mine_leans_on_a_live_battery_through_a_lull_and_writes_its_account(tmp_path: Path):

@@ -4,15 +4,15 @@ the whole device (an idle floor under the mining power, as RAPL does)."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from hashcore.app.live import LivePlan, LiveThrottle
+from hashcore.control import EnergyView, MinerStats
 from hashcore.throttle.clock import VirtualClock
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.policies import FollowBudget
+from tests import doubles
 
 from .conftest import steps
 
@@ -25,8 +25,7 @@ class MeteredMiner:
 
     def __init__(self, clock: VirtualClock, threads: int = 2) -> None:
         self.clock = clock
-        self.backend_names = ["c"]
-        self.counters = {"c": SimpleNamespace(threads=threads)}
+        self._max_threads = threads
         self.paused = False
         self._duty, self._threads = 1.0, threads
         self._joules = self._hashes = 0.0
@@ -44,6 +43,12 @@ class MeteredMiner:
     def duty(self, backend: str) -> float:
         return self._duty
 
+    def max_threads(self, backend: str) -> int:
+        return self._max_threads
+
+    def has_operating_points(self, backend: str) -> bool:
+        return False
+
     def active_threads(self, backend: str) -> int:
         return self._threads
 
@@ -56,10 +61,10 @@ class MeteredMiner:
         self._hashes += self.mining_watts() / 1e-7 * dt
         self._at = self.clock.now()
 
-    def stats(self) -> Any:
+    def stats(self) -> MinerStats:
         self._advance()
-        return SimpleNamespace(energy={"joules": self._joules, "energy_source": "rapl"},
-                               seconds=self.clock.now() - self._started, hashes=int(self._hashes))
+        return doubles.stats(energy=EnergyView(joules=self._joules, source="rapl"),
+                             seconds=self.clock.now() - self._started, hashes=int(self._hashes))
 
 
 async def run_until(throttle: LiveThrottle, clock: VirtualClock, t: float) -> None:

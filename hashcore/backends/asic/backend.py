@@ -46,7 +46,7 @@ from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig, DriverStats
 from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults, parse_faults
 from hashcore.backends.asic.jobs import FoundNonce
-from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
+from hashcore.backends.base import BackendInfo, EnergyKind, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError, DeviceError, WorkError
 from hashcore.work import Work, verify_nonce
 
@@ -103,7 +103,7 @@ class AsicBackend:
     #: The chain rolls version bits itself; ScanResult.versions says which it used.
     rolls_versions = True
     #: Its power is the board's, not the host CPU's (see hashcore.metering).
-    energy_kind = "asic"
+    energy_kind: EnergyKind = "asic"
     #: close() from another thread makes a running scan (or reopen) end at once.
     close_interrupts_scan = True
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hashcore.backends import pathchoice, tuning
-from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
+from hashcore.backends.base import BackendInfo, EnergyKind, ScanResult, check_range, register
 from hashcore.backends.opencl.devices import DeviceRef, list_devices, load_pyopencl, select_devices
 from hashcore.backends.opencl.runner import DeviceRunner
 from hashcore.backends.opencl.settings import CHOICES, WIDTHS, Settings, cached_settings, launch_nonces, tune_file
@@ -48,7 +48,7 @@ class OpenCLBackend:
         self.devices = [d.ref for d in devices]
         self.settings = settings
         self.path = "+".join(sorted({s.path for s in settings}))
-        self.energy_kind = "gpu" if all(ref.kind == "GPU" for ref in self.devices) else "cpu"
+        self.energy_kind: EnergyKind = "gpu" if all(ref.kind == "GPU" for ref in self.devices) else "cpu"
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(len(devices), "hashcore-opencl") if len(devices) > 1 else None
         self.rejected = 0  # nonces a device reported that hashlib did not confirm

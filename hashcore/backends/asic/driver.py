@@ -14,9 +14,10 @@ Operating points: where the board's core-voltage regulator is reachable (a secon
 chip's V/f table: up before the clock rises, down after it falls, so the chips never run
 a clock their voltage cannot carry. :meth:`AsicDriver.set_operating_point` sets both.
 
-Modules it orchestrates: ``link`` (the port and its reader thread), ``bringup`` (chip
-count, addresses and each model's init), ``clock`` (the clock ramp), ``regulator`` (the
-PMBus core-voltage regulator).
+Modules it orchestrates: ``config`` (:class:`DriverConfig`), ``link`` (the port and its
+reader thread), ``bringup`` (chip count, addresses and each model's init), ``clock``
+(the clock ramp), ``regulator`` (the PMBus core-voltage regulator), ``census`` (which
+chips still answer), ``jobs`` (jobs and the table of live ones).
 
 Every serial failure, a silent chain and a failed known answer become a
 :class:`~hashcore.errors.DeviceError` naming the port; once the device has failed, every
@@ -34,12 +35,12 @@ from dataclasses import dataclass
 import serial
 
 from hashcore.backends.asic import bringup, known_answer
+from hashcore.backends.asic.census import ChipCensus
 from hashcore.backends.asic.chips import (
     CHIP_VERSION_BITS,
     REG_CHIP_ID,
     REG_TICKET_MASK,
     REG_VERSION_MASK,
-    REGULATOR_ADDRESS,
     ChipModel,
     encode_ticket_mask,
     encode_version_mask,
@@ -47,97 +48,22 @@ from hashcore.backends.asic.chips import (
     ticket_target,
 )
 from hashcore.backends.asic.clock import ChainClock
+from hashcore.backends.asic.config import DriverConfig
 from hashcore.backends.asic.framing import (
     NonceReply,
     RegisterReply,
     encode_command,
-    encode_job,
     read_register,
 )
-from hashcore.backends.asic.jobs import (
-    FoundNonce,
-    JobTable,
-    LiveJob,
-    bm1366_job,
-    bm1397_job,
-    chip_version_mask,
-    midstate_versions,
-)
+from hashcore.backends.asic.jobs import FoundNonce, JobTable, chip_job
 from hashcore.backends.asic.link import SerialLink, SerialOpener
 from hashcore.backends.asic.regulator import CoreRegulator
-from hashcore.errors import ConfigError, DeviceError
+from hashcore.errors import DeviceError
 from hashcore.work import DEFAULT_VERSION_MASK, Work, target_to_difficulty
 
 log = logging.getLogger("hashcore.backends.asic.driver")
 
 __all__ = ["AsicDriver", "DriverConfig", "DriverStats", "SerialOpener"]
-
-
-@dataclass(frozen=True, slots=True)
-class DriverConfig:
-    """How to bring a chain up. Defaults suit real hardware.
-
-    Attributes:
-        frequency_mhz: the clock to ramp to (None: the chip's default).
-        baud: the link speed after init. None: the chip's fast mode (BM1366: 1,000,000
-            through register 0x28; BM1397: stays at 115,200). 115200 keeps the start
-            speed; the BM1397 takes any 25 MHz / ((div + 1) * 8) through register 0x18.
-        ramp_step_mhz, ramp_delay_s: the frequency ramp's step and the pause after each.
-        detect_silence_s: chip counting ends after this long without a new chip-id reply.
-        detect_attempts: chip-id reads at init. A noisy link loses replies, so the chain
-            is counted at least twice (the larger count wins) and a silent chain is asked
-            again after ``detect_silence_s``, doubling, before it counts as absent.
-        census_interval_s, census_window_s: how often a running chain is asked for chip
-            ids, and how long the answers are counted (finds chips that stopped answering).
-        census_retry_s, census_misses: after a census that missed a chip, the next comes
-            ``census_retry_s`` later, doubling up to ``census_interval_s``; a chip counts
-            as dead only after ``census_misses`` misses in a row (so over at least
-            ``census_retry_s * (2 ** (census_misses - 1) - 1)`` seconds), and alive again
-            at its next answer.
-        known_answer, known_answer_timeout_s: run the known-answer check at open.
-        known_answer_retry_s: the captured job is sent again when its nonce has not come
-            back after this long (a reply lost on the link), doubling, until the timeout.
-        reset_line: "dtr" or "rts" when the adapter wires the chain's reset there; None
-            when there is no reset line (emulator, boards whose reset the host cannot reach).
-        reset_hold_s: how long reset is held, and the wait after release.
-        hashrate_per_chip_mhz: hashes per second per chip per MHz (None: the published
-            small-core count); the nominal rate that ``hashrate`` reports.
-        base_difficulty: the difficulty a zero ticket mask stands for: 1 on real chips;
-            an emulated chain may report at a lower one (see the emulator).
-        read_timeout_s: the reader thread's serial read timeout.
-        regulator_port: the core-voltage regulator's bridge (None: the voltage is not
-            reachable and stays where the board keeps it).
-        regulator_address: its SMBus address.
-        regulator_timeout_s: how long one regulator transaction may take.
-        follow_vf: move the voltage along the chip's V/f table with every clock change.
-    """
-
-    frequency_mhz: float | None = None
-    baud: int | None = None
-    ramp_step_mhz: float = 6.25
-    ramp_delay_s: float = 0.1
-    detect_silence_s: float = 1.0
-    detect_attempts: int = 4
-    census_interval_s: float = 30.0
-    census_window_s: float = 1.0
-    census_retry_s: float = 2.0
-    census_misses: int = 3
-    known_answer: bool = True
-    known_answer_timeout_s: float = 5.0
-    known_answer_retry_s: float = 1.0
-    reset_line: str | None = None
-    reset_hold_s: float = 0.1
-    hashrate_per_chip_mhz: float | None = None
-    base_difficulty: float = 1.0
-    read_timeout_s: float = 0.05
-    regulator_port: str | None = None
-    regulator_address: int = REGULATOR_ADDRESS
-    regulator_timeout_s: float = 0.5
-    follow_vf: bool = True
-
-    def __post_init__(self) -> None:
-        if self.detect_attempts < 1 or self.census_misses < 1:
-            raise ConfigError("detect_attempts and census_misses must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,20 +137,14 @@ class AsicDriver:
         self._clock = ChainClock(self._link, chip, step_mhz=self.config.ramp_step_mhz,
                                  delay_s=self.config.ramp_delay_s)
         self._regulator: CoreRegulator | None = None
-        self.addresses: list[int] = []
-        self.chips_answering = 0
         self.ticket = 0
         self._chip_mask: int | None = None
         self._jobs_sent = 0
         self._nonces = 0
         self._known_answer_passed: bool | None = None
-        self._census_started: float | None = None
-        self._census_answered: set[int] = set()
-        self._next_census = 0.0
-        self._census_backoff = self.config.census_retry_s
-        self._misses: dict[int, int] = {}
-        self._dead: set[int] = set()
-        self._census_misses = 0
+        config = self.config
+        self._census = ChipCensus(port, interval_s=config.census_interval_s, window_s=config.census_window_s,
+                                  retry_s=config.census_retry_s, misses_to_dead=config.census_misses)
         self.voltage_mv: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -244,7 +164,8 @@ class AsicDriver:
                 bringup.init_bm1397(self._link, self, mhz, self.config.baud)
             if self.config.known_answer:
                 self.known_answer_check()
-            self._next_census = time.monotonic() + self.config.census_interval_s
+            with self._lock:
+                self._census.start(time.monotonic())
         except BaseException:
             self.close()
             raise
@@ -279,10 +200,7 @@ class AsicDriver:
             self._found.put(found)
 
     def _claim_census_answer(self, reply: RegisterReply) -> bool:
-        if self._census_started is not None and reply.register == REG_CHIP_ID:
-            self._census_answered.add(reply.chip_addr)
-            return True
-        return False
+        return reply.register == REG_CHIP_ID and self._census.answer(reply.chip_addr)
 
     # --- raw commands ------------------------------------------------------------------
 
@@ -309,12 +227,19 @@ class AsicDriver:
     def assign_addresses(self, count: int) -> list[int]:
         """Give ``count`` chips their addresses; the census starts counting them all alive."""
         addresses = bringup.address_chain(self._link, count)
-        self.addresses = addresses
         with self._lock:
-            self.chips_answering = count
-            self._misses = dict.fromkeys(addresses, 0)
-            self._dead = set()
+            self._census.reset(addresses)
         return addresses
+
+    @property
+    def addresses(self) -> list[int]:
+        """The chips' addresses, in chain order (empty until the chain is up)."""
+        return self._census.addresses
+
+    @property
+    def chips_answering(self) -> int:
+        """Chips not counted dead by the census."""
+        return self._census.answering
 
     # --- settings ----------------------------------------------------------------------
 
@@ -431,15 +356,7 @@ class AsicDriver:
                 self._table.clear()
                 self._drain_found()
             job_id = self._table.next_id()
-            if self.chip.on_chip_rolling:
-                job366 = bm1366_job(work, job_id, starting_nonce=starting_nonce)
-                live = LiveJob(job_id, work, job366.version, chip_version_mask(work), [job366.version])
-                frame = encode_job(job366)
-            else:
-                versions = midstate_versions(work.version, work.version_mask)
-                job397 = bm1397_job(work, job_id, versions, starting_nonce=starting_nonce)
-                live = LiveJob(job_id, work, versions[0], 0, versions)
-                frame = encode_job(job397)
+            live, frame = chip_job(self.chip, work, job_id, starting_nonce=starting_nonce)
             self._table.add(live)
         self.send_frame(frame)
         self._jobs_sent += 1
@@ -511,23 +428,14 @@ class AsicDriver:
         """Run the periodic chip census without blocking; returns the chips answering.
 
         Every ``census_interval_s`` a chip-id read goes out; ``census_window_s`` later the
-        answers are counted, per chip address. A chip that missed is asked again sooner
-        (``census_retry_s``, doubling) and counts as dead only after ``census_misses``
-        misses in a row: one reply lost on a noisy link changes nothing. Dead chips lower
+        answers are counted (see :mod:`~hashcore.backends.asic.census`). Dead chips lower
         ``hashrate``; when every chip is dead this raises DeviceError.
         """
-        now = time.monotonic()
-        send = False
         with self._lock:
-            if self._census_started is not None:
-                if now - self._census_started < self.config.census_window_s:
-                    return self.chips_answering
-                self._census_started = None
-                self._count_census(now)
-            elif now >= self._next_census:
-                self._census_started, send = now, True
-                self._census_answered = set()
-        if send:
+            step = self._census.step(time.monotonic())
+        if step == "collecting":
+            return self.chips_answering
+        if step == "send":
             self.send_frame(encode_command(read_register(REG_CHIP_ID)))
         elif self.chips_answering == 0:
             error = DeviceError(
@@ -537,40 +445,11 @@ class AsicDriver:
             raise error
         return self.chips_answering
 
-    def _count_census(self, now: float) -> None:
-        """Book one census's answers (under ``_lock``) and set when the next goes out."""
-        config = self.config
-        silent = False
-        for address in self.addresses:
-            if address in self._census_answered:
-                if address in self._dead:
-                    self._dead.discard(address)
-                    log.warning("%s: chip %d answers again", self.port, address)
-                self._misses[address] = 0
-                continue
-            self._census_misses += 1
-            misses = self._misses[address] = self._misses.get(address, 0) + 1
-            if address in self._dead:
-                continue
-            if misses >= config.census_misses:
-                self._dead.add(address)
-                log.warning("%s: chip %d counted dead after %d missed chip-id reads", self.port, address, misses)
-            else:
-                silent = True
-                log.info("%s: chip %d missed a chip-id read (%d in a row), asking again", self.port, address, misses)
-        self.chips_answering = len(self.addresses) - len(self._dead)
-        if silent:
-            self._next_census = now + min(self._census_backoff, config.census_interval_s)
-            self._census_backoff *= 2
-        else:
-            self._next_census = now + config.census_interval_s
-            self._census_backoff = config.census_retry_s
-
     @property
     def chips_silent(self) -> int:
         """Chips that missed the last census but not yet enough times in a row to count as dead."""
         with self._lock:
-            return sum(1 for a, misses in self._misses.items() if misses and a not in self._dead)
+            return self._census.silent
 
     @property
     def stats(self) -> DriverStats:
@@ -592,6 +471,6 @@ class AsicDriver:
                 bad_frames=decoder.bad_frames,
                 known_answer_passed=self._known_answer_passed,
                 voltage_mv=self.voltage_mv,
-                chips_silent=sum(1 for a, misses in self._misses.items() if misses and a not in self._dead),
-                census_misses=self._census_misses,
+                chips_silent=self._census.silent,
+                census_misses=self._census.misses,
             )

@@ -33,7 +33,8 @@ from hashcore.backends.asic.chips import (
     ticket_target,
     vout_exponent,
 )
-from hashcore.backends.asic.emulator import EmulatedChain, EmulatedRegulator
+from hashcore.backends.asic.emulated_chain import EmulatedChain
+from hashcore.backends.asic.emulated_regulator import EmulatedRegulator
 from hashcore.backends.asic.framing import write_register
 from hashcore.backends.asic.jobs import bm1366_job
 from hashcore.backends.reference import ReferenceBackend

@@ -44,7 +44,8 @@ from typing import Any
 
 from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig, DriverStats
-from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults, parse_faults
+from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig
+from hashcore.backends.asic.faults import Faults, parse_faults
 from hashcore.backends.asic.jobs import FoundNonce
 from hashcore.backends.base import BackendInfo, EnergyKind, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError, DeviceError, WorkError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hashcore.backends.asic.chips import REGULATOR_ADDRESS
+from hashcore.backends.asic.pmbus import REGULATOR_ADDRESS
 from hashcore.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hashcore.backends.asic.chips import (
+from hashcore.backends.asic.pmbus import (
     PMBUS_OPERATION,
     PMBUS_READ_IOUT,
     PMBUS_READ_POUT,

@@ -27,11 +27,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from hashcore.backends.asic.chips import BRIDGE_HOST, BRIDGE_REQUEST_LENGTH, chip_model
+from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.emulated_chain import EmulatedChain
 from hashcore.backends.asic.emulated_regulator import EmulatedRegulator
 from hashcore.backends.asic.faults import Faults, inject, parse_faults
 from hashcore.backends.asic.framing import HostFrameDecoder, Reply, encode_reply
+from hashcore.backends.asic.pmbus import BRIDGE_HOST, BRIDGE_REQUEST_LENGTH
 from hashcore.backends.base import Backend, open_backend
 from hashcore.backends.reference import ReferenceBackend
 from hashcore.errors import BackendUnavailable, ConfigError

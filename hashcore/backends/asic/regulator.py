@@ -14,8 +14,9 @@ from typing import Any
 
 import serial
 
-from hashcore.backends.asic.chips import (
-    BASE_BAUD,
+from hashcore.backends.asic.chips import BASE_BAUD
+from hashcore.backends.asic.link import SerialOpener
+from hashcore.backends.asic.pmbus import (
     BRIDGE_REPLY_LENGTH,
     PMBUS_READ_POUT,
     PMBUS_READ_VOUT,
@@ -30,7 +31,6 @@ from hashcore.backends.asic.chips import (
     encode_ulinear16,
     vout_exponent,
 )
-from hashcore.backends.asic.link import SerialOpener
 from hashcore.errors import DeviceError
 
 log = logging.getLogger("hashcore.backends.asic.driver")

@@ -379,7 +379,7 @@ def open_asic(
             the emulated chain, when ``port`` is ``"emulator"`` (see the emulator module;
             the base difficulty defaults to 2**-32 so a CPU-hashed chain finds shares;
             the faults may be given as text, ``"garbage=0.5,drop=0.2"``, see
-            :func:`~hashcore.backends.asic.emulator.parse_faults`).
+            :func:`~hashcore.backends.asic.faults.parse_faults`).
 
     Raises:
         BackendUnavailable: no port given, the port cannot be opened, no chip answers,
@@ -399,12 +399,8 @@ def open_asic(
     emulator = None
     if port == EMULATOR_PORT:
         emulator = ChainEmulator(
-            EmulatorConfig(
-                chip=model.name,
-                chips=emulator_chips,
-                hashrate=emulator_hashrate,
-                base_difficulty=emulator_base_difficulty,
-            ),
+            EmulatorConfig(chip=model.name, chips=emulator_chips, hashrate=emulator_hashrate,
+                           base_difficulty=emulator_base_difficulty),
             emulator_faults,
         ).start()
         config = DriverConfig(

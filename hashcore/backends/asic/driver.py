@@ -63,9 +63,6 @@ from hashcore.work import DEFAULT_VERSION_MASK, Work, target_to_difficulty
 
 log = logging.getLogger("hashcore.backends.asic.driver")
 
-__all__ = ["AsicDriver", "DriverConfig", "DriverStats", "SerialOpener"]
-
-
 @dataclass(frozen=True, slots=True)
 class DriverStats:
     """Counters of a driver since open.
@@ -388,39 +385,14 @@ class AsicDriver:
         return item
 
     def known_answer_check(self) -> None:
-        """Send the captured job and wait for a captured nonce; DeviceError when none comes.
-
-        The job goes out again after ``known_answer_retry_s`` (doubling) without the nonce:
-        the one reply that carries it may be lost on a noisy link, and the chain, searching
-        on, would not find it again.
-        """
-        timeout = self.config.known_answer_timeout_s
-        deadline = time.monotonic() + timeout
-        others = sends = 0
-        wait = self.config.known_answer_retry_s
+        """Send the captured job and wait for a captured nonce; DeviceError when none comes
+        (see :func:`~hashcore.backends.asic.known_answer.check`)."""
         try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                self.send_work(known_answer.work(), clean=True, starting_nonce=known_answer.START_NONCE)
-                sends += 1
-                attempt_end = time.monotonic() + min(wait, remaining)
-                wait *= 2
-                while (left := attempt_end - time.monotonic()) > 0:
-                    found = self.next_found(left)
-                    if found is None:
-                        continue
-                    if (found.nonce, found.version) in known_answer.GOLDEN:
-                        log.info("%s: known answer %08x (version %08x) came back", self.port, found.nonce,
-                                 found.version)
-                        self._known_answer_passed = True
-                        return
-                    others += 1
+            known_answer.check(self, self.config.known_answer_timeout_s, self.config.known_answer_retry_s)
+        except known_answer.KnownAnswerFailed:
             self._known_answer_passed = False
-            raise DeviceError(
-                f"known-answer check failed on {self.port}: no known nonce within {timeout:g} s "
-                f"({sends} tries, {others} other nonces); wrong chip model, clock or a damaged chain"
-            )
-        finally:
-            self.clear_jobs()
+            raise
+        self._known_answer_passed = True
 
     # --- health ------------------------------------------------------------------------
 

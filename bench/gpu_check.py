@@ -118,7 +118,7 @@ def run(seconds: float, spec: str | None) -> dict[str, Any]:
         "nvml": nvml_info,
         "known_answer": "passed",
         "open_and_tune_seconds": round(ready_s, 2),
-        "tune_cache": str(opencl._tune_file()),
+        "tune_cache": str(opencl.tune_file()),
         "settings": settings,
         "bench": report.to_json(),
         "hashrate_hs": report.hashrate_hs,

@@ -22,6 +22,10 @@ depend on the nonce.
 Skipped per nonce: rounds 61-63 of the second hash in ``lanes`` (the top hash word is
 already known after round 60); each nonce passing the top-word test is then hashed in
 full and compared on all 256 bits, so both kernels return exact results.
+
+One module of some 700 lines on purpose: it is one job (the scan kernels), both kernels
+are built from the vector types and LLVM intrinsics defined here, and Numba's disk cache
+is invalidated by any change to the file a kernel lives in, so nothing else lives here.
 """
 
 from __future__ import annotations

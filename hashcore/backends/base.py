@@ -16,6 +16,25 @@ Rules every backend keeps:
 
 Backends register a factory under their name; importing a backend module must be cheap
 and must not fail when its optional dependency is missing (the factory checks that).
+
+Optional members. Beyond ``scan`` and ``close`` a backend may have:
+
+* ``path: str``: the code path it runs (``avx512``, ``x86sha``, ...), for reports;
+* ``energy_kind``: what draws its power (:data:`EnergyKind`; ``cpu`` when absent), and
+  ``energy_options()``: what that kind's meter needs to find the device (a GPU's PCI
+  bus id, an ASIC board's power readers);
+* ``devices``: the devices it drives itself (OpenCL), each a :class:`ComputeDevice`;
+* ``set_operating_point(mhz, mv)``: clock and core-voltage knobs
+  (:class:`OperatingPointControl`, an ASIC chain);
+* ``state: str``: where its device is, in a few words, when not plainly mining;
+* ``close_interrupts_scan``: true when ``close()`` from another thread ends a scan in
+  progress, so a stuck scan may be closed under it.
+
+Code outside a backend reads them only through :func:`backend_path`,
+:func:`energy_kind`, :func:`energy_options`, :func:`driven_devices`,
+:func:`operating_point_control`, :func:`device_state` and :func:`closes_mid_scan`,
+which give the default where a backend lacks a member (worker-process proxies forward
+only ``scan`` and ``close``).
 """
 
 from __future__ import annotations
@@ -24,7 +43,7 @@ import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from hashcore.errors import BackendUnavailable, ConfigError, HashcoreError
 from hashcore.work import MAX_NONCE, Work
@@ -59,6 +78,76 @@ class Backend(Protocol):
     def scan(self, work: Work, nonce_start: int, count: int, max_results: int) -> ScanResult: ...
 
     def close(self) -> None: ...
+
+
+#: What draws a backend's power: the CPU cores (shared by every CPU backend's meter),
+#: a GPU, or an ASIC board (each of the last two metered on its own).
+EnergyKind = Literal["cpu", "gpu", "asic"]
+
+
+class ComputeDevice(Protocol):
+    """A device a backend drives itself (an OpenCL device)."""
+
+    @property
+    def kind(self) -> str:
+        """GPU, CPU, accelerator or other."""
+        ...
+
+    @property
+    def compute_units(self) -> int:
+        """Cores (CPU) or multiprocessors (GPU)."""
+        ...
+
+
+@runtime_checkable
+class OperatingPointControl(Protocol):
+    """A backend whose devices have clock and core-voltage knobs (an ASIC chain)."""
+
+    def set_operating_point(self, mhz: float, mv: float | None = None) -> tuple[float, float | None]:
+        """Clock ``mhz`` at core voltage ``mv`` (None: the device's own choice); returns
+        the (MHz, mV) reached."""
+        ...
+
+
+def backend_path(backend: object) -> str | None:
+    """The code path ``backend`` runs; None where it has no choice of paths."""
+    path = getattr(backend, "path", None)
+    return path if isinstance(path, str) else None
+
+
+def energy_kind(backend: object) -> str:
+    """What draws ``backend``'s power (:data:`EnergyKind`); ``cpu`` by default."""
+    return str(getattr(backend, "energy_kind", "cpu"))
+
+
+def energy_options(backend: object) -> dict[str, Any]:
+    """What the meter of ``backend``'s energy kind needs to find its device; empty by default."""
+    options = getattr(backend, "energy_options", None)
+    return dict(options()) if callable(options) else {}
+
+
+def driven_devices(backend: object) -> Sequence[ComputeDevice] | None:
+    """The devices ``backend`` drives itself (OpenCL); None for a backend that runs on
+    the threads it is called from."""
+    devices = getattr(backend, "devices", None)
+    return devices if isinstance(devices, Sequence) and not isinstance(devices, str) else None
+
+
+def operating_point_control(backend: object) -> OperatingPointControl | None:
+    """``backend`` where it has clock and voltage knobs, else None."""
+    return backend if isinstance(backend, OperatingPointControl) else None
+
+
+def device_state(backend: object) -> str | None:
+    """Where ``backend``'s device is, in a few words ("mining", "port gone: ..."); None
+    where a backend does not say."""
+    state = getattr(backend, "state", None)
+    return state if isinstance(state, str) else None
+
+
+def closes_mid_scan(backend: object) -> bool:
+    """Whether ``close()`` from another thread ends a scan of ``backend`` in progress."""
+    return bool(getattr(backend, "close_interrupts_scan", False))
 
 
 @dataclass(frozen=True, slots=True)

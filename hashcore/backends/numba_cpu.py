@@ -34,10 +34,10 @@ import time
 from types import ModuleType
 from typing import Any
 
-from hashcore.backends import pathchoice, tuning
+from hashcore.backends import known_answer, pathchoice, tuning
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
-from hashcore.work import Work, nbits_to_target
+from hashcore.work import Work
 
 PATHS: tuple[str, ...] = ("shani", "lanes")
 CHOICES: tuple[str, ...] = ("auto", *PATHS)
@@ -45,13 +45,6 @@ LANE_CHOICES: tuple[int, ...] = (4, 8, 16, 32)
 _FIX = "pip install numba (hashcore's dependencies include it: pip install -e .)"
 #: Results fetched per kernel call; a scan with more loops, so memory stays bounded.
 _BATCH = 4096
-
-# The genesis block header: a known answer each path must find before it is used.
-_KNOWN_HEADER = bytes.fromhex(
-    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd"
-    "7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c"
-)
-_KNOWN_NONCE = 0x7C2BAC1D
 
 
 def _kernels() -> ModuleType:
@@ -232,13 +225,11 @@ def _ready(path: str, lanes: int, parallel: bool) -> tuple[float, bool]:
     }[path, parallel]
     hits_before = sum(kernel.stats.cache_hits.values())
     started = time.perf_counter()
-    work = Work.from_header(_KNOWN_HEADER[:76], nbits_to_target(0x1D00FFFF))
-    result = backend.scan(work, _KNOWN_NONCE - 40, 80, 4)
+    wrong = known_answer.wrong_answer(backend.scan)
     seconds = time.perf_counter() - started
-    if result.nonces != [_KNOWN_NONCE] or result.hashes_done != 80:
-        raise BackendError(
-            f"numba backend: the {path} path failed its known-answer test (the genesis block); "
-            "do not mine with it; please report this with your CPU model and Numba version"
+    if wrong is not None:
+        raise known_answer.known_answer_error(
+            f"numba backend: the {path} path", "please report this with your CPU model and Numba version"
         )
     from_cache = sum(kernel.stats.cache_hits.values()) > hits_before
     return seconds, from_cache

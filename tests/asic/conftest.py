@@ -9,7 +9,8 @@ import pytest
 
 from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig
-from hashcore.backends.asic.emulator import ChainEmulator, EmulatorConfig, Faults
+from hashcore.backends.asic.emulator import ChainEmulator, EmulatorConfig
+from hashcore.backends.asic.faults import Faults
 
 CAPTURE = json.loads((Path(__file__).parent.parent / "vectors" / "bm1366_capture.json").read_text())
 

@@ -22,7 +22,9 @@ from hashcore.backends.asic.chips import (
     ticket_for_difficulty,
 )
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig
-from hashcore.backends.asic.emulator import ChainEmulator, EmulatedChain, Faults
+from hashcore.backends.asic.emulated_chain import EmulatedChain
+from hashcore.backends.asic.emulator import ChainEmulator
+from hashcore.backends.asic.faults import Faults
 from hashcore.backends.asic.jobs import FoundNonce
 from hashcore.errors import DeviceError
 from hashcore.work import DEFAULT_VERSION_MASK, Work, difficulty_to_target, verify_nonce

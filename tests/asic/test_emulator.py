@@ -20,7 +20,8 @@ from hashcore.backends.asic.chips import (
     encode_version_mask,
     ticket_target,
 )
-from hashcore.backends.asic.emulator import EmulatedChain, EmulatorConfig
+from hashcore.backends.asic.emulated_chain import EmulatedChain
+from hashcore.backends.asic.emulator import EmulatorConfig
 from hashcore.backends.asic.framing import (
     NonceReply,
     RegisterReply,

@@ -13,6 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from hashcore.backends.asic.chips import BM1366, BM1397, REG_PLL0, REG_TICKET_MASK, encode_ticket_mask
+from hashcore.backends.asic.crc import crc5, crc16_ccitt_false
 from hashcore.backends.asic.framing import (
     BM1366_REPLY_LENGTH,
     BM1397_REPLY_LENGTH,
@@ -27,8 +28,6 @@ from hashcore.backends.asic.framing import (
     Reply,
     ReplyDecoder,
     chain_inactive,
-    crc5,
-    crc16_ccitt_false,
     decode_host_frame,
     decode_reply,
     encode_command,

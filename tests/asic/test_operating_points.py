@@ -12,30 +12,33 @@ from hashcore.backends.asic import known_answer
 from hashcore.backends.asic.chips import (
     BM1366,
     BM1397,
+    REG_TICKET_MASK,
+    VfTable,
+    chip_curve,
+    encode_ticket_mask,
+    ticket_target,
+)
+from hashcore.backends.asic.emulated_chain import EmulatedChain
+from hashcore.backends.asic.emulated_regulator import EmulatedRegulator
+from hashcore.backends.asic.framing import write_register
+from hashcore.backends.asic.jobs import bm1366_job
+from hashcore.backends.asic.pmbus import (
     PMBUS_READ_VOUT,
     PMBUS_VOUT_COMMAND,
-    REG_TICKET_MASK,
     REGULATOR_ADDRESS,
     STATUS_ACK,
     STATUS_BAD_PEC,
     STATUS_NACK,
     RegulatorRequest,
-    VfTable,
-    chip_curve,
     decode_linear11,
     decode_regulator_reply,
     decode_regulator_request,
     encode_linear11,
     encode_regulator_request,
-    encode_ticket_mask,
     encode_ulinear16,
     smbus_pec,
-    ticket_target,
     vout_exponent,
 )
-from hashcore.backends.asic.emulator import EmulatedChain, EmulatedRegulator
-from hashcore.backends.asic.framing import write_register
-from hashcore.backends.asic.jobs import bm1366_job
 from hashcore.backends.reference import ReferenceBackend
 from hashcore.errors import ConfigError, DeviceError
 from hashcore.work import verify_nonce

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 from hashcore.backends import base, opencl, tuning
+from hashcore.backends.opencl import devices as opencl_devices
+from hashcore.backends.opencl import tune as opencl_tune
+from hashcore.backends.opencl.settings import grid_name
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import MAX_NONCE, MAX_TARGET, Work, nbits_to_target
 from tests.backends.scan_contract import ScanContract, expected, vectors
@@ -137,7 +140,7 @@ def test_several_devices_split_a_range_and_merge_in_nonce_order() -> None:
     source = opencl.load_source(opencl.default_kernel_dir())
     import numpy as np
 
-    devices = [opencl._Device(cl, np, ref, handle, source, ()) for _ in range(2)]
+    devices = [opencl.DeviceRunner(cl, np, ref, handle, source, ()) for _ in range(2)]
     settings = [
         opencl.Settings("portable", 4, 64, 4, rate_hs=rate, launch_nonces=2048, tuned=False) for rate in (1.0, 3.0)
     ]
@@ -164,8 +167,8 @@ def test_two_launches_are_queued_before_the_host_waits_for_the_first(
 ) -> None:
     dev = portable._devices[0]
     events: list[str] = []
-    enqueue, collect = dev._enqueue, dev._collect
-    monkeypatch.setattr(dev, "_enqueue", lambda *a: (events.append("launch"), enqueue(*a))[1])
+    enqueue, collect = dev.enqueue, dev._collect
+    monkeypatch.setattr(dev, "enqueue", lambda *a: (events.append("launch"), enqueue(*a))[1])
     monkeypatch.setattr(dev, "_collect", lambda *a: (events.append("read"), collect(*a))[1])
     step = portable.settings[0].launch_nonces
     work = Work.from_header(b"\x0a" * 76, MAX_TARGET >> 6)
@@ -261,7 +264,7 @@ def test_a_device_lost_mid_scan_is_a_backend_error(
     def lost(*_args: Any) -> Any:
         raise cl.RuntimeError("clEnqueueNDRangeKernel failed: OUT_OF_RESOURCES")
 
-    monkeypatch.setattr(portable._devices[0], "_enqueue", lost)
+    monkeypatch.setattr(portable._devices[0], "enqueue", lost)
     with pytest.raises(BackendError, match=r"failed mid-scan.*OUT_OF_RESOURCES"):
         portable.scan(Work.from_header(bytes(76), 1), 0, 1000, 1)
 
@@ -313,7 +316,7 @@ def test_bad_options_are_config_errors(options: dict[str, Any], match: str) -> N
 
 
 def test_x86sha_on_a_device_without_it_is_unavailable_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(opencl, "_host_has_sha_ni", lambda: False)
+    monkeypatch.setattr(opencl_devices, "_host_has_sha_ni", lambda: False)
     with pytest.raises(BackendUnavailable, match=r"x86sha path needs.*fix: use path auto or portable"):
         base.open_backend("opencl", path="x86sha")
 
@@ -327,14 +330,14 @@ def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest
     first.close()
     settings = first.settings[0]
     assert settings.tuned and settings.rate_hs > 0
-    grid = tuning.OPENCL_TUNE_GRID[opencl._grid_name(first.devices[0], settings.path)]
+    grid = tuning.OPENCL_TUNE_GRID[grid_name(first.devices[0], settings.path)]
     assert settings.nonces_per_item in grid["nonces_per_item"] and settings.local_size in grid["local_sizes"]
-    assert opencl._tune_file().is_file()
+    assert opencl.tune_file().is_file()
 
     def no_tune(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("tuned again although the cache holds this device")
 
-    monkeypatch.setattr(opencl, "autotune", no_tune)
+    monkeypatch.setattr(opencl_tune, "autotune", no_tune)
     again = base.open_backend("opencl")
     assert isinstance(again, opencl.OpenCLBackend)
     again.close()
@@ -349,7 +352,7 @@ def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest
 
 def test_the_launch_size_follows_the_tuned_rate() -> None:
     settings = opencl.Settings("portable", 8, 64, 4, rate_hs=8_000_000.0)
-    launch = opencl._launch_nonces(settings, 0.25)
+    launch = opencl.launch_nonces(settings, 0.25)
     assert launch % settings.granule == 0
     assert 2_000_000 <= launch < 2_000_000 + settings.granule
 
@@ -371,7 +374,7 @@ def test_pocl_is_metered_as_cpu_and_an_nvidia_gpu_by_its_pci_bus_id() -> None:
             return {cl.device_info.PCI_BUS_ID_NV: 0x3B, cl.device_info.PCI_SLOT_ID_NV: 0x00,
                     cl.device_info.PCI_DOMAIN_ID_NV: 0}[what]  # fmt: skip
 
-    bus = opencl._pci_bus_id(cl, NvidiaDevice())
+    bus = opencl_devices._pci_bus_id(cl, NvidiaDevice())
     assert bus == "00000000:3B:00.0"
     ref = opencl.DeviceRef("1:0", "NVIDIA CUDA", "OpenCL 3.0 CUDA", "NVIDIA H100", "NVIDIA Corporation",
                            0x10DE, "550.54", "GPU", 132, bus)  # fmt: skip

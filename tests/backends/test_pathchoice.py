@@ -212,13 +212,13 @@ def test_opencl_auto_takes_the_measured_path_and_an_explicit_path_does_not_measu
         seen.append(sorted(ready))
         return pathchoice.Choice("stub", "portable", {"x86sha": 1e6, "portable": 2e6}, 2, 0.0, 0.0)
 
-    monkeypatch.setattr(opencl, "path_choice", stub)
-    backend = opencl._open(device=devices[0].id, tune=False)
+    monkeypatch.setattr("hashcore.backends.opencl.tune.path_choice", stub)
+    backend = opencl.open_opencl(device=devices[0].id, tune=False)
     try:
         assert backend.path == "portable" and backend.settings[0].rate_hs == 2e6
         assert seen == [["portable", "x86sha"]]
     finally:
         backend.close()
-    backend = opencl._open(device=devices[0].id, path="x86sha", tune=False)
+    backend = opencl.open_opencl(device=devices[0].id, path="x86sha", tune=False)
     backend.close()
     assert backend.path == "x86sha" and len(seen) == 1

@@ -44,9 +44,10 @@ from typing import Any
 
 from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig, DriverStats
-from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig, Faults, parse_faults
+from hashcore.backends.asic.emulator import BoardPower, ChainEmulator, EmulatorConfig
+from hashcore.backends.asic.faults import Faults, parse_faults
 from hashcore.backends.asic.jobs import FoundNonce
-from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
+from hashcore.backends.base import BackendInfo, EnergyKind, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError, DeviceError, WorkError
 from hashcore.work import Work, verify_nonce
 
@@ -103,7 +104,7 @@ class AsicBackend:
     #: The chain rolls version bits itself; ScanResult.versions says which it used.
     rolls_versions = True
     #: Its power is the board's, not the host CPU's (see hashcore.metering).
-    energy_kind = "asic"
+    energy_kind: EnergyKind = "asic"
     #: close() from another thread makes a running scan (or reopen) end at once.
     close_interrupts_scan = True
 
@@ -378,7 +379,7 @@ def open_asic(
             the emulated chain, when ``port`` is ``"emulator"`` (see the emulator module;
             the base difficulty defaults to 2**-32 so a CPU-hashed chain finds shares;
             the faults may be given as text, ``"garbage=0.5,drop=0.2"``, see
-            :func:`~hashcore.backends.asic.emulator.parse_faults`).
+            :func:`~hashcore.backends.asic.faults.parse_faults`).
 
     Raises:
         BackendUnavailable: no port given, the port cannot be opened, no chip answers,
@@ -398,12 +399,8 @@ def open_asic(
     emulator = None
     if port == EMULATOR_PORT:
         emulator = ChainEmulator(
-            EmulatorConfig(
-                chip=model.name,
-                chips=emulator_chips,
-                hashrate=emulator_hashrate,
-                base_difficulty=emulator_base_difficulty,
-            ),
+            EmulatorConfig(chip=model.name, chips=emulator_chips, hashrate=emulator_hashrate,
+                           base_difficulty=emulator_base_difficulty),
             emulator_faults,
         ).start()
         config = DriverConfig(

@@ -14,6 +14,11 @@ Operating points: where the board's core-voltage regulator is reachable (a secon
 chip's V/f table: up before the clock rises, down after it falls, so the chips never run
 a clock their voltage cannot carry. :meth:`AsicDriver.set_operating_point` sets both.
 
+Modules it orchestrates: ``config`` (:class:`DriverConfig`), ``link`` (the port and its
+reader thread), ``bringup`` (chip count, addresses and each model's init), ``clock``
+(the clock ramp), ``regulator`` (the PMBus core-voltage regulator), ``census`` (which
+chips still answer), ``jobs`` (jobs and the table of live ones).
+
 Every serial failure, a silent chain and a failed known answer become a
 :class:`~hashcore.errors.DeviceError` naming the port; once the device has failed, every
 later call raises that error, and :meth:`close` always stops the reader and frees the port.
@@ -21,155 +26,42 @@ later call raises that error, and :meth:`close` always stops the reader and free
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import serial
 
-from hashcore.backends.asic import known_answer
+from hashcore.backends.asic import bringup, known_answer
+from hashcore.backends.asic.census import ChipCensus
 from hashcore.backends.asic.chips import (
-    BASE_BAUD,
-    BM1366_FAST_BAUD,
-    BM1366_FAST_UART_VALUE,
-    BRIDGE_REPLY_LENGTH,
     CHIP_VERSION_BITS,
-    CHIPS,
-    PMBUS_READ_POUT,
-    PMBUS_READ_VOUT,
-    PMBUS_VOUT_COMMAND,
-    PMBUS_VOUT_MODE,
-    REG_ANALOG_MUX,
     REG_CHIP_ID,
-    REG_CLOCK_ORDER0,
-    REG_CLOCK_ORDER1,
-    REG_CORE_CONTROL,
-    REG_FAST_UART,
-    REG_HASH_COUNTING,
-    REG_INIT_CONTROL,
-    REG_IO_DRIVER,
-    REG_MISC_CONTROL,
-    REG_ORDERED_CLOCK_ENABLE,
-    REG_PLL0,
-    REG_PLL0_DIVIDER,
-    REG_PLL3,
     REG_TICKET_MASK,
     REG_VERSION_MASK,
-    REGULATOR_ADDRESS,
-    STATUS_ACK,
     ChipModel,
-    RegulatorRequest,
-    decode_linear11,
-    decode_regulator_reply,
-    decode_ulinear16,
-    encode_misc_control_baud,
-    encode_regulator_request,
     encode_ticket_mask,
-    encode_ulinear16,
     encode_version_mask,
     ticket_for_difficulty,
     ticket_target,
-    vout_exponent,
 )
+from hashcore.backends.asic.clock import ChainClock
+from hashcore.backends.asic.config import DriverConfig
 from hashcore.backends.asic.framing import (
     NonceReply,
     RegisterReply,
-    ReplyDecoder,
-    chain_inactive,
     encode_command,
-    encode_job,
     read_register,
-    set_address,
-    write_register,
 )
-from hashcore.backends.asic.jobs import (
-    FoundNonce,
-    JobTable,
-    LiveJob,
-    bm1366_job,
-    bm1397_job,
-    chip_version_mask,
-    midstate_versions,
-)
-from hashcore.errors import ConfigError, DeviceError
+from hashcore.backends.asic.jobs import FoundNonce, JobTable, chip_job
+from hashcore.backends.asic.link import SerialLink, SerialOpener
+from hashcore.backends.asic.regulator import CoreRegulator
+from hashcore.errors import DeviceError
 from hashcore.work import DEFAULT_VERSION_MASK, Work, target_to_difficulty
 
 log = logging.getLogger("hashcore.backends.asic.driver")
-
-SerialOpener = Callable[..., Any]
-
-
-@dataclass(frozen=True, slots=True)
-class DriverConfig:
-    """How to bring a chain up. Defaults suit real hardware.
-
-    Attributes:
-        frequency_mhz: the clock to ramp to (None: the chip's default).
-        baud: the link speed after init. None: the chip's fast mode (BM1366: 1,000,000
-            through register 0x28; BM1397: stays at 115,200). 115200 keeps the start
-            speed; the BM1397 takes any 25 MHz / ((div + 1) * 8) through register 0x18.
-        ramp_step_mhz, ramp_delay_s: the frequency ramp's step and the pause after each.
-        detect_silence_s: chip counting ends after this long without a new chip-id reply.
-        detect_attempts: chip-id reads at init. A noisy link loses replies, so the chain
-            is counted at least twice (the larger count wins) and a silent chain is asked
-            again after ``detect_silence_s``, doubling, before it counts as absent.
-        census_interval_s, census_window_s: how often a running chain is asked for chip
-            ids, and how long the answers are counted (finds chips that stopped answering).
-        census_retry_s, census_misses: after a census that missed a chip, the next comes
-            ``census_retry_s`` later, doubling up to ``census_interval_s``; a chip counts
-            as dead only after ``census_misses`` misses in a row (so over at least
-            ``census_retry_s * (2 ** (census_misses - 1) - 1)`` seconds), and alive again
-            at its next answer.
-        known_answer, known_answer_timeout_s: run the known-answer check at open.
-        known_answer_retry_s: the captured job is sent again when its nonce has not come
-            back after this long (a reply lost on the link), doubling, until the timeout.
-        reset_line: "dtr" or "rts" when the adapter wires the chain's reset there; None
-            when there is no reset line (emulator, boards whose reset the host cannot reach).
-        reset_hold_s: how long reset is held, and the wait after release.
-        hashrate_per_chip_mhz: hashes per second per chip per MHz (None: the published
-            small-core count); the nominal rate that ``hashrate`` reports.
-        base_difficulty: the difficulty a zero ticket mask stands for: 1 on real chips;
-            an emulated chain may report at a lower one (see the emulator).
-        read_timeout_s: the reader thread's serial read timeout.
-        regulator_port: the core-voltage regulator's bridge (None: the voltage is not
-            reachable and stays where the board keeps it).
-        regulator_address: its SMBus address.
-        regulator_timeout_s: how long one regulator transaction may take.
-        follow_vf: move the voltage along the chip's V/f table with every clock change.
-    """
-
-    frequency_mhz: float | None = None
-    baud: int | None = None
-    ramp_step_mhz: float = 6.25
-    ramp_delay_s: float = 0.1
-    detect_silence_s: float = 1.0
-    detect_attempts: int = 4
-    census_interval_s: float = 30.0
-    census_window_s: float = 1.0
-    census_retry_s: float = 2.0
-    census_misses: int = 3
-    known_answer: bool = True
-    known_answer_timeout_s: float = 5.0
-    known_answer_retry_s: float = 1.0
-    reset_line: str | None = None
-    reset_hold_s: float = 0.1
-    hashrate_per_chip_mhz: float | None = None
-    base_difficulty: float = 1.0
-    read_timeout_s: float = 0.05
-    regulator_port: str | None = None
-    regulator_address: int = REGULATOR_ADDRESS
-    regulator_timeout_s: float = 0.5
-    follow_vf: bool = True
-
-    def __post_init__(self) -> None:
-        if self.detect_attempts < 1 or self.census_misses < 1:
-            raise ConfigError("detect_attempts and census_misses must be at least 1")
-
 
 @dataclass(frozen=True, slots=True)
 class DriverStats:
@@ -209,8 +101,6 @@ class DriverStats:
 
 
 _WAKE = object()
-#: Raw bytes kept to tell which chip model answered when nothing decoded.
-_RAW_TAIL = 512
 
 
 class AsicDriver:
@@ -228,83 +118,63 @@ class AsicDriver:
         self.chip = chip
         self.config = config or DriverConfig()
         self._open_serial = open_serial
-        self._serial: Any = None
-        self._decoder = ReplyDecoder(chip.reply_length)
         self._table = JobTable(chip)
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._found: queue.Queue[object] = queue.Queue()
-        self._registers: queue.Queue[RegisterReply] = queue.Queue()
-        self._stopping = threading.Event()
-        self._reader: threading.Thread | None = None
-        self._failure: DeviceError | None = None
-        self._closed = False
-        self.addresses: list[int] = []
-        self.chips_answering = 0
-        self.frequency_mhz = chip.start_mhz
+        self._link = SerialLink(
+            port,
+            chip.reply_length,
+            open_serial=open_serial,
+            read_timeout_s=self.config.read_timeout_s,
+            lock=self._lock,
+            on_nonce=self._on_nonce,
+            claim_register=self._claim_census_answer,
+            on_failure=self._wake,
+        )
+        self._clock = ChainClock(self._link, chip, step_mhz=self.config.ramp_step_mhz,
+                                 delay_s=self.config.ramp_delay_s)
+        self._regulator: CoreRegulator | None = None
         self.ticket = 0
         self._chip_mask: int | None = None
         self._jobs_sent = 0
         self._nonces = 0
         self._known_answer_passed: bool | None = None
-        self._census_started: float | None = None
-        self._census_answered: set[int] = set()
-        self._next_census = 0.0
-        self._census_backoff = self.config.census_retry_s
-        self._misses: dict[int, int] = {}
-        self._dead: set[int] = set()
-        self._census_misses = 0
-        self._raw_tail = b""
-        self._regulator: Any = None
-        self._regulator_lock = threading.Lock()
-        self._vout_exponent = -9
+        config = self.config
+        self._census = ChipCensus(port, interval_s=config.census_interval_s, window_s=config.census_window_s,
+                                  retry_s=config.census_retry_s, misses_to_dead=config.census_misses)
         self.voltage_mv: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the port and bring the chain up; DeviceError (port closed again) on failure."""
-        try:
-            self._serial = self._open_serial(
-                self.port, baudrate=BASE_BAUD, timeout=self.config.read_timeout_s, write_timeout=2.0
-            )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"cannot open ASIC port {self.port}: {exc}") from exc
-        if self._closed:
-            # close() ran while the port was opening: it must not stay open behind it.
-            with contextlib.suppress(serial.SerialException, OSError):
-                self._serial.close()
-            raise DeviceError(f"ASIC port {self.port} was closed while it opened")
+        self._link.open()
         try:
             self._open_regulator()
-            self._serial.reset_input_buffer()
-            self._reader = threading.Thread(target=self._read_loop, name=f"asic-reader {self.port}", daemon=True)
-            self._reader.start()
-            self._reset()
+            self._link.start_reader()
+            self._link.pulse_reset(self.config.reset_line, self.config.reset_hold_s)
+            mhz = self.config.frequency_mhz or self.chip.default_mhz
             if self.chip.on_chip_rolling:
-                self._init_bm1366()
+                self._chip_mask = DEFAULT_VERSION_MASK  # the init writes it before anything else
+                bringup.init_bm1366(self._link, self, mhz, self.config.baud)
             else:
-                self._init_bm1397()
+                bringup.init_bm1397(self._link, self, mhz, self.config.baud)
             if self.config.known_answer:
                 self.known_answer_check()
-            self._next_census = time.monotonic() + self.config.census_interval_s
+            with self._lock:
+                self._census.start(time.monotonic())
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
         """Stop the reader thread and free the port. Safe to call twice and after a failure."""
-        if self._closed:
+        if self._link.closed:
             return
-        self._closed = True
-        self._stopping.set()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(timeout=2.0)
-        for port in (self._serial, self._regulator):
-            if port is not None:
-                with contextlib.suppress(serial.SerialException, OSError):
-                    port.close()
-        self._found.put(_WAKE)
+        self._link.close()
+        if self._regulator is not None:
+            self._regulator.close()
+        self._wake()
 
     def clone(self, port: str | None = None, config: DriverConfig | None = None) -> AsicDriver:
         """A new, unopened driver for the same chain (to bring it up again after a failure)."""
@@ -312,226 +182,68 @@ class AsicDriver:
 
     @property
     def failure(self) -> DeviceError | None:
-        return self._failure
+        return self._link.failure
 
-    # --- the reader thread -------------------------------------------------------------
-
-    def _read_loop(self) -> None:
-        ser = self._serial
-        try:
-            while not self._stopping.is_set():
-                data = ser.read(max(1, ser.in_waiting))
-                if data:
-                    self._on_bytes(data)
-        except (serial.SerialException, OSError) as exc:
-            if not self._stopping.is_set():
-                self._fail(DeviceError(f"ASIC port {self.port} vanished or failed: {exc}"))
-
-    def _on_bytes(self, data: bytes) -> None:
-        with self._lock:
-            self._raw_tail = (self._raw_tail + data)[-_RAW_TAIL:]
-            replies = self._decoder.feed(data)
-            for reply in replies:
-                if isinstance(reply, NonceReply):
-                    found = self._table.resolve(reply)
-                    if found is not None:
-                        self._nonces += 1
-                        self._found.put(found)
-                elif self._census_started is not None and reply.register == REG_CHIP_ID:
-                    self._census_answered.add(reply.chip_addr)
-                else:
-                    self._registers.put(reply)
-
-    def _fail(self, error: DeviceError) -> None:
-        if self._failure is None:
-            self._failure = error
-            log.error("%s", error)
+    def _wake(self) -> None:
+        """Wake a :meth:`next_found` waiting, to see a failure or the close."""
         self._found.put(_WAKE)
 
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-        if self._closed:
-            raise DeviceError(f"ASIC port {self.port} is closed")
+    # --- replies the link hands over (under ``_lock``) -------------------------------------
+
+    def _on_nonce(self, reply: NonceReply) -> None:
+        found = self._table.resolve(reply)
+        if found is not None:
+            self._nonces += 1
+            self._found.put(found)
+
+    def _claim_census_answer(self, reply: RegisterReply) -> bool:
+        return reply.register == REG_CHIP_ID and self._census.answer(reply.chip_addr)
 
     # --- raw commands ------------------------------------------------------------------
 
     def send_frame(self, frame: bytes) -> None:
         """Write one encoded frame."""
-        self._raise_if_failed()
-        with self._write_lock:
-            try:
-                self._serial.write(frame)
-            except (serial.SerialException, OSError) as exc:
-                error = DeviceError(f"writing to ASIC port {self.port} failed: {exc}")
-                self._fail(error)
-                raise error from exc
+        self._link.send_frame(frame)
 
     def write_register(self, register: int, value: int, chip_addr: int | None = None) -> None:
-        self.send_frame(encode_command(write_register(register, value, chip_addr)))
+        self._link.write_register(register, value, chip_addr)
 
     def read_register(self, register: int, chip_addr: int | None = None, *, silence_s: float) -> list[RegisterReply]:
         """Read a register; collects replies until ``silence_s`` passes without one."""
-        while not self._registers.empty():
-            self._registers.get_nowait()
-        self.send_frame(encode_command(read_register(register, chip_addr)))
-        replies: list[RegisterReply] = []
-        deadline = time.monotonic() + silence_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                reply = self._registers.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if reply.register == register and (chip_addr is None or reply.chip_addr == chip_addr):
-                replies.append(reply)
-                deadline = time.monotonic() + silence_s
-        self._raise_if_failed()
-        return replies
+        return self._link.read_register(register, chip_addr, silence_s=silence_s)
 
-    # --- init --------------------------------------------------------------------------
-
-    def _reset(self) -> None:
-        line = self.config.reset_line
-        if line is None:
-            return
-        if line not in ("dtr", "rts"):
-            raise ConfigError(f"reset line must be 'dtr' or 'rts', got {line!r}")
-        # Asserting DTR#/RTS# drives the pin low on a TTL adapter: that is the reset.
-        setattr(self._serial, line, True)
-        time.sleep(self.config.reset_hold_s)
-        setattr(self._serial, line, False)
-        time.sleep(self.config.reset_hold_s)
+    # --- bring-up (called by the init sequences of ``bringup``) --------------------------
 
     def detect(self) -> int:
-        """Count the chips answering a chip-id read; DeviceError when none or the wrong model.
+        """Count the chips answering a chip-id read; DeviceError when none or the wrong model
+        (see :func:`~hashcore.backends.asic.bringup.detect_chips`)."""
+        return bringup.detect_chips(
+            self._link, self.chip, silence_s=self.config.detect_silence_s, attempts=self.config.detect_attempts
+        )
 
-        A reply lost on the link would hide a chip, and a chip counted short never gets an
-        address: so the chain is read until two reads agree (the largest count wins) or
-        ``detect_attempts`` run out, and a silent chain is asked again after a pause
-        that doubles each time.
-        """
-        silence = self.config.detect_silence_s
-        best: list[RegisterReply] = []
-        foreign: set[int] = set()
-        pause = silence
-        for attempt in range(self.config.detect_attempts):
-            replies = self.read_register(REG_CHIP_ID, silence_s=silence)
-            ours = [reply for reply in replies if reply.value >> 16 == self.chip.chip_id]
-            foreign |= {reply.value >> 16 for reply in replies} - {self.chip.chip_id}
-            if ours and len(ours) == len(best):
-                break
-            if len(ours) > len(best):
-                best = ours
-            elif not best and attempt + 1 < self.config.detect_attempts:
-                log.info("%s: no chip-id reply, asking again in %.2f s", self.port, pause)
-                # close() from another thread ends the pause at once.
-                self._stopping.wait(pause)
-                self._raise_if_failed()
-                pause *= 2
-        if not best:
-            if foreign:
-                found = ", ".join(f"{i:04x}" for i in sorted(foreign))
-                raise DeviceError(
-                    f"chips on {self.port} answered with id {found}, not {self.chip.chip_id:04x} "
-                    f"({self.chip.name}): pass the right --asic-chip"
-                )
-            other = self._other_model_answering()
-            if other is not None:
-                raise DeviceError(
-                    f"chips on {self.port} answered as {other.name} (id {other.chip_id:04x}), "
-                    f"not {self.chip.chip_id:04x} ({self.chip.name}): pass --asic-chip {other.name}"
-                )
-            raise DeviceError(
-                f"no ASIC chip answered on {self.port}: check the board's power, the reset line, "
-                f"the cable and that --asic-chip {self.chip.name} is right"
-            )
-        if foreign:
-            # Among good replies a stray id is a frame the noise made, not a chip.
-            log.warning("%s: ignored chip-id replies %s", self.port, ", ".join(f"{i:04x}" for i in sorted(foreign)))
-        log.info("%d %s chip(s) on %s", len(best), self.chip.name, self.port)
-        return len(best)
-
-    def _other_model_answering(self) -> ChipModel | None:
-        """Another model whose chip-id replies are in the bytes that did not decode."""
+    def assign_addresses(self, count: int) -> list[int]:
+        """Give ``count`` chips their addresses; the census starts counting them all alive."""
+        addresses = bringup.address_chain(self._link, count)
         with self._lock:
-            raw = self._raw_tail
-        for model in CHIPS.values():
-            if model.reply_length == self.chip.reply_length:
-                continue
-            for reply in ReplyDecoder(model.reply_length).feed(raw):
-                if isinstance(reply, RegisterReply) and reply.value >> 16 == model.chip_id:
-                    return model
-        return None
+            self._census.reset(addresses)
+        return addresses
 
-    def _assign_addresses(self, count: int) -> None:
-        if count > 256:
-            raise DeviceError(f"{count} chips answered on {self.port}; a chain addresses at most 256")
-        self.send_frame(encode_command(chain_inactive()))
-        interval = 256 // count
-        self.addresses = [i * interval for i in range(count)]
-        for address in self.addresses:
-            self.send_frame(encode_command(set_address(address)))
-        with self._lock:
-            self.chips_answering = count
-            self._misses = dict.fromkeys(self.addresses, 0)
-            self._dead = set()
+    @property
+    def addresses(self) -> list[int]:
+        """The chips' addresses, in chain order (empty until the chain is up)."""
+        return self._census.addresses
 
-    def _init_bm1366(self) -> None:
-        # Order and values as the open Bitaxe firmware brings a BM1366 chain up.
-        for _ in range(3):
-            self.write_register(REG_VERSION_MASK, encode_version_mask(DEFAULT_VERSION_MASK))
-        self._chip_mask = DEFAULT_VERSION_MASK
-        count = self.detect()
-        self.write_register(REG_INIT_CONTROL, 0x00070000)
-        self.write_register(REG_MISC_CONTROL, 0xFF0FC100)
-        self._assign_addresses(count)
-        self.write_register(REG_CORE_CONTROL, 0x80008540)
-        self.write_register(REG_CORE_CONTROL, 0x80008020)
-        self.set_ticket(256)
-        self.write_register(REG_ANALOG_MUX, 0x00000003)
-        self.write_register(REG_IO_DRIVER, 0x02111111)
-        for address in self.addresses:
-            self.write_register(REG_INIT_CONTROL, 0x000701F0, address)
-            self.write_register(REG_MISC_CONTROL, 0xF000C100, address)
-            self.write_register(REG_CORE_CONTROL, 0x80008540, address)
-            self.write_register(REG_CORE_CONTROL, 0x80008020, address)
-            self.write_register(REG_CORE_CONTROL, 0x800082AA, address)
-        self.set_frequency(self.config.frequency_mhz or self.chip.default_mhz)
-        self.write_register(REG_HASH_COUNTING, 0x0000151C)
-        self.write_register(REG_VERSION_MASK, encode_version_mask(DEFAULT_VERSION_MASK))
-        baud = self.config.baud
-        if baud is None or baud == BM1366_FAST_BAUD:
-            self.write_register(REG_FAST_UART, BM1366_FAST_UART_VALUE)
-            self._switch_host_baud(BM1366_FAST_BAUD)
-        elif baud != BASE_BAUD:
-            raise ConfigError(f"a BM1366 link runs at {BASE_BAUD} or {BM1366_FAST_BAUD} baud, not {baud}")
-
-    def _init_bm1397(self) -> None:
-        count = self.detect()
-        self._assign_addresses(count)
-        self.write_register(REG_CLOCK_ORDER0, 0x00000000)
-        self.write_register(REG_CLOCK_ORDER1, 0x00000000)
-        self.write_register(REG_ORDERED_CLOCK_ENABLE, 0x00000001)
-        self.write_register(REG_CORE_CONTROL, 0x80008074)
-        self.set_ticket(256)
-        self.write_register(REG_PLL3, 0xC0700111)
-        self.write_register(REG_FAST_UART, 0x0600000F)
-        self.write_register(REG_MISC_CONTROL, encode_misc_control_baud(BASE_BAUD))
-        self.write_register(REG_PLL0_DIVIDER, 0x0F0F0F00)
-        self.set_frequency(self.config.frequency_mhz or self.chip.default_mhz)
-        baud = self.config.baud
-        if baud is not None and baud != BASE_BAUD:
-            self.write_register(REG_MISC_CONTROL, encode_misc_control_baud(baud))
-            self._switch_host_baud(baud)
-
-    def _switch_host_baud(self, baud: int) -> None:
-        try:
-            self._serial.flush()
-            self._serial.baudrate = baud
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"cannot switch {self.port} to {baud} baud: {exc}") from exc
+    @property
+    def chips_answering(self) -> int:
+        """Chips not counted dead by the census."""
+        return self._census.answering
 
     # --- settings ----------------------------------------------------------------------
+
+    @property
+    def frequency_mhz(self) -> float:
+        """The clock the chips were last set to."""
+        return self._clock.mhz
 
     def set_frequency(self, mhz: float, *, ramp: bool = True) -> float:
         """Move the chips' clock to ``mhz`` in small steps; returns the frequency reached.
@@ -547,14 +259,15 @@ class AsicDriver:
         """Clock ``mhz`` at core voltage ``mv`` (None: leave the voltage as it is); returns
         the (MHz, mV) reached. A higher voltage is set before the clock rises, a lower one
         after it falls."""
-        if mv is not None and self._regulator is None:
+        regulator = self._regulator
+        if mv is not None and regulator is None:
             raise DeviceError(f"no core-voltage regulator reachable for {self.port}: "
                               "the board's voltage cannot be set (DriverConfig.regulator_port)")
         # READ_VOUT is good to half a register step: closer than that is already there.
-        tolerance = 2.0**self._vout_exponent * 500.0
+        tolerance = regulator.step_mv / 2 if regulator is not None else 0.0
         if mv is not None and self.voltage_mv is not None and mv > self.voltage_mv + tolerance:
             self.set_voltage(mv)
-        self._ramp_clock(mhz, ramp)
+        self._clock.ramp_to(mhz, ramp)
         if mv is not None and (self.voltage_mv is None or mv < self.voltage_mv - tolerance):
             self.set_voltage(mv)
         return self.frequency_mhz, self.voltage_mv
@@ -563,87 +276,35 @@ class AsicDriver:
     def _follows_vf(self) -> bool:
         return self.config.follow_vf and self._regulator is not None and self.chip.vf is not None
 
-    def _ramp_clock(self, mhz: float, ramp: bool) -> None:
-        target = self.chip.encode_pll(mhz)
-        steps: list[float] = []
-        step = self.config.ramp_step_mhz
-        current = self.frequency_mhz
-        if ramp and step > 0:
-            while abs(target.mhz - current) > step:
-                current += step if target.mhz > current else -step
-                steps.append(current)
-        for f in [*steps, mhz]:
-            setting = self.chip.encode_pll(f)
-            self.write_register(REG_PLL0, setting.value)
-            self.frequency_mhz = setting.mhz
-            if self.config.ramp_delay_s > 0 and f != mhz:
-                time.sleep(self.config.ramp_delay_s)
-        log.info("%s clock at %.2f MHz", self.port, self.frequency_mhz)
-
     # --- core voltage ------------------------------------------------------------------
 
     def _open_regulator(self) -> None:
         port = self.config.regulator_port
         if port is None:
             return
-        try:
-            self._regulator = self._open_serial(port, baudrate=BASE_BAUD, timeout=self.config.regulator_timeout_s,
-                                                write_timeout=2.0)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"cannot open the core-voltage regulator port {port}: {exc}") from exc
-        try:
-            self._vout_exponent = vout_exponent(self._regulator_read(PMBUS_VOUT_MODE) & 0xFF)
-        except ValueError as exc:
-            raise DeviceError(f"regulator on {port}: {exc}") from exc
-        self.voltage_mv = self.read_voltage()
-        log.info("%s: core voltage %.0f mV", port, self.voltage_mv)
-
-    def _regulator_transaction(self, request: RegulatorRequest) -> int:
-        port = self.config.regulator_port
-        with self._regulator_lock:
-            try:
-                self._regulator.reset_input_buffer()
-                self._regulator.write(encode_regulator_request(request))
-                frame = bytes(self._regulator.read(BRIDGE_REPLY_LENGTH))
-            except (serial.SerialException, OSError) as exc:
-                raise DeviceError(f"core-voltage regulator on {port} failed: {exc}") from exc
-        if len(frame) < BRIDGE_REPLY_LENGTH:
-            raise DeviceError(f"core-voltage regulator on {port} did not answer command {request.command:#04x}")
-        try:
-            status, word = decode_regulator_reply(frame, request.address)
-        except ValueError as exc:
-            raise DeviceError(f"core-voltage regulator on {port}: {exc}") from exc
-        if status != STATUS_ACK:
-            raise DeviceError(f"core-voltage regulator on {port} refused command {request.command:#04x} "
-                              f"(status {status})")
-        return word
-
-    def _regulator_read(self, command: int) -> int:
-        return self._regulator_transaction(RegulatorRequest(False, self.config.regulator_address, command))
+        self._regulator = CoreRegulator(port, self.config.regulator_address, self.config.regulator_timeout_s,
+                                        self._open_serial)
+        self.voltage_mv = self._regulator.open()
 
     def set_voltage(self, mv: float) -> float:
         """Set the board's core voltage (mV) and read it back; returns the voltage reached."""
         if self._regulator is None:
             raise DeviceError(f"no core-voltage regulator reachable for {self.port}")
-        try:
-            # Up: the register's step must not take the rail below what the chips need.
-            word = encode_ulinear16(mv / 1000.0, self._vout_exponent, round_up=True)
-        except ValueError as exc:
-            raise DeviceError(f"core voltage {mv} mV: {exc}") from exc
-        self._regulator_transaction(RegulatorRequest(True, self.config.regulator_address, PMBUS_VOUT_COMMAND, word))
-        self.voltage_mv = self.read_voltage()
+        self.voltage_mv = self._regulator.set_voltage(mv)
         log.info("%s core voltage at %.0f mV", self.port, self.voltage_mv)
         return self.voltage_mv
 
     def read_voltage(self) -> float:
         """The regulator's output voltage (READ_VOUT), mV."""
-        return decode_ulinear16(self._regulator_read(PMBUS_READ_VOUT), self._vout_exponent) * 1000.0
+        if self._regulator is None:
+            raise DeviceError(f"no core-voltage regulator reachable for {self.port}")
+        return self._regulator.read_voltage()
 
     def read_board_watts(self) -> float | None:
         """The regulator's output power (READ_POUT), W; None without a regulator."""
         if self._regulator is None:
             return None
-        return decode_linear11(self._regulator_read(PMBUS_READ_POUT))
+        return self._regulator.read_watts()
 
     def set_ticket(self, ticket: int) -> None:
         """Write the ticket mask for chip-side difficulty ``ticket`` (a power of two)."""
@@ -692,15 +353,7 @@ class AsicDriver:
                 self._table.clear()
                 self._drain_found()
             job_id = self._table.next_id()
-            if self.chip.on_chip_rolling:
-                job366 = bm1366_job(work, job_id, starting_nonce=starting_nonce)
-                live = LiveJob(job_id, work, job366.version, chip_version_mask(work), [job366.version])
-                frame = encode_job(job366)
-            else:
-                versions = midstate_versions(work.version, work.version_mask)
-                job397 = bm1397_job(work, job_id, versions, starting_nonce=starting_nonce)
-                live = LiveJob(job_id, work, versions[0], 0, versions)
-                frame = encode_job(job397)
+            live, frame = chip_job(self.chip, work, job_id, starting_nonce=starting_nonce)
             self._table.add(live)
         self.send_frame(frame)
         self._jobs_sent += 1
@@ -721,50 +374,25 @@ class AsicDriver:
 
     def next_found(self, timeout: float) -> FoundNonce | None:
         """The next nonce mapped to a live job, or None after ``timeout`` seconds."""
-        self._raise_if_failed()
+        self._link.raise_if_failed()
         try:
             item = self._found.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return None
         if not isinstance(item, FoundNonce):
-            self._raise_if_failed()
+            self._link.raise_if_failed()
             return None
         return item
 
     def known_answer_check(self) -> None:
-        """Send the captured job and wait for a captured nonce; DeviceError when none comes.
-
-        The job goes out again after ``known_answer_retry_s`` (doubling) without the nonce:
-        the one reply that carries it may be lost on a noisy link, and the chain, searching
-        on, would not find it again.
-        """
-        timeout = self.config.known_answer_timeout_s
-        deadline = time.monotonic() + timeout
-        others = sends = 0
-        wait = self.config.known_answer_retry_s
+        """Send the captured job and wait for a captured nonce; DeviceError when none comes
+        (see :func:`~hashcore.backends.asic.known_answer.check`)."""
         try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                self.send_work(known_answer.work(), clean=True, starting_nonce=known_answer.START_NONCE)
-                sends += 1
-                attempt_end = time.monotonic() + min(wait, remaining)
-                wait *= 2
-                while (left := attempt_end - time.monotonic()) > 0:
-                    found = self.next_found(left)
-                    if found is None:
-                        continue
-                    if (found.nonce, found.version) in known_answer.GOLDEN:
-                        log.info("%s: known answer %08x (version %08x) came back", self.port, found.nonce,
-                                 found.version)
-                        self._known_answer_passed = True
-                        return
-                    others += 1
+            known_answer.check(self, self.config.known_answer_timeout_s, self.config.known_answer_retry_s)
+        except known_answer.KnownAnswerFailed:
             self._known_answer_passed = False
-            raise DeviceError(
-                f"known-answer check failed on {self.port}: no known nonce within {timeout:g} s "
-                f"({sends} tries, {others} other nonces); wrong chip model, clock or a damaged chain"
-            )
-        finally:
-            self.clear_jobs()
+            raise
+        self._known_answer_passed = True
 
     # --- health ------------------------------------------------------------------------
 
@@ -772,77 +400,39 @@ class AsicDriver:
         """Run the periodic chip census without blocking; returns the chips answering.
 
         Every ``census_interval_s`` a chip-id read goes out; ``census_window_s`` later the
-        answers are counted, per chip address. A chip that missed is asked again sooner
-        (``census_retry_s``, doubling) and counts as dead only after ``census_misses``
-        misses in a row: one reply lost on a noisy link changes nothing. Dead chips lower
+        answers are counted (see :mod:`~hashcore.backends.asic.census`). Dead chips lower
         ``hashrate``; when every chip is dead this raises DeviceError.
         """
-        now = time.monotonic()
-        send = False
         with self._lock:
-            if self._census_started is not None:
-                if now - self._census_started < self.config.census_window_s:
-                    return self.chips_answering
-                self._census_started = None
-                self._count_census(now)
-            elif now >= self._next_census:
-                self._census_started, send = now, True
-                self._census_answered = set()
-        if send:
+            step = self._census.step(time.monotonic())
+        if step == "collecting":
+            return self.chips_answering
+        if step == "send":
             self.send_frame(encode_command(read_register(REG_CHIP_ID)))
         elif self.chips_answering == 0:
             error = DeviceError(
                 f"no ASIC chip on {self.port} answers any more ({self.config.census_misses} chip-id reads in a row)"
             )
-            self._fail(error)
+            self._link.fail(error)
             raise error
         return self.chips_answering
-
-    def _count_census(self, now: float) -> None:
-        """Book one census's answers (under ``_lock``) and set when the next goes out."""
-        config = self.config
-        silent = False
-        for address in self.addresses:
-            if address in self._census_answered:
-                if address in self._dead:
-                    self._dead.discard(address)
-                    log.warning("%s: chip %d answers again", self.port, address)
-                self._misses[address] = 0
-                continue
-            self._census_misses += 1
-            misses = self._misses[address] = self._misses.get(address, 0) + 1
-            if address in self._dead:
-                continue
-            if misses >= config.census_misses:
-                self._dead.add(address)
-                log.warning("%s: chip %d counted dead after %d missed chip-id reads", self.port, address, misses)
-            else:
-                silent = True
-                log.info("%s: chip %d missed a chip-id read (%d in a row), asking again", self.port, address, misses)
-        self.chips_answering = len(self.addresses) - len(self._dead)
-        if silent:
-            self._next_census = now + min(self._census_backoff, config.census_interval_s)
-            self._census_backoff *= 2
-        else:
-            self._next_census = now + config.census_interval_s
-            self._census_backoff = config.census_retry_s
 
     @property
     def chips_silent(self) -> int:
         """Chips that missed the last census but not yet enough times in a row to count as dead."""
         with self._lock:
-            return sum(1 for a, misses in self._misses.items() if misses and a not in self._dead)
+            return self._census.silent
 
     @property
     def stats(self) -> DriverStats:
         with self._lock:
-            table, decoder = self._table.stats, self._decoder.stats
+            table, decoder = self._table.stats, self._link.decoder_stats
             return DriverStats(
                 chips=len(self.addresses),
                 chips_answering=self.chips_answering,
                 frequency_mhz=self.frequency_mhz,
                 ticket=self.ticket,
-                baud=int(self._serial.baudrate) if self._serial is not None else 0,
+                baud=self._link.baud,
                 jobs_sent=self._jobs_sent,
                 nonces=self._nonces,
                 stale=table.stale,
@@ -853,6 +443,6 @@ class AsicDriver:
                 bad_frames=decoder.bad_frames,
                 known_answer_passed=self._known_answer_passed,
                 voltage_mv=self.voltage_mv,
-                chips_silent=sum(1 for a, misses in self._misses.items() if misses and a not in self._dead),
-                census_misses=self._census_misses,
+                chips_silent=self._census.silent,
+                census_misses=self._census.misses,
             )

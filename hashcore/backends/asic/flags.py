@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hashcore.backends.asic.emulator import Faults, parse_faults
+from hashcore.backends.asic.faults import Faults, parse_faults
 from hashcore.errors import ConfigError
 
 

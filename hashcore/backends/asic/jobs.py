@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 
 from hashcore.backends.asic.chips import CHIP_VERSION_BITS, VERSION_SHIFT, ChipModel
-from hashcore.backends.asic.framing import Bm1366Job, Bm1397Job, NonceReply
+from hashcore.backends.asic.framing import Bm1366Job, Bm1397Job, NonceReply, encode_job
 from hashcore.sha256 import midstate
 from hashcore.work import Work, build_header76, deposit_bits, extract_bits, rolled_version
 
@@ -102,6 +102,16 @@ class LiveJob:
     rolled_mask: int
     versions: list[int]
     seen: set[tuple[int, int]] = field(default_factory=set)
+
+
+def chip_job(chip: ChipModel, work: Work, job_id: int, *, starting_nonce: int = 0) -> tuple[LiveJob, bytes]:
+    """``work`` as job ``job_id`` for ``chip``'s model: the table's entry and the frame to send."""
+    if chip.on_chip_rolling:
+        job366 = bm1366_job(work, job_id, starting_nonce=starting_nonce)
+        return LiveJob(job_id, work, job366.version, chip_version_mask(work), [job366.version]), encode_job(job366)
+    versions = midstate_versions(work.version, work.version_mask)
+    job397 = bm1397_job(work, job_id, versions, starting_nonce=starting_nonce)
+    return LiveJob(job_id, work, versions[0], 0, versions), encode_job(job397)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The known job and nonces a chain must reproduce at open (cgminer's detect step).
+"""The known job and nonces a chain must reproduce at open (cgminer's detect step), and
+the check itself.
 
 From a real capture of an Antminer S19 XP board (BM1366): one job and five nonce replies,
 each rebuilt into a header that hashes below difficulty 1. ``tests/vectors/
@@ -7,7 +8,15 @@ bm1366_capture.json`` holds the capture; a test checks these constants against i
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import Protocol
+
+from hashcore.backends.asic.jobs import FoundNonce
+from hashcore.errors import DeviceError
 from hashcore.work import DEFAULT_VERSION_MASK, DIFF1_TARGET, Work
+
+log = logging.getLogger("hashcore.backends.asic.driver")
 
 #: Header bytes 4-76 of the captured job (prev hash, merkle root, ntime, nbits).
 _HEADER_REST = bytes.fromhex(
@@ -41,3 +50,52 @@ def work() -> Work:
     """The captured job as Work at difficulty 1, with the version mask the board rolled under."""
     header76 = VERSION.to_bytes(4, "little") + _HEADER_REST
     return Work(header76, target=DIFF1_TARGET, version_mask=DEFAULT_VERSION_MASK)
+
+
+class KnownAnswerFailed(DeviceError):
+    """No captured nonce came back in time."""
+
+
+class Chain(Protocol):
+    """What the check drives: the driver of an initialised chain."""
+
+    port: str
+
+    def send_work(self, work: Work, *, clean: bool = False, starting_nonce: int = 0) -> int: ...
+
+    def next_found(self, timeout: float) -> FoundNonce | None: ...
+
+    def clear_jobs(self) -> None: ...
+
+
+def check(chain: Chain, timeout_s: float, retry_s: float) -> None:
+    """Send the captured job and wait for a captured nonce; KnownAnswerFailed when none
+    comes within ``timeout_s``.
+
+    The job goes out again after ``retry_s`` (doubling) without the nonce: the one reply
+    that carries it may be lost on a noisy link, and the chain, searching on, would not
+    find it again. The chain's jobs are cleared afterwards, pass or fail.
+    """
+    deadline = time.monotonic() + timeout_s
+    others = sends = 0
+    wait = retry_s
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            chain.send_work(work(), clean=True, starting_nonce=START_NONCE)
+            sends += 1
+            attempt_end = time.monotonic() + min(wait, remaining)
+            wait *= 2
+            while (left := attempt_end - time.monotonic()) > 0:
+                found = chain.next_found(left)
+                if found is None:
+                    continue
+                if (found.nonce, found.version) in GOLDEN:
+                    log.info("%s: known answer %08x (version %08x) came back", chain.port, found.nonce, found.version)
+                    return
+                others += 1
+        raise KnownAnswerFailed(
+            f"known-answer check failed on {chain.port}: no known nonce within {timeout_s:g} s "
+            f"({sends} tries, {others} other nonces); wrong chip model, clock or a damaged chain"
+        )
+    finally:
+        chain.clear_jobs()

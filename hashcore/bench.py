@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from hashcore.backends.base import backend_path, driven_devices, energy_kind
 from hashcore.metering import EnergyLedger, MeterSettings
 from hashcore.telemetry.base import EnergyMeter
 from hashcore.work import DIFF1_TARGET, NONCE_SPACE, Work
@@ -163,7 +164,7 @@ def bench(
             energy = ledger.report({backend: hashes})[0][backend]
         finally:
             ledger.close()
-        path = getattr(scanners[0], "path", None)
+        path = backend_path(scanners[0])
         scope, cores = _scope(scanners[0], threads)
     finally:
         for scanner in scanners:
@@ -196,11 +197,11 @@ def bench(
 def _scope(scanner: Scanner, threads: int) -> tuple[str, int]:
     """What a figure ran on, in words, and the CPU cores behind it."""
     total = os.cpu_count() or 1
-    devices = getattr(scanner, "devices", None)  # an OpenCL backend drives its own devices
-    if devices is not None and getattr(scanner, "energy_kind", "cpu") == "gpu":
+    devices = driven_devices(scanner)  # an OpenCL backend drives its own devices
+    if devices is not None and energy_kind(scanner) == "gpu":
         return f"{len(devices)} GPU(s)", 0
     if devices is not None:
-        cores = sum(int(getattr(ref, "compute_units", 1)) for ref in devices)
+        cores = sum(ref.compute_units for ref in devices)
         return f"1 scanner on {cores} cores (OpenCL), {'all cores' if cores >= total else 'some cores'}", cores
     label = f"{threads} thread" + ("s" if threads > 1 else "")
     return (f"{label}, all {total} cores" if threads >= total else label), threads

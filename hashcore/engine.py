@@ -43,7 +43,14 @@ from hashcore.accounting import (
     read_energy,
     snapshot,
 )
-from hashcore.backends.base import ScanResult, resolve_names
+from hashcore.backends.base import (
+    ScanResult,
+    backend_path,
+    closes_mid_scan,
+    device_state,
+    operating_point_control,
+    resolve_names,
+)
 from hashcore.control import MinerStats
 from hashcore.errors import ConfigError, HashcoreError
 from hashcore.lograte import RateLimitedLog
@@ -164,7 +171,7 @@ class Miner:
                 count = self.threads or default_threads(name)
                 options = self.backend_options.get(name, {})
                 self._scanners[name] = await asyncio.to_thread(open_scanners, name, count, options)
-                path = getattr(self._scanners[name][0], "path", None)
+                path = backend_path(self._scanners[name][0])
                 self.books.backends[name] = BackendCounters(name=name, threads=count, path=path)
                 self._duty[name] = 1.0
                 self._active_threads[name] = count
@@ -247,7 +254,7 @@ class Miner:
             self._final = self._final_stats(running)
         # A device scan may be mid-reopen (seconds): a backend whose close interrupts a
         # scan is closed under it; the others are left to the process's exit.
-        self._close_scanners(skip=[s for s in stuck if not getattr(s, "close_interrupts_scan", False)])
+        self._close_scanners(skip=[s for s in stuck if not closes_mid_scan(s)])
         if self.ledger is not None:
             self.ledger.close()
         self._warn.flush()
@@ -300,7 +307,7 @@ class Miner:
     def has_operating_points(self, backend: str) -> bool:
         """Whether ``backend``'s devices have clock (and voltage) knobs."""
         scanners = self._scanners.get(backend) or []
-        return bool(scanners) and all(callable(getattr(s, "set_operating_point", None)) for s in scanners)
+        return bool(scanners) and all(operating_point_control(s) is not None for s in scanners)
 
     def set_operating_point(self, backend: str, freq_mhz: float, voltage_mv: float | None = None) -> None:
         """Clock (and core voltage) of a backend's devices, where they have such knobs
@@ -308,10 +315,11 @@ class Miner:
         scanners = self._scanners.get(backend)
         if not scanners:
             raise ConfigError(f"backend {backend!r} is not running")
-        if not self.has_operating_points(backend):
+        controls = [c for s in scanners if (c := operating_point_control(s)) is not None]
+        if len(controls) != len(scanners):
             raise ConfigError(f"backend {backend!r} has no frequency or voltage control")
-        for scanner in scanners:
-            scanner.set_operating_point(freq_mhz, voltage_mv)  # type: ignore[attr-defined]
+        for control in controls:
+            control.set_operating_point(freq_mhz, voltage_mv)
 
     def pause(self) -> None:
         """Stop hashing on every backend; the pool connection stays up."""
@@ -478,9 +486,10 @@ class Miner:
         """A short text for the live view, the API and the dashboard."""
         if counters.failing:
             return f"retrying: {next(iter(counters.failing.values()))}"[:160]
-        device_state = getattr(self._scanners[name][0], "state", None) if self._scanners.get(name) else None
-        if isinstance(device_state, str) and device_state not in ("", "mining"):
-            return device_state
+        scanners = self._scanners.get(name)
+        state = device_state(scanners[0]) if scanners else None
+        if state not in (None, "", "mining"):
+            return state
         if self._paused or self._duty.get(name, 1.0) <= 0.0 or self._active_threads.get(name, 1) == 0:
             return "paused"
         if self.source.current_job is None:

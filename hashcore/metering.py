@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hashcore.backends.base import energy_kind, energy_options
 from hashcore.telemetry import BackendEnergy, EnergyMeter, EnergyWindow, attribute, choose_meter, total
 
 
@@ -30,15 +31,6 @@ class MeterSettings:
 
     powercap_root: str | None = None
     tdp_watts_per_core: float | None = None
-
-
-def energy_kind(backend: object) -> str:
-    return str(getattr(backend, "energy_kind", "cpu"))
-
-
-def _energy_options(backend: object) -> dict[str, Any]:
-    options = getattr(backend, "energy_options", None)
-    return dict(options()) if callable(options) else {}
 
 
 class EnergyLedger:
@@ -68,7 +60,7 @@ class EnergyLedger:
         for name, backend in backends.items():
             kind = energy_kind(backend)
             if kind != "cpu":
-                self._groups.append((EnergyWindow(self._open(kind, settings, _energy_options(backend))), [name]))
+                self._groups.append((EnergyWindow(self._open(kind, settings, energy_options(backend))), [name]))
 
     def _open(self, kind: str, settings: MeterSettings, options: dict[str, Any]) -> EnergyMeter:
         meter = choose_meter(

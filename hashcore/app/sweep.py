@@ -321,7 +321,7 @@ def measure_backend(backend: Any, seconds: float) -> Measurement:
     On the emulator the board's own report is read (float joules, and the hashes the
     chain really computed): its watts are microwatts, below the meter's resolution.
     """
-    emulator = getattr(backend, "emulator", None)
+    emulator = backend.emulator if isinstance(backend, AsicBackend) else None
     if emulator is not None:
         joules, hashes = emulator.board_power().joules, emulator.hashes_done
         _, elapsed = measure([backend], seconds)

@@ -116,7 +116,7 @@ def _build_hash() -> str:
 def path_choice() -> pathchoice.Choice:
     """Every path's measured rate (one thread) and the fastest: measured once per machine
     and build, then read from the cache."""
-    from hashcore import __version__
+    from hashcore._version import __version__
 
     ext = _extension()
     paths = [p for p in supported_paths() if _known_answer_ok(p)]

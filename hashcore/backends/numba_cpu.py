@@ -92,7 +92,7 @@ def path_choice(lanes: int = tuning.NUMBA_LANES) -> pathchoice.Choice:
     import numba
     from numba.core import config
 
-    from hashcore import __version__
+    from hashcore._version import __version__
 
     paths = supported_paths()
 

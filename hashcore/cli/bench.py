@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
@@ -22,7 +23,8 @@ from hashcore.cli.common import (
     threads,
 )
 from hashcore.errors import ConfigError
-from hashcore.liveview import bench_chart, bench_table
+from hashcore.liveview import bench_table
+from hashcore.report.plots import bench_png
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     chart = None
     if args.all:
         chart = args.chart or "bench.png"
-        bench_chart(done.reports, chart)
+        Path(chart).write_bytes(bench_png(done.reports))
     if args.json:
         print_json({"backends": done.reports, "chart": chart} if args.all else done.reports[0])
         return 0

@@ -292,3 +292,23 @@ def curve_png(points: Sequence[dict[str, Any]], title: str) -> bytes:
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3)
     return _png(figure)
+
+
+def bench_png(reports: Sequence[Mapping[str, Any]]) -> bytes:
+    """Two bar charts of ``hashcore bench`` reports: hashrate and J/TH per backend
+    (estimates hatched)."""
+    plt = _pyplot()
+    names = [r["backend"] + (f"\n{r['path']}" if r.get("path") else "") for r in reports]
+    figure, (rate_axis, energy_axis) = plt.subplots(1, 2, figsize=(4 + 1.2 * len(reports), 4))
+    rate_axis.bar(names, [r["hashrate_hs"] / 1e6 for r in reports], color="#3b7dd8")
+    rate_axis.set_ylabel("MH/s")
+    rate_axis.set_yscale("log")
+    rate_axis.set_title("hashrate")
+    bars = energy_axis.bar(names, [r["j_per_th"] or 0.0 for r in reports], color="#d8843b")
+    for bar, report in zip(bars, reports, strict=True):
+        if not report["energy_exact"]:
+            bar.set_hatch("//")
+    energy_axis.set_ylabel("J/TH (hatched: estimate)")
+    energy_axis.set_yscale("log")
+    energy_axis.set_title("energy per hash")
+    return _png(figure)

@@ -12,6 +12,7 @@ from hashcore.app.simulate import run_simulate
 from hashcore.cli.report import add_report_arguments
 from hashcore.cli.simulate import add_simulate_arguments, simulate_options
 from hashcore.errors import ConfigError
+from hashcore.report.plots import bench_png
 from hashcore.report.render import ReportResult, render_report
 from hashcore.report.run import load_run
 
@@ -77,3 +78,18 @@ def test_the_plots_may_be_files_beside_the_page(run_dir: Path, tmp_path: Path):
 def test_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="not a run folder"):
         run_report([str(tmp_path)])
+
+
+def test_the_bench_chart_is_a_png_with_a_bar_per_backend():
+    import io
+
+    import matplotlib.image
+
+    reports = [
+        {"backend": "c", "path": "shani", "hashrate_hs": 3.4e7, "j_per_th": 2.1e6, "energy_exact": True},
+        {"backend": "numba", "path": None, "hashrate_hs": 2.9e7, "j_per_th": None, "energy_exact": False},
+    ]
+    png = bench_png(reports)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = matplotlib.image.imread(io.BytesIO(png), format="png").shape[:2]
+    assert (width, height) == (int((4 + 1.2 * len(reports)) * 100), 400)

@@ -180,6 +180,10 @@ class WebServer:
         """Whether pause, resume, power target and pool switch requests are taken."""
         return self.controls.allowed
 
+    @allow_control.setter
+    def allow_control(self, allowed: bool) -> None:
+        self.controls.allowed = allowed
+
     @property
     def throttle(self) -> ThrottleControl | None:
         """The running throttle; it may be set after start (the CLI starts it after the miner)."""

@@ -12,6 +12,9 @@
 * :class:`PeerErrorLog` is the logger given to the HTTP servers: a malformed request
   (a TLS hello on the plain port, a bad method, an oversized header) is one short,
   rate-limited warning line, never a traceback.
+* :class:`HttpListener` serves an aiohttp application (the dashboard's, the metrics') on
+  a listen address with all of the above; :func:`json_refusal` and :func:`text_refusal`
+  are the two ways those servers refuse a request.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
 
 from hashcore.errors import ConfigError
 from hashcore.lograte import RateLimitedLog
@@ -240,3 +246,94 @@ def _reason(exc_info: object) -> str:
 def _one_line(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- an HTTP server on a listen address ----------------------------------------------------
+
+
+class HttpListener:
+    """An aiohttp application served on one address, set up as the dashboard and the
+    metrics both need it.
+
+    :meth:`start` binds (``[::]`` dual-stack, see :func:`dual_stack_socket`) with no
+    access log and no signal handlers of its own (the command line owns SIGINT), logs the
+    requests the HTTP parser cannot read through :class:`PeerErrorLog`, and raises
+    ConfigError naming the address and why (:func:`listen_failure`) when it cannot listen.
+    :meth:`refusal` applies the server's :class:`HostRule` to a request.
+
+    Args:
+        what: the server's name in messages (``dashboard``, ``metrics``).
+        host / port: where to listen (port 0: any free port; :attr:`port` once started).
+        hosts: the names a request may carry in ``Host``.
+        peer_log: the logger of the requests the parser cannot read.
+        shutdown_timeout: seconds :meth:`stop` waits for a request in progress (twice at
+            most: to finish, then to cancel).
+        lingering_time: seconds an answered request's unread body is still read and
+            dropped, so its client reads the answer (0: the connection is closed at once).
+    """
+
+    def __init__(self, what: str, host: str, port: int, hosts: HostRule, *, peer_log: logging.Logger,
+                 shutdown_timeout: float, lingering_time: float) -> None:
+        self.what = what
+        self.host = host
+        self._port = port
+        self.hosts = hosts
+        self.peer_log = peer_log
+        self.shutdown_timeout = shutdown_timeout
+        self.lingering_time = lingering_time
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) bound; the ones asked for before :meth:`start`."""
+        if self._runner is not None and self._runner.addresses:
+            bound: Any = self._runner.addresses[0]
+            return str(bound[0]), int(bound[1])
+        return self.host, self._port
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one when 0 was asked for)."""
+        return self.address[1]
+
+    async def start(self, app: web.Application) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self.shutdown_timeout,
+                               lingering_time=self.lingering_time, logger=PeerErrorLog(self.peer_log, self.what))
+        await runner.setup()
+        try:
+            sock = dual_stack_socket(self.host, self._port)
+            site = web.TCPSite(runner, self.host, self._port, reuse_address=True) if sock is None \
+                else web.SockSite(runner, sock)
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(f"{self.what} cannot listen on {self.host}:{self._port}: "
+                              f"{listen_failure(exc, self.host)}") from exc
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Close every connection (a request in progress gets :attr:`shutdown_timeout`)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    def refusal(self, request: web.BaseRequest) -> tuple[int, str] | None:
+        """Why a request is refused for the name it is addressed to (see :meth:`HostRule.refusal`)."""
+        return self.hosts.refusal(request.headers.getall("Host", []), request.raw_path)
+
+
+def json_refusal(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A refusal as a JSON object, ``{"error": message, "status": status}`` (the dashboard's)."""
+    return web.json_response({"error": message, "status": status}, status=status, headers=headers)
+
+
+def text_refusal(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A refusal as one line of text, the connection closed after it with any body left
+    unread (the metrics')."""
+    response = web.Response(status=status, text=message + "\n", headers=headers)
+    response.force_close()
+    return response

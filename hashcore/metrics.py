@@ -63,8 +63,7 @@ from prometheus_client.registry import Collector
 
 from hashcore._version import __version__
 from hashcore.control import BackendView, EnergyView, MinerControl, PoolView, ThrottleControl, budget_watts
-from hashcore.errors import ConfigError
-from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure
+from hashcore.listen import HostRule, HttpListener, text_refusal
 
 log = logging.getLogger("hashcore.metrics")
 
@@ -220,7 +219,8 @@ def registry_for(collector: MinerCollector) -> CollectorRegistry:
 class MetricsServer:
     """Serves ``GET /metrics`` (Prometheus text, or OpenMetrics when asked) on the loop.
 
-    An aiohttp application (the dashboard's HTTP library) on the miner's loop.
+    An aiohttp application (the dashboard's HTTP library) on the miner's loop, listening as
+    the dashboard does (:class:`hashcore.listen.HttpListener`).
 
     Args:
         miner: the miner whose figures are served.
@@ -242,11 +242,13 @@ class MetricsServer:
         allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.host = host
-        self._port = port
         self.hosts = HostRule(host, allowed_hosts, "--metrics-allow-host")
+        # No lingering: a body sent anyway is never read, the connection is closed after the answer.
+        self._listener = HttpListener("metrics", host, port, self.hosts,
+                                      peer_log=logging.getLogger("hashcore.metrics.http"),
+                                      shutdown_timeout=SHUTDOWN_SECONDS, lingering_time=0)
         self._collector = MinerCollector(miner, throttle)
         self.registry = registry_for(self._collector)
-        self._runner: web.AppRunner | None = None
 
     @property
     def throttle(self) -> ThrottleControl | None:
@@ -259,38 +261,20 @@ class MetricsServer:
     @property
     def port(self) -> int:
         """The port listened on (the real one when 0 was asked for)."""
-        if self._runner is not None and self._runner.addresses:
-            return int(self._runner.addresses[0][1])
-        return self._port
+        return self._listener.port
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/", self._index)
-        # No lingering: a body sent anyway is never read, the connection is closed after the answer.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS,
-                               lingering_time=0,
-                               logger=PeerErrorLog(logging.getLogger("hashcore.metrics.http"), "metrics"))
-        await runner.setup()
-        try:
-            sock = dual_stack_socket(self.host, self._port)
-            site = web.TCPSite(runner, self.host, self._port, reuse_address=True) if sock is None \
-                else web.SockSite(runner, sock)
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(f"metrics cannot listen on {self.host}:{self._port}: "
-                              f"{listen_failure(exc, self.host)}") from exc
-        self._runner = runner
+        await self._listener.start(app)
         log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.port)
         if self.host in ("0.0.0.0", "::"):
             log.warning("metrics answer only to %s in the Host header: name the one Prometheus scrapes with "
                         "--metrics-allow-host", ", ".join(sorted(self.hosts.names)))
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listener.stop()
 
     async def __aenter__(self) -> MetricsServer:
         await self.start()
@@ -303,12 +287,12 @@ class MetricsServer:
     async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         """GET and HEAD only, without a body, addressed to this server by name."""
         if request.method not in METHODS:
-            return _refuse(405, f"{request.method} is not served here; use GET", {"Allow": ", ".join(METHODS)})
+            return text_refusal(405, f"{request.method} is not served here; use GET", {"Allow": ", ".join(METHODS)})
         if request.body_exists:
-            return _refuse(400, "a metrics request carries no body")
-        refusal = self.hosts.refusal(request.headers.getall("Host", []), request.raw_path)
+            return text_refusal(400, "a metrics request carries no body")
+        refusal = self._listener.refusal(request)
         if refusal is not None:
-            return _refuse(*refusal)
+            return text_refusal(*refusal)
         return await handler(request)
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -326,10 +310,3 @@ class MetricsServer:
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             response.enable_compression()
         return response
-
-
-def _refuse(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """An error answered at once; the connection is closed after it (any body left unread)."""
-    response = web.Response(status=status, text=message + "\n", headers=headers)
-    response.force_close()
-    return response

@@ -2,7 +2,8 @@
 
 ``ApiServer(miner, host, port, allow, on_quit=None, throttle=None)`` serves it;
 :mod:`hashcore.api.protocol` is the wire format, :mod:`hashcore.api.commands` the
-commands and their fields, :mod:`hashcore.api.access` cgminer's ``--api-allow``.
+commands and their fields, :mod:`hashcore.api.sections` the reply sections drawn from a
+snapshot, :mod:`hashcore.api.access` cgminer's ``--api-allow``.
 """
 
 from hashcore.api.access import Access, AllowList

@@ -1,5 +1,10 @@
 """The API's commands: a request's bytes in, the reply's bytes out, no I/O.
 
+:class:`Dispatcher` parses a request, checks each command against the client's access,
+reads its parameters and runs it: report commands answer with the sections
+:mod:`hashcore.api.sections` renders from one snapshot; write commands turn the miner's
+and the throttle's knobs (:mod:`hashcore.control`).
+
 Report commands (anyone the allow list serves): ``version``, ``config``, ``summary``,
 ``pools``, ``devs``, ``stats``, ``devdetails``, ``coin``, ``power``, ``check|CMD``.
 Write commands (``W:`` clients only): ``switchpool|N``, ``enablepool|N``,
@@ -23,14 +28,11 @@ in ``State``.
 from __future__ import annotations
 
 import logging
-import math
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
 
 from hashcore._version import __version__
+from hashcore.api import sections
 from hashcore.api.access import Access
 from hashcore.api.control import MAX_POOLS
 from hashcore.api.protocol import (
@@ -48,27 +50,13 @@ from hashcore.api.protocol import (
     status,
 )
 from hashcore.config import with_credentials
-from hashcore.control import (
-    BackendView,
-    EnergyView,
-    MinerControl,
-    MinerStats,
-    PoolView,
-    ThrottleControl,
-    budget_watts,
-    power_target,
-    redact_url,
-)
+from hashcore.control import MinerControl, MinerStats, ThrottleControl, power_target, redact_url
 from hashcore.errors import ConfigError
 from hashcore.stratum.client import split_pool_url
-from hashcore.work import nbits_to_target, target_to_difficulty
 
 log = logging.getLogger("hashcore.api")
 
 DESCRIPTION = f"hashcore {__version__}"
-
-#: cgminer's device kinds; every backend not listed hashes on the CPU.
-DEVICE_KINDS = {"opencl": "GPU", "asic": "ASC"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,176 +138,45 @@ class Dispatcher:
             if spec.write:
                 context.changed()
 
-    # --- report commands -----------------------------------------------------------------
+    # --- report commands (their rows: hashcore.api.sections) ---------------------------------
 
     def version(self, context: _Context, parameter: str) -> Reply:
         row = {"hashcore": __version__, "API": API_VERSION, "Miner": DESCRIPTION, "Type": "hashcore"}
         return _reply(Severity.SUCCESS, Code.VERSION, "hashcore versions", Section("VERSION", [row]))
 
     def config(self, context: _Context, parameter: str) -> Reply:
-        stats = context.stats
-        kinds = [DEVICE_KINDS.get(name, "CPU") for name in stats.backends]
-        row = {
-            "ASC Count": kinds.count("ASC"),
-            "GPU Count": kinds.count("GPU"),
-            "PGA Count": 0,
-            "CPU Count": kinds.count("CPU"),
-            "Pool Count": len(stats.pools),
-            "Strategy": "Failover",
-            "Failover-Only": True,
-            "Device Code": " ".join(stats.backends),
-            "OS": platform.system(),
-            "Hotplug": "None",
-            "Throttle": "Y" if self.throttle is not None else "N",
-        }
+        row = sections.config_row(context.stats, throttled=self.throttle is not None)
         return _reply(Severity.SUCCESS, Code.CONFIG, "hashcore config", Section("CONFIG", [row]))
 
     def summary(self, context: _Context, parameter: str) -> Reply:
-        stats = context.stats
-        minutes = stats.seconds / 60
-        answered = stats.accepted + stats.rejected + stats.stale
-        row: dict[str, Any] = {
-            "Elapsed": int(stats.seconds),
-            "MHS av": _mhs(stats.hashrate_hs),
-            "MHS 5s": _mhs(stats.recent_hashrate_hs),
-            "Found Blocks": stats.block_candidates,
-            "Accepted": stats.accepted,
-            "Rejected": stats.rejected,
-            "Hardware Errors": sum(_hardware_errors(b) for b in stats.backends.values()),
-            "Utility": round(stats.accepted / minutes, 2) if minutes else 0.0,
-            "Discarded": stats.discarded,
-            "Stale": stats.stale,
-            "Remote Failures": stats.unanswered,
-            "Total MH": round(stats.hashes / 1e6, 6),
-            "Difficulty Accepted": stats.difficulty_accepted,
-            "Pool Rejected%": _percent(stats.rejected, answered),
-            "Pool Stale%": _percent(stats.stale, answered),
-            "Blocks Accepted": stats.blocks_accepted,
-            "Duplicates": stats.duplicates,
-            "Paused": stats.paused,
-            **self._power(stats),
-        }
+        row = sections.summary_row(context.stats, self.throttle)
         return _reply(Severity.SUCCESS, Code.SUMMARY, "Summary", Section("SUMMARY", [row]))
 
     def pools(self, context: _Context, parameter: str) -> Reply:
-        rows = [_pool_row(index, pool) for index, pool in enumerate(context.stats.pools)]
+        rows = sections.pool_rows(context.stats)
         return _reply(Severity.SUCCESS, Code.POOL, f"{len(rows)} Pool(s)", Section("POOLS", rows, keyed=True))
 
     def devs(self, context: _Context, parameter: str) -> Reply:
         stats = context.stats
         if not stats.backends:
             return _error(Code.NODEVS, "No devices")
-        rows = []
-        for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
-            failed = backend.state.startswith("failed")
-            enabled = not failed and not stats.paused and backend.duty > 0 and backend.active_threads > 0
-            energy = backend.energy or EnergyView()
-            rows.append({
-                kind: index,
-                "Name": name,
-                "ID": 0,
-                "Enabled": "Y" if enabled else "N",
-                "Status": _device_status(backend),
-                "State": backend.state,
-                "MHS av": _mhs(backend.hashrate_hs),
-                "MHS 5s": _mhs(backend.recent_hashrate_hs),
-                **_device_shares(backend),
-                "Hardware Errors": _hardware_errors(backend),
-                "Total MH": round(backend.hashes / 1e6, 6),
-                "Device Elapsed": int(stats.seconds),
-                "Threads": backend.threads,
-                "Active Threads": backend.active_threads,
-                "Duty": backend.duty,
-                **_device_energy(backend.energy),
-                "Energy Source": energy.source,
-                "Energy Exact": energy.exact,
-            })
-        counts: dict[str, int] = {}
-        for kind, _ in _device_ids(stats):
-            counts[kind] = counts.get(kind, 0) + 1
-        message = " - ".join(f"{n} {kind}(s)" for kind, n in counts.items())
-        return _reply(Severity.SUCCESS, Code.DEVS, message, Section("DEVS", rows, keyed=True))
+        rows = sections.device_rows(stats)
+        return _reply(Severity.SUCCESS, Code.DEVS, sections.device_counts(stats), Section("DEVS", rows, keyed=True))
 
     def devdetails(self, context: _Context, parameter: str) -> Reply:
-        stats = context.stats
-        rows = [
-            {
-                "DEVDETAILS": number,
-                "Name": name,
-                "ID": 0,
-                "Driver": name,
-                "Kernel": backend.path or "",
-                "Model": f"{kind} {name}",
-                "Device Path": "",
-                "Threads": backend.threads,
-                "Energy Source": (backend.energy or EnergyView()).source,
-            }
-            for number, ((kind, _), (name, backend)) in enumerate(
-                zip(_device_ids(stats), stats.backends.items(), strict=True)
-            )
-        ]
+        rows = sections.devdetails_rows(context.stats)
         return _reply(Severity.SUCCESS, Code.DEVDETAILS, "Device Details", Section("DEVDETAILS", rows, keyed=True))
 
     def stats(self, context: _Context, parameter: str) -> Reply:
-        stats = context.stats
-        elapsed = int(stats.seconds)
-        miner_row: dict[str, Any] = {"ID": "HASHCORE", "Elapsed": elapsed, "Paused": stats.paused, **self._power(stats)}
-        miner_row["Energy Note"] = stats.energy.note
-        if self.throttle is not None:
-            for key, value in self.throttle.status().items():
-                if value is None or isinstance(value, (str, int, float, bool)):
-                    miner_row[f"Throttle {key}"] = value
-        rows: list[dict[str, Any]] = [miner_row]
-        for (kind, index), (name, backend) in zip(_device_ids(stats), stats.backends.items(), strict=True):
-            energy = backend.energy or EnergyView()
-            rows.append({
-                "ID": f"{kind}{index}",
-                "Elapsed": elapsed,
-                "Backend": name,
-                "Path": backend.path or "",
-                "Threads": backend.threads,
-                "Active Threads": backend.active_threads,
-                "Duty": backend.duty,
-                "Hashes": backend.hashes,
-                "MHS av": _mhs(backend.hashrate_hs),
-                "MHS 5s": _mhs(backend.recent_hashrate_hs),
-                "False Positives": backend.false_positives,
-                "Errors": backend.errors,
-                **_device_energy(backend.energy),
-                "Energy Source": energy.source,
-                "Energy Exact": energy.exact,
-                "Energy Note": energy.note,
-            })
-        for index, pool in enumerate(stats.pools):
-            rows.append({
-                "ID": f"POOL{index}",
-                "Elapsed": elapsed,
-                "Connects": pool.connects,
-                "Unanswered": pool.unanswered,
-                "Stratum Difficulty": pool.difficulty or 0.0,
-                "Last Error": pool.last_error or "",
-            })
-        numbered = [{"STATS": number, **row} for number, row in enumerate(rows)]
-        return _reply(Severity.SUCCESS, Code.STATS, "hashcore stats", Section("STATS", numbered, keyed=True))
+        rows = sections.stats_rows(context.stats, self.throttle)
+        return _reply(Severity.SUCCESS, Code.STATS, "hashcore stats", Section("STATS", rows, keyed=True))
 
     def coin(self, context: _Context, parameter: str) -> Reply:
-        row: dict[str, Any] = {
-            "Hash Method": "sha256",
-            "Current Block Time": 0,
-            "Current Block Hash": "",
-            "LP": False,
-            "Network Difficulty": 0.0,
-        }
-        job = context.stats.current_job
-        if job is not None:
-            row["Current Block Time"] = job.ntime
-            row["Current Block Hash"] = job.prev_hash[::-1].hex()
-            row["Network Difficulty"] = target_to_difficulty(nbits_to_target(job.nbits))
+        row = sections.coin_row(context.stats)
         return _reply(Severity.SUCCESS, Code.COIN, "hashcore coin", Section("COIN", [row]))
 
     def power(self, context: _Context, parameter: str) -> Reply:
-        stats = context.stats
-        row = {**self._power(stats), "Energy Note": stats.energy.note, "Paused": stats.paused}
+        row = sections.power_row(context.stats, self.throttle)
         return _reply(Severity.SUCCESS, Code.POWER, "Power", Section("POWER", [row]))
 
     def check(self, context: _Context, parameter: str) -> Reply:
@@ -330,18 +187,6 @@ class Dispatcher:
         access = spec is not None and (not spec.write or context.access.write)
         row = {"Exists": "Y" if spec is not None else "N", "Access": "Y" if access else "N"}
         return _reply(Severity.SUCCESS, Code.CHECK, "Check command", Section("CHECK", [row]))
-
-    def _power(self, stats: MinerStats) -> dict[str, Any]:
-        energy = stats.energy
-        fields: dict[str, Any] = {
-            "Power": _round(energy.recent_watts, 3),
-            **_device_energy(energy),
-            "Energy Source": energy.source,
-            "Energy Exact": energy.exact,
-        }
-        if self.throttle is not None:
-            fields["Power Limit"] = _round(budget_watts(self.throttle), 3)
-        return fields
 
     # --- write commands ------------------------------------------------------------------
 
@@ -486,108 +331,3 @@ def _pool_index(context: _Context, parameter: str) -> int | Reply:
 
 def _pool_url(context: _Context, index: int) -> str:
     return context.stats.pools[index].url
-
-
-def _pool_row(index: int, pool: PoolView) -> dict[str, Any]:
-    answered = pool.accepted + pool.rejected + pool.stale
-    last_share = pool.last_share_time
-    return {
-        "POOL": index,
-        "URL": pool.url,
-        "Status": _pool_status(pool),
-        "Priority": pool.priority,
-        "Quota": 1,
-        "Long Poll": "N",
-        "Accepted": pool.accepted,
-        "Rejected": pool.rejected,
-        "Stale": pool.stale,
-        "Remote Failures": pool.unanswered,
-        "User": pool.user,
-        "Last Share Time": int(last_share) if last_share else 0,
-        "Difficulty Accepted": pool.difficulty_accepted,
-        "Stratum Difficulty": pool.difficulty or 0.0,
-        "Has Stratum": True,
-        "Stratum Active": pool.connected,
-        "Stratum URL": _host(pool.url) if pool.connected else "",
-        "Has GBT": False,
-        "Pool Rejected%": _percent(pool.rejected, answered),
-        "Pool Stale%": _percent(pool.stale, answered),
-        "Connects": pool.connects,
-        "Last Error": pool.last_error or "",
-    }
-
-
-def _pool_status(pool: PoolView) -> str:
-    """cgminer's pool states from what the client knows (a pool never tried is Unknown)."""
-    if not pool.enabled:
-        return "Disabled"
-    if pool.connected:
-        return "Alive"
-    if pool.last_error:
-        return "Dead"
-    return "Alive" if pool.connects else "Unknown"
-
-
-def _host(url: str) -> str:
-    try:
-        return urlsplit(url if "://" in url else f"stratum+tcp://{url}").hostname or ""
-    except ValueError:
-        return ""
-
-
-def _device_ids(stats: MinerStats) -> list[tuple[str, int]]:
-    """(kind, index within the kind) of each backend, in order."""
-    seen: dict[str, int] = {}
-    ids = []
-    for name in stats.backends:
-        kind = DEVICE_KINDS.get(name, "CPU")
-        ids.append((kind, seen.get(kind, 0)))
-        seen[kind] = seen.get(kind, 0) + 1
-    return ids
-
-
-def _device_status(backend: BackendView) -> str:
-    """Health, apart from ``Enabled`` (a paused device is healthy, just not hashing),
-    from the engine's state of the backend."""
-    if backend.state.startswith("failed"):
-        return "Dead"
-    return "Sick" if backend.state.startswith("retrying") else "Alive"
-
-
-def _device_shares(backend: BackendView) -> dict[str, Any]:
-    answered = backend.accepted + backend.rejected + backend.stale
-    last_share = backend.last_share_time
-    return {
-        "Accepted": backend.accepted,
-        "Rejected": backend.rejected,
-        "Difficulty Accepted": backend.difficulty_accepted,
-        "Last Share Time": int(last_share) if last_share else 0,
-        "Device Rejected%": _percent(backend.rejected, answered),
-    }
-
-
-def _device_energy(energy: EnergyView | None) -> dict[str, Any]:
-    """Average power, energy and J/TH; null where no meter reported."""
-    if energy is None:
-        return {"Power av": None, "Energy": None, "J/TH": None}
-    return {"Power av": _round(energy.watts, 3), "Energy": _round(energy.joules, 3), "J/TH": _round(energy.j_per_th, 3)}
-
-
-def _hardware_errors(backend: BackendView) -> int:
-    """Results that failed the exact check, and scans that failed (cgminer's HW errors)."""
-    return backend.false_positives + backend.errors
-
-
-def _mhs(hashes_per_second: float) -> float:
-    return round(hashes_per_second / 1e6, 6)
-
-
-def _percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 4) if whole else 0.0
-
-
-def _round(value: Any, digits: int) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    number = float(value)
-    return round(number, digits) if math.isfinite(number) else None

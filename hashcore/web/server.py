@@ -15,7 +15,8 @@ the chart point and hands the snapshot to every open event stream, so a hundred 
 cost the miner one ``stats()`` a second. Control requests are refused (403) unless the
 server was made with ``allow_control``, and then need the token (401 without it) in
 ``Authorization: Bearer`` or ``X-Hashcore-Token``: a header, which a cross-site form or
-image cannot send. Every error, 404 and 405 included, is a JSON ``{"error": ...}``.
+image cannot send (see :mod:`hashcore.web.control`). Every error, 404 and 405 included, is
+a JSON ``{"error": ...}`` (see :mod:`hashcore.web.responses`).
 
 Against DNS rebinding (a page on another site whose name is made to resolve to this
 host), every request must name this server in its ``Host`` header: the listen address,
@@ -25,7 +26,7 @@ allowed (``--web-allow-host``); any other gets 403, a malformed one (``[::1]evil
 this server too (see :class:`hashcore.listen.HostRule`). A request body is JSON parsed
 with a bound on nesting and without duplicate keys, so a body of ``[[[[...`` or
 ``{"index": 0, "index": 5}`` is a 400, never a crash or a guess; it must arrive within
-:data:`BODY_SECONDS`.
+:data:`hashcore.web.control.BODY_SECONDS`.
 
 A request the HTTP parser cannot read (a TLS hello on this plain port, a bad method, a
 header line over 8 KiB) is answered 400 and logged as one short line, rate-limited, never
@@ -36,26 +37,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import ipaddress
-import json
 import logging
 import math
 import os
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from hashcore import boundedjson
-from hashcore.control import MinerControl, ThrottleControl, ThrottleView, power_target
+from hashcore.control import MinerControl, ThrottleControl, ThrottleView
 from hashcore.errors import ConfigError, HashcoreError
-from hashcore.listen import HostRule, PeerErrorLog, dual_stack_socket, listen_failure
+from hashcore.listen import HostRule, HttpListener
+from hashcore.web.control import Controls
 from hashcore.web.history import History
+from hashcore.web.responses import Refused, error_middleware, json_text, security_headers
 from hashcore.web.snapshot import bench_rows, load_bench, snapshot
 
 log = logging.getLogger("hashcore.web")
@@ -68,8 +67,6 @@ MAX_BODY = 4096
 MAX_STREAMS = 32
 #: How long a page waits before reconnecting its event stream (milliseconds).
 RETRY_MS = 2000
-#: Seconds a control request has to send its body (a few bytes of JSON).
-BODY_SECONDS = 5.0
 #: Seconds stopping waits for a request in progress (twice at most: to finish, then to cancel).
 SHUTDOWN_SECONDS = 0.25
 #: Seconds an answered request's unread body is still read and dropped, so its client reads the answer.
@@ -83,34 +80,7 @@ ASSETS = {
     "favicon.svg": "image/svg+xml",
 }
 
-#: The page may load and connect to this server only: no CDN, no font, no beacon.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class _Refused(Exception):
-    """A request answered with an error status and a JSON message."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-
-
 _BYE = object()  # put in a stream's queue: say goodbye and end the stream
-
-
-def _error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message, "status": status}, status=status, headers=headers)
-
-
-def _json_text(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
 def _is_loopback(host: str) -> bool:
@@ -168,9 +138,8 @@ class WebServer:
         self.miner = miner
         self.host = host
         self.port = port
-        self.allow_control = allow_control
-        self._token = token
-        self.throttle = throttle
+        self.controls = Controls(miner, allowed=allow_control, token=token, throttle=throttle,
+                                 snapshot=self._snapshot)
         self.hosts = HostRule(host, allowed_hosts, "--web-allow-host")
         self.allowed_hosts = self.hosts.names
         self._bench_path: Path | None = None
@@ -185,7 +154,7 @@ class WebServer:
                 raise ConfigError(f"bench reports for the dashboard: {exc}") from exc
         self.history = History()
         self._assets: dict[str, bytes] = {}
-        self._runner: web.AppRunner | None = None
+        self._listener: HttpListener | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._streams: set[asyncio.Queue[object]] = set()
         self._latest: dict[str, Any] | None = None
@@ -204,56 +173,60 @@ class WebServer:
     @property
     def token(self) -> str | None:
         """The control token (None when control is off and none was given)."""
-        return self._token
+        return self.controls.token
+
+    @property
+    def allow_control(self) -> bool:
+        """Whether pause, resume, power target and pool switch requests are taken."""
+        return self.controls.allowed
+
+    @allow_control.setter
+    def allow_control(self, allowed: bool) -> None:
+        self.controls.allowed = allowed
+
+    @property
+    def throttle(self) -> ThrottleControl | None:
+        """The running throttle; it may be set after start (the CLI starts it after the miner)."""
+        return self.controls.throttle
+
+    @throttle.setter
+    def throttle(self, throttle: ThrottleControl | None) -> None:
+        self.controls.throttle = throttle
 
     async def start(self) -> None:
         """Listen; raises ConfigError when the address cannot be used."""
-        if self._runner is not None:
+        if self._listener is not None:
             return
         self._assets = _load_assets()
-        if self.allow_control and self._token is None:
-            self._token = secrets.token_urlsafe(24)
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
-        app.on_response_prepare.append(self._headers)
+        self.controls.issue_token()
+        # Requests the parser cannot read are logged under hashcore.web.http, one short line each.
+        listener = HttpListener("dashboard", self.host, self.port, self.hosts,
+                                peer_log=logging.getLogger("hashcore.web.http"),
+                                shutdown_timeout=SHUTDOWN_SECONDS, lingering_time=LINGER_SECONDS)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware(listener.refusal, MAX_BODY)])
+        app.on_response_prepare.append(security_headers)
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/api/events", self._events, allow_head=False)  # a stream has no HEAD
         app.router.add_get("/api/history", self._history)
         app.router.add_get("/api/bench", self._bench)
-        app.router.add_post("/api/control/pause", self._pause)
-        app.router.add_post("/api/control/resume", self._resume)
-        app.router.add_post("/api/control/target", self._target)
-        app.router.add_post("/api/control/pool", self._pool)
-        # Requests the parser cannot read are logged under hashcore.web.http, one short line each.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS,
-                               lingering_time=LINGER_SECONDS,
-                               logger=PeerErrorLog(logging.getLogger("hashcore.web.http"), "dashboard"))
-        await runner.setup()
-        try:
-            sock = dual_stack_socket(self.host, self.port)
-            site = web.TCPSite(runner, self.host, self.port, reuse_address=True) if sock is None \
-                else web.SockSite(runner, sock)
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(f"dashboard cannot listen on {self.host}:{self.port}: "
-                              f"{listen_failure(exc, self.host)}") from exc
+        self.controls.add_routes(app.router)
+        await listener.start(app)
         try:
             first = self._snapshot()
         except BaseException:
-            await runner.cleanup()
+            await listener.stop()
             raise
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.port = int(bound_port)
-        shown = str(bound_host)
+        self._listener = listener
+        bound_host, self.port = listener.address
+        shown = bound_host
         if ipaddress.ip_address(shown).is_unspecified:
             shown = "127.0.0.1" if ":" not in shown else "::1"
         self._url = f"http://[{shown}]:{self.port}/" if ":" in shown else f"http://{shown}:{self.port}/"
         if not _is_loopback(self.host):
             log.warning("dashboard listens on %s: anyone who can reach it sees the miner's figures", self.host)
-        if ipaddress.ip_address(str(bound_host)).is_unspecified:
+        if ipaddress.ip_address(bound_host).is_unspecified:
             log.warning("dashboard answers only to %s in the Host header: name the others browsers use with "
                         "--web-allow-host", ", ".join(sorted(self.allowed_hosts)))
         self._publish(first)
@@ -262,7 +235,7 @@ class WebServer:
 
     async def stop(self) -> None:
         """Tell open pages the miner is stopping, then close every connection."""
-        if self._runner is None:
+        if self._listener is None:
             return
         if self._sampler is not None:
             self._sampler.cancel()
@@ -273,8 +246,8 @@ class WebServer:
             while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(_BYE)
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
+        listener, self._listener = self._listener, None
+        await listener.stop()
 
     async def __aenter__(self) -> WebServer:
         await self.start()
@@ -285,12 +258,12 @@ class WebServer:
 
     # --- figures -------------------------------------------------------------------------
 
-    def _throttle_status(self) -> tuple[dict[str, Any] | None, str | None]:
+    def _throttle_status(self) -> tuple[ThrottleView | None, str | None]:
         if self.throttle is None:
             return None, None
         try:
             status = self.throttle.status()
-            view = ThrottleView.from_status(status if isinstance(status, Mapping) else {}).to_json()
+            view = ThrottleView.from_status(status if isinstance(status, Mapping) else {})
         except Exception as exc:  # a throttle fault must not blank the miner's figures
             if not self._throttle_failed:
                 log.warning("throttle status unavailable: %s", exc)
@@ -335,51 +308,6 @@ class WebServer:
             self._publish(snap)
             published = loop.time()
 
-    # --- middleware ----------------------------------------------------------------------
-
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            self._check_host(request)
-            if request.content_length is not None and request.content_length > MAX_BODY:
-                raise _Refused(413, f"request body too large: {request.content_length} bytes, at most {MAX_BODY}")
-            return await handler(request)
-        except _Refused as exc:
-            return _error_response(exc.status, exc.message, exc.headers)
-        except web.HTTPRequestEntityTooLarge:
-            return _error_response(413, f"request body too large: at most {MAX_BODY} bytes")
-        except web.HTTPMethodNotAllowed as exc:
-            allowed = ", ".join(sorted(exc.allowed_methods))
-            return _error_response(405, f"{request.method} is not allowed on {request.path}; use {allowed}",
-                                   {"Allow": allowed})
-        except web.HTTPNotFound:
-            return _error_response(404, f"nothing at {request.path}")
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return _error_response(exc.status, exc.reason)
-        except ConnectionResetError:
-            raise
-        except HashcoreError as exc:
-            return _error_response(400, str(exc))
-        except Exception:
-            log.exception("dashboard request %s %s failed", request.method, request.path)
-            return _error_response(500, "internal error; the miner's log has the details")
-
-    def _check_host(self, request: web.Request) -> None:
-        """Refuse a request addressed to another name (a rebound DNS name in a browser), or
-        naming this one in a malformed way. No Host at all (HTTP/1.0) is not a browser."""
-        refusal = self.hosts.refusal(request.headers.getall("Host", []), request.raw_path)
-        if refusal is not None:
-            raise _Refused(*refusal)
-
-    async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store" if request.path.startswith("/api/") else "no-cache")
-
     # --- page and data -------------------------------------------------------------------
 
     async def _page(self, request: web.Request) -> web.Response:
@@ -388,13 +316,13 @@ class WebServer:
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in ASSETS or name == "index.html":
-            raise _Refused(404, f"no asset named {name!r}")
+            raise Refused(404, f"no asset named {name!r}")
         kind = ASSETS[name]
         return web.Response(body=self._assets[name], content_type=kind,
                             charset="utf-8" if kind.startswith("text/") else None)
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self._snapshot(), dumps=_json_text)
+        return web.json_response(self._snapshot(), dumps=json_text)
 
     async def _history(self, request: web.Request) -> web.Response:
         span = request.query.get("span", "hour")
@@ -403,8 +331,8 @@ class WebServer:
         elif span == "day":
             points = self.history.day()
         else:
-            raise _Refused(400, f"span must be 'hour' or 'day', not {span[:40]!r}")
-        return web.json_response({"span": span, "points": points}, dumps=_json_text)
+            raise Refused(400, f"span must be 'hour' or 'day', not {span[:40]!r}")
+        return web.json_response({"span": span, "points": points}, dumps=json_text)
 
     async def _bench(self, request: web.Request) -> web.Response:
         rows, error, source = self._bench_rows, self._bench_error, None
@@ -416,11 +344,11 @@ class WebServer:
                 rows, error = [], f"no bench file yet at {self._bench_path} (run: hashcore bench --all --json)"
             except (OSError, ValueError) as exc:
                 rows, error = [], str(exc)
-        return web.json_response({"rows": rows, "error": error, "source": source}, dumps=_json_text)
+        return web.json_response({"rows": rows, "error": error, "source": source}, dumps=json_text)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if len(self._streams) >= MAX_STREAMS:
-            raise _Refused(503, f"too many open dashboards (at most {MAX_STREAMS}); close one and reload")
+            raise Refused(503, f"too many open dashboards (at most {MAX_STREAMS}); close one and reload")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
         await response.prepare(request)
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
@@ -434,7 +362,7 @@ class WebServer:
             while True:
                 if item is _BYE:
                     bye = {"reason": "the miner is stopping", "time": time.time()}
-                    await response.write(f"event: bye\ndata: {_json_text(bye)}\n\n".encode())
+                    await response.write(f"event: bye\ndata: {json_text(bye)}\n\n".encode())
                     break
                 if item is not None:
                     wait = sent_at + PUSH_INTERVAL - loop.time()
@@ -443,7 +371,7 @@ class WebServer:
                         if not queue.empty():
                             item = queue.get_nowait()  # newer figures, or the goodbye, came meanwhile
                             continue
-                    await response.write(f"event: stats\ndata: {_json_text(item)}\n\n".encode())
+                    await response.write(f"event: stats\ndata: {json_text(item)}\n\n".encode())
                     sent_at = loop.time()
                 item = await queue.get()
         except ConnectionResetError:
@@ -451,86 +379,3 @@ class WebServer:
         finally:
             self._streams.discard(queue)
         return response
-
-    # --- control -------------------------------------------------------------------------
-
-    def _authorize(self, request: web.Request) -> None:
-        if not self.allow_control:
-            raise _Refused(403, "control is off: start the miner with --web-allow-control to allow it")
-        supplied = request.headers.get("X-Hashcore-Token")  # undecodable bytes arrive as surrogates
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        if supplied is None and scheme.lower() == "bearer":
-            supplied = credentials.strip()
-        challenge = {"WWW-Authenticate": 'Bearer realm="hashcore"'}
-        if not supplied:
-            raise _Refused(401, "control needs the token printed when the miner started: send "
-                                "'Authorization: Bearer TOKEN' or 'X-Hashcore-Token: TOKEN'", challenge)
-        assert self._token is not None
-        if not hmac.compare_digest(supplied.encode("utf-8", "surrogatepass"),
-                                   self._token.encode("utf-8", "surrogatepass")):
-            raise _Refused(401, "wrong control token", challenge)
-
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            async with asyncio.timeout(BODY_SECONDS):
-                raw = await request.read()
-        except TimeoutError:
-            raise _Refused(408, f"the request body did not arrive within {BODY_SECONDS:g} s",
-                           {"Connection": "close"}) from None
-        if not raw.strip():
-            return {}
-        try:
-            data = boundedjson.loads(raw, reject_duplicates=True)
-        except ValueError as exc:
-            raise _Refused(400, f"request body is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise _Refused(400, "request body must be a JSON object")
-        return data
-
-    def _done(self, request: web.Request, message: str) -> web.Response:
-        """The answer to a control request carried out (and its line in the log)."""
-        log.info("dashboard control: %s from %s: %s", request.path.rsplit("/", 1)[-1], request.remote, message)
-        return web.json_response({"ok": True, "message": message, "stats": self._snapshot()}, dumps=_json_text)
-
-    async def _pause(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        await self._body(request)
-        self.miner.pause()
-        return self._done(request, "paused: hashing stopped, the pool connection stays")
-
-    async def _resume(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        await self._body(request)
-        self.miner.resume()
-        return self._done(request, "resumed")
-
-    async def _target(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        body = await self._body(request)
-        if "watts" not in body:
-            raise _Refused(400, "send {\"watts\": W} for a power target, or {\"watts\": null} to clear it")
-        watts = body["watts"]
-        if watts is not None:
-            try:
-                watts = power_target(watts)  # the API's rule: above 0 W
-            except ConfigError as exc:
-                raise _Refused(400, f"{exc}, or null to clear it; got {watts!r:.40}") from None
-        if self.throttle is None:
-            raise _Refused(409, "no throttle is running, so there is no power target to set")
-        try:
-            self.throttle.set_target(watts)
-        except (HashcoreError, ValueError) as exc:
-            raise _Refused(400, f"power target refused: {exc}") from None
-        return self._done(request, "power target cleared" if watts is None else f"power target {watts:g} W")
-
-    async def _pool(self, request: web.Request) -> web.Response:
-        self._authorize(request)
-        body = await self._body(request)
-        index = body.get("index")
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise _Refused(400, f"send {{\"index\": N}} with the pool's number from 0; got {index!r:.40}")
-        try:
-            self.miner.switch_pool(index)
-        except ConfigError as exc:
-            raise _Refused(400, str(exc)) from None
-        return self._done(request, f"switching to pool {index}")

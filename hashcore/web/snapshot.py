@@ -15,7 +15,7 @@ from typing import Any
 
 from hashcore import boundedjson
 from hashcore.boundedio import read_bounded
-from hashcore.control import MinerStats, finite_or_none, short_label
+from hashcore.control import MinerStats, ThrottleView, finite_or_none, short_label
 from hashcore.errors import ConfigError
 
 #: The bench table's columns (see :class:`hashcore.bench.BenchReport`).
@@ -48,14 +48,14 @@ def summary(stats: MinerStats) -> dict[str, Any]:
     """``stats.to_json()`` (the ``hashcore mine --json`` summary), with each backend's
     state (``mining``, ``retrying: <reason>``...) cut to a label's length."""
     data = _finite(stats.to_json())
-    data["backends"] = {name: {**backend, "state": short_label(backend["state"])}
+    data["backends"] = {name: {**backend, "state": short_label(stats.backends[name].state)}
                         for name, backend in data["backends"].items()}
     return data
 
 
 def snapshot(
     stats: MinerStats,
-    throttle: Mapping[str, Any] | None,
+    throttle: ThrottleView | None,
     *,
     now: float,
     state: str,
@@ -69,7 +69,7 @@ def snapshot(
     :class:`hashcore.control.ThrottleView` as JSON; ``point`` is the chart sample recorded
     for this moment.
     """
-    budget = throttle.get("budget_w") if throttle else None
+    budget = throttle.budget_w if throttle is not None else None
     return {
         "time": now,
         "state": state,
@@ -80,7 +80,7 @@ def snapshot(
             "active_pool": stats.active_pool,
             "duty": stats.mean_duty,
         },
-        "throttle": dict(throttle) if throttle is not None else None,
+        "throttle": throttle.to_json() if throttle is not None else None,
         "throttle_error": throttle_error,
         "point": [now, _finite(stats.recent_hashrate_hs), _finite(stats.energy.recent_watts), budget],
     }

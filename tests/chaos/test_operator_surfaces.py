@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ from hashcore.backends import base as registry
 from hashcore.cli import main
 from hashcore.config import MAX_THREADS
 from hashcore.engine import Miner
+from hashcore.errors import ConfigError
+from hashcore.metrics import MetricsServer
 from hashcore.stratum.pool import EmbeddedPool
 from hashcore.web import WebServer
 from tests import doubles
@@ -91,6 +94,19 @@ def test_a_taken_port_stops_the_run_at_once_with_one_line_naming_the_flag(flag: 
     assert len(errors) == 1, done.stderr
     assert errors[0].startswith(f"hashcore: error: {flag} {address}: cannot listen there"), errors
     assert "Traceback" not in done.stderr
+
+
+async def test_the_dashboard_and_the_metrics_refuse_a_taken_port_alike_and_hold_nothing(taken_port: int) -> None:
+    miner = MinerDouble()
+    servers = {"dashboard": WebServer(miner, "127.0.0.1", taken_port),
+               "metrics": MetricsServer(miner, "127.0.0.1", taken_port)}
+    for what, server in servers.items():
+        with pytest.raises(ConfigError) as refused:
+            await server.start()
+        assert str(refused.value) == \
+            f"{what} cannot listen on 127.0.0.1:{taken_port}: {os.strerror(errno.EADDRINUSE)}"
+        assert server.port == taken_port
+        await server.stop()  # a failed start leaves nothing to stop
 
 
 # --- 2 and 3. pool URLs: no password shown, no traceback ----------------------------------

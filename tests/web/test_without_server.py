@@ -94,7 +94,7 @@ def _stats(**changes: object) -> MinerStats:
 
 def test_snapshot_is_the_summary_plus_the_live_figures() -> None:
     stats = _stats()
-    snap = snapshot(stats, {"budget_w": 30.0}, now=100.0, state="mining", control=False)
+    snap = snapshot(stats, ThrottleView(budget_w=30.0, policy="solar"), now=100.0, state="mining", control=False)
     expected = stats.to_json()
     expected["recent_watts"] = None
     expected["backends"]["c"]["state"] = "retrying: " + "x" * 70  # a label's length
@@ -102,6 +102,7 @@ def test_snapshot_is_the_summary_plus_the_live_figures() -> None:
     assert snap["summary"]["pools"][0]["url"] == "stratum+tcp://a@h:1"
     assert snap["live"] == {"recent_hashrate_hs": 120.0, "active_pool": "stratum+tcp://a@h:1", "duty": 0.625}
     assert snap["point"] == [100.0, 120.0, None, 30.0]
+    assert snap["throttle"] == {"budget_w": 30.0, "power_w": None, "policy": "solar", "state": None}
     assert "pw" not in str(snap)
     assert _stats(backends={}).mean_duty is None
 

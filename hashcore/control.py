@@ -23,7 +23,12 @@ from hashcore.errors import ConfigError
 from hashcore.stratum.client import redact_url
 from hashcore.work import Job
 
+#: The most pools a miner takes (the command line's, the config's and those added through
+#: the API together): each is a failover entry the client walks and a row in every reply.
+MAX_POOLS = 16
+
 __all__ = [
+    "MAX_POOLS",
     "BackendView",
     "EnergyView",
     "MinerControl",

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from hashcore._version import __version__
 from hashcore.api import sections
 from hashcore.api.access import Access
-from hashcore.api.control import MAX_POOLS
 from hashcore.api.protocol import (
     API_VERSION,
     Code,
@@ -50,7 +49,7 @@ from hashcore.api.protocol import (
     status,
 )
 from hashcore.config import with_credentials
-from hashcore.control import MinerControl, MinerStats, ThrottleControl, power_target, redact_url
+from hashcore.control import MAX_POOLS, MinerControl, MinerStats, ThrottleControl, power_target, redact_url
 from hashcore.errors import ConfigError
 from hashcore.stratum.client import split_pool_url
 

@@ -10,7 +10,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from hashcore.api.control import MAX_POOLS
 from hashcore.app.budget import BudgetOptions
 from hashcore.app.live import LiveThrottle
 from hashcore.app.mine import EMBEDDED_DEFAULT_SECONDS, PASSWORD_ENV, MineOptions, mine
@@ -27,6 +26,7 @@ from hashcore.cli.common import (
 )
 from hashcore.cli.services import DEFAULT_API_LISTEN, services_starter
 from hashcore.config import MAX_THREADS
+from hashcore.control import MAX_POOLS
 from hashcore.engine import MinerStats
 from hashcore.errors import ConfigError
 from hashcore.liveview import format_energy, format_rate, miner_line, miner_table

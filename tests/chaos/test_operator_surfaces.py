@@ -25,10 +25,10 @@ import aiohttp
 import pytest
 
 from hashcore.api import ApiServer
-from hashcore.api.control import MAX_POOLS
 from hashcore.backends import base as registry
 from hashcore.cli import main
 from hashcore.config import MAX_THREADS
+from hashcore.control import MAX_POOLS
 from hashcore.engine import Miner
 from hashcore.errors import ConfigError
 from hashcore.metrics import MetricsServer

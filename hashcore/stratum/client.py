@@ -35,17 +35,16 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from hashcore.errors import ConfigError, PoolError
 from hashcore.lograte import RateLimitedLog
 from hashcore.stratum import events as ev
-from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE
+from hashcore.stratum.options import ClientOptions, Connected, Disconnected, Handler, Link, PoolStatus
 from hashcore.stratum.protocol import ClientConnection, LocalProtocolError, State
-from hashcore.work import DEFAULT_VERSION_MASK, WorkOrigin
+from hashcore.stratum.urls import Endpoint, parse_pool_url
+from hashcore.work import WorkOrigin
 
 log = logging.getLogger("hashcore.stratum")
 
@@ -54,216 +53,6 @@ DEADLINE_POLL = 0.25
 #: A pool silent for this many times its longest gap between jobs so far (but at least
 #: ``job_silence_min`` seconds, at most the watchdog's) counts as hung.
 JOB_SILENCE_FACTOR = 3.0
-
-_SCHEMES = {"stratum+tcp": False, "stratum": False, "tcp": False, "stratum+ssl": True, "stratum+tls": True, "ssl": True}
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A pool address parsed from a ``stratum+tcp://`` or ``stratum+ssl://`` URL.
-
-    ``url`` never carries credentials (it is shown and logged); a URL's own
-    ``user:password@`` go to ``user`` and ``password`` and take precedence over the
-    client's defaults for this pool.
-    """
-
-    url: str
-    host: str
-    port: int
-    tls: bool
-    user: str | None = field(default=None, compare=False)
-    password: str | None = field(default=None, compare=False, repr=False)
-    #: Where a ``client.reconnect`` sent us (shown in logs); the pool's URL otherwise.
-    redirected_url: str | None = field(default=None, compare=False)
-
-    @property
-    def address(self) -> str:
-        return self.redirected_url or self.url
-
-
-def split_pool_url(url: str) -> tuple[str, str | None, str | None, str]:
-    """A pool URL taken apart by hand: (scheme, user, password, address).
-
-    The credentials end at the last '@', so a password may hold '#', '/', '?', '@' or
-    ':' as typed (urllib cuts it at the first of them and takes the rest for the host).
-    ``scheme`` is "" when the URL has none; ``address`` is what follows the credentials
-    (``host:port`` and anything after); user and password are as written, escapes kept.
-    """
-    text = url.strip()
-    scheme, separator, rest = text.partition("://")
-    if not separator or not scheme[:1].isalpha() or not all(c.isalnum() or c in "+-." for c in scheme):
-        scheme, rest = "", text  # "user:pa://ss@host" has no scheme: its "://" is in the password
-    userinfo, at, address = rest.rpartition("@")
-    if not at:
-        return scheme.lower(), None, None, rest
-    user, colon, password = userinfo.partition(":")
-    return scheme.lower(), user, password if colon else None, address
-
-
-def redact_url(url: str, *, keep_user: bool = True, default_scheme: str = "") -> str:
-    """A pool URL without the password written into it (``user:pass@host`` -> ``user@host``;
-    without the user too when ``keep_user`` is False). The one rule for every URL shown.
-
-    Split as :func:`split_pool_url` splits it (the last '@' ends the credentials), so a
-    password holding '#', '/', '?' or '@' never shows, with or without a scheme."""
-    scheme, user, _password, address = split_pool_url(url)
-    scheme = scheme or default_scheme
-    shown = f"{user}@{address}" if user and keep_user else address
-    return f"{scheme}://{shown}" if scheme else shown
-
-
-def _valid_host_name(host: str) -> bool:
-    """A DNS name (labels of 1-63 characters, IDNA for non-ASCII) or an IPv4 address."""
-    try:
-        encoded = host.rstrip(".").encode("idna")
-    except UnicodeError:
-        return False
-    labels = encoded.split(b".")
-    return 0 < len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
-
-
-def parse_pool_url(url: str) -> Endpoint:
-    """Parse a pool URL; raises ConfigError naming what is wrong (never the password).
-
-    Percent-escapes in the user and password are decoded (write a literal '%' as %25)."""
-    scheme, user, password, address = split_pool_url(url)
-    scheme = scheme or "stratum+tcp"
-    shown = redact_url(url, keep_user=False, default_scheme=scheme)
-    if scheme not in _SCHEMES:
-        raise ConfigError(f"pool URL {shown!r}: scheme must be stratum+tcp:// or stratum+ssl://")
-    host_port = address
-    for mark in "/?#":  # a path, query or fragment means nothing to Stratum
-        host_port = host_port.partition(mark)[0]
-    if host_port.startswith("["):
-        host, closed, after = host_port[1:].partition("]")
-        if not closed:
-            raise ConfigError(f"pool URL {shown!r}: an IPv6 address needs its closing ']', e.g. [::1]:3333")
-        try:
-            socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
-        except OSError:
-            raise ConfigError(f"pool URL {shown!r}: {host!r} is not an IPv6 address") from None
-        if after and not after.startswith(":"):
-            raise ConfigError(f"pool URL {shown!r}: needs host:port")
-        port_text = after[1:]
-    else:
-        host, _, port_text = host_port.partition(":")
-        if ":" in port_text:
-            # Perhaps credentials typed with ':' for '@' (u:pass:host:port): show none of it.
-            raise ConfigError(f"pool URL {scheme}://...: more than one ':' in host:port; credentials go before "
-                              "an '@' (user:password@host:port) and an IPv6 address in brackets ([::1]:3333)")
-        if host and not _valid_host_name(host):
-            raise ConfigError(f"pool URL {shown!r}: {host[:80]!r} is not a host name or address")
-    if not host or not port_text or any(c.isspace() for c in host):
-        raise ConfigError(f"pool URL {shown!r}: needs host:port")
-    port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"pool URL {shown!r}: bad port {port_text[:12]!r} (1-65535)")
-    return Endpoint(
-        shown,
-        host.lower(),
-        port,
-        _SCHEMES[scheme],
-        unquote(user) if user else None,
-        unquote(password) if password is not None else None,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    """How the client connects and behaves.
-
-    Attributes:
-        user / password: the worker credentials sent with ``mining.authorize``.
-        version_rolling: ask for BIP 310 version rolling with ``mining.configure``.
-        version_mask: the mask to ask for.
-        extranonce_subscribe: send ``mining.extranonce.subscribe``.
-        suggest_difficulty: send ``mining.suggest_difficulty`` with this value.
-        connect_timeout: seconds to open the TCP (and TLS) connection.
-        handshake_timeout: seconds from connecting until subscribe and authorize are
-            answered and the first job has come; past it the pool counts as failed.
-        idle_timeout: the watchdog: seconds without any byte from the pool.
-        job_silence_min: the least time without a new job that counts a pool as hung
-            (it is three times the longest gap between its jobs so far, when longer).
-        submit_timeout: seconds to wait for the pool's answer to a share; a share left
-            unanswered this long means the pool stopped answering (reconnect).
-        backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter,
-            never above ``backoff_max``).
-        stable_after: seconds a connection must last before its pool's backoff resets
-            (an accepted share resets it too).
-        failback_interval: seconds between probes of better pools while on a backup.
-        max_held_shares: shares held while the pool has not yet answered authorize.
-        max_unsent_bytes: bytes waiting to be written before the pool counts as not
-            reading (the connection is dropped instead of buffering without end).
-        tls_verify: verify pool certificates (on unless told otherwise).
-        tls_ca: a CA bundle file to verify against, instead of the system's.
-        allow_redirect: follow ``client.reconnect`` to another host.
-        fail_fast: make :meth:`StratumClient.run` raise PoolError when every pool
-            failed once and none was ever reached (the CLI's "unreachable pool").
-        max_line: the longest line accepted from a pool.
-    """
-
-    user: str
-    password: str = field(default="x", repr=False)
-    version_rolling: bool = True
-    version_mask: int = DEFAULT_VERSION_MASK
-    extranonce_subscribe: bool = True
-    suggest_difficulty: float | None = None
-    connect_timeout: float = 10.0
-    handshake_timeout: float = 10.0
-    idle_timeout: float = 180.0
-    job_silence_min: float = 15.0
-    submit_timeout: float = 10.0
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    stable_after: float = 60.0
-    failback_interval: float = 30.0
-    max_held_shares: int = 256
-    max_unsent_bytes: int = 1 << 20
-    tls_verify: bool = True
-    tls_ca: str | None = None
-    allow_redirect: bool = False
-    fail_fast: bool = False
-    max_line: int = DEFAULT_MAX_LINE
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """Which pool (by priority index) and which connection to it an event came from."""
-
-    index: int
-    url: str
-    session: int
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """The transport connected to a pool (protocol events follow)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """The connection ended; every share in flight on it is unanswered."""
-
-    reason: str
-
-
-Handler = Callable[[Link, "ev.Event | Connected | Disconnected"], None]
-
-
-@dataclass(slots=True)
-class PoolStatus:
-    """What the client knows about one pool of the list."""
-
-    url: str
-    connected: bool = False
-    connects: int = 0
-    failures: int = 0
-    last_error: str | None = None
-    retry_at: float = 0.0
-    ever_connected: bool = False
-    enabled: bool = True
-    #: The pool dropped a handshake that began with mining.configure: leave it out.
-    plain_handshake: bool = False
 
 
 @dataclass(slots=True)
@@ -742,9 +531,7 @@ class StratumClient:
             log.warning("%s: ignoring client.reconnect to another host %r", current.url, host)
             return
         port = event.port or current.port
-        address = f"{'stratum+ssl' if current.tls else 'stratum+tcp'}://{_host_text(host)}:{port}"
-        target = Endpoint(current.url, host, port, current.tls, current.user, current.password, address)
-        raise _Redirect(target, event.wait)
+        raise _Redirect(current.redirected_to(host, port), event.wait)
 
     async def _watch_better_pools(self, better: list[int], leave: asyncio.Future[_Leave]) -> None:
         """Probe the pools ranked above the current one; leave for the first that
@@ -799,9 +586,6 @@ class StratumClient:
             return _describe(exc)
         return None
 
-
-def _host_text(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _describe(exc: BaseException) -> str:

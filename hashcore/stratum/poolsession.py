@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hashcore.stratum.blocktemplate import EXTRANONCE2_SIZE
+from hashcore.stratum.fields import notify_params
 from hashcore.stratum.jsonrpc import LineBuffer, Overflow, decode, encode
-from hashcore.stratum.protocol import notify_params
 from hashcore.work import Job, difficulty_to_target, header_hash, nbits_to_target, rolled_version
 
 log = logging.getLogger("hashcore.pool")

@@ -35,12 +35,13 @@ import random
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from hashcore.errors import ConfigError, PoolError
 from hashcore.lograte import RateLimitedLog
 from hashcore.stratum import events as ev
+from hashcore.stratum.connection import ActiveConnection, HeldShare
+from hashcore.stratum.failover import PoolList
 from hashcore.stratum.options import ClientOptions, Connected, Disconnected, Handler, Link, PoolStatus
 from hashcore.stratum.protocol import ClientConnection, LocalProtocolError, State
 from hashcore.stratum.urls import Endpoint, parse_pool_url
@@ -50,38 +51,6 @@ log = logging.getLogger("hashcore.stratum")
 
 #: How often a connection's deadlines are looked at while nothing arrives.
 DEADLINE_POLL = 0.25
-#: A pool silent for this many times its longest gap between jobs so far (but at least
-#: ``job_silence_min`` seconds, at most the watchdog's) counts as hung.
-JOB_SILENCE_FACTOR = 3.0
-
-
-@dataclass(slots=True)
-class _Held:
-    """A share found before the pool answered authorize, waiting to be sent."""
-
-    origin: WorkOrigin
-    nonce: int
-    waiter: asyncio.Future[ev.ShareResult]
-
-
-@dataclass(slots=True)
-class _Active:
-    link: Link
-    protocol: ClientConnection
-    writer: asyncio.StreamWriter
-    connected_at: float
-    waiters: dict[int, asyncio.Future[ev.ShareResult]] = field(default_factory=dict)
-    #: When each share in ``waiters`` was written (monotonic), oldest first.
-    sent_at: dict[int, float] = field(default_factory=dict)
-    held: list[_Held] = field(default_factory=list)
-    authorized: bool = False
-    authorized_at: float | None = None
-    has_job: bool = False
-    accepted: int = 0
-    jobs: int = 0
-    last_job_at: float | None = None
-    longest_job_gap: float = 0.0
-    sent_configure: bool = False
 
 
 class _Closed(PoolError):
@@ -108,24 +77,33 @@ class StratumClient:
     def __init__(self, urls: list[str], options: ClientOptions, handler: Handler) -> None:
         if not urls:
             raise ConfigError("at least one pool URL is needed")
-        self.endpoints = [parse_pool_url(url) for url in urls]
         self.options = options
         self.handler = handler
-        self.status = [PoolStatus(e.url) for e in self.endpoints]
-        #: Pool indexes, best first: failover walks it; switch_pool reorders it.
-        self.priority = list(range(len(self.endpoints)))
+        self.pools = PoolList([parse_pool_url(url) for url in urls], self._backoff)
         self._leave: asyncio.Future[_Leave] | None = None
-        self._active: _Active | None = None
+        self._active: ActiveConnection | None = None
         self._session_counter = 0
         self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
         self._redirects: dict[int, Endpoint] = {}
-        #: Pools (by index) that closed a handshake begun with mining.configure unanswered.
-        self._dropped_configure: set[int] = set()
-        self._proved: dict[int, bool] = {}  # pool index -> its last connection got a share accepted
         self._rng = random.Random()
         self._warn = RateLimitedLog(log)
 
     # --- public ------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The pools, by index (their URLs without passwords)."""
+        return self.pools.endpoints
+
+    @property
+    def status(self) -> list[PoolStatus]:
+        """What the client knows about each pool, by index."""
+        return self.pools.status
+
+    @property
+    def priority(self) -> list[int]:
+        """Pool indexes, best first."""
+        return self.pools.priority
 
     @property
     def link(self) -> Link | None:
@@ -141,40 +119,33 @@ class StratumClient:
 
     async def run(self) -> None:
         """Connect, serve, fail over and reconnect until cancelled."""
+        pools = self.pools
         while True:
-            index = self._next_pool()
+            index = pools.next_pool(time.monotonic())
             if index is None:
                 self._check_fail_fast()
-                wait = max(0.05, min(s.retry_at for s in self.status if s.enabled) - time.monotonic())
-                await asyncio.sleep(wait)
+                await asyncio.sleep(pools.wait(time.monotonic()))
                 continue
-            status = self.status[index]
+            status = pools.status[index]
             try:
                 await self._serve(index)
             except _Redirect as redirect:
                 self._redirects[index] = redirect.endpoint
-                delay = redirect.wait
-                if not self._proved.get(index, False):
-                    # Sent on before any share was accepted: a loop of redirects backs off
-                    # like failures (and lets the next pool serve meanwhile).
-                    status.failures += 1
-                    if status.failures > 1:
-                        delay = max(delay, self._backoff(status.failures - 1))
-                status.retry_at = time.monotonic() + delay
+                delay = pools.redirected(index, redirect.wait, time.monotonic())
                 log.info("%s: %s in %.1f s", status.url, redirect, delay)
             except _Leave as leave:
                 log.info("%s: leaving: %s", status.url, leave)
-                self.status[leave.index].retry_at = 0.0
+                pools.retry_now(leave.index)
             except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
-                status.last_error = _describe(exc)
-                if self._fell_back_to_plain(index):
-                    continue  # retry at once, without mining.configure
-                status.failures += 1
-                delay = self._backoff(status.failures)
-                status.retry_at = time.monotonic() + delay
+                retry_in = pools.failed(index, _describe(exc), time.monotonic())
+                if retry_in is None:  # retry at once, without mining.configure
+                    log.warning(
+                        "%s dropped the connection after mining.configure without answering; using a plain "
+                        "handshake (no version rolling) with this pool from now on", status.url)
+                    continue
                 # Before a first connection the CLI's fail-fast error says it all; after it, warn.
                 level = logging.WARNING if status.ever_connected else logging.INFO
-                log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, delay)
+                log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, retry_in)
                 self._check_fail_fast()
 
     def _backoff(self, failures: int) -> float:
@@ -182,20 +153,6 @@ class StratumClient:
         options = self.options
         delay = options.backoff_base * 2 ** min(failures - 1, 30) * self._rng.uniform(0.5, 1.5)
         return min(options.backoff_max, delay)
-
-    def _fell_back_to_plain(self, index: int) -> bool:
-        """After a handshake the pool dropped before answering subscribe: when it began
-        with mining.configure, remember to leave that out for this pool (pools from
-        before BIP 310 drop such clients). Returns True when that is newly learnt."""
-        if index not in self._dropped_configure:
-            return False
-        self._dropped_configure.discard(index)
-        pool = self.status[index]
-        pool.plain_handshake = True  # configure is only sent while this is False
-        log.warning(
-            "%s dropped the connection after mining.configure without answering; using a plain handshake "
-            "(no version rolling) with this pool from now on", pool.url)
-        return True
 
     def send_share(self, link: Link, origin: WorkOrigin, nonce: int) -> asyncio.Future[ev.ShareResult]:
         """Write a share on ``link``'s connection now; the future resolves with the answer.
@@ -213,12 +170,12 @@ class StratumClient:
             # The job came before the answer to authorize: send the share once it comes.
             if len(active.held) >= self.options.max_held_shares:
                 raise PoolError(f"{len(active.held)} shares already wait for the pool to authorize the worker")
-            active.held.append(_Held(origin, nonce, waiter))
+            active.held.append(HeldShare(origin, nonce, waiter))
             return waiter
         self._write_share(active, origin, nonce, waiter)
         return waiter
 
-    def _write_share(self, active: _Active, origin: WorkOrigin, nonce: int,
+    def _write_share(self, active: ActiveConnection, origin: WorkOrigin, nonce: int,
                      waiter: asyncio.Future[ev.ShareResult]) -> None:
         unsent = active.writer.transport.get_write_buffer_size()
         if unsent > self.options.max_unsent_bytes:
@@ -257,65 +214,34 @@ class StratumClient:
 
     def add_pool(self, url: str) -> int:
         """Append a pool at the lowest priority; returns its index."""
-        endpoint = parse_pool_url(url)
-        self.endpoints.append(endpoint)
-        self.status.append(PoolStatus(endpoint.url))
-        self.priority.append(len(self.endpoints) - 1)
-        return len(self.endpoints) - 1
+        return self.pools.add(parse_pool_url(url))
 
     def switch_pool(self, index: int) -> None:
         """Make pool ``index`` the first choice and move to it now."""
-        self._check_index(index)
-        self.status[index].enabled = True
-        self.priority.remove(index)
-        self.priority.insert(0, index)
+        self.pools.prefer(index)
         self._move_to(index, "switched by the operator")
 
     def enable_pool(self, index: int) -> None:
-        self._check_index(index)
-        self.status[index].enabled = True
-        self.status[index].retry_at = 0.0
+        self.pools.enable(index)
         active = self._active
-        if active is not None and self._rank(index) < self._rank(active.link.index):
+        if active is not None and self.pools.rank(index) < self.pools.rank(active.link.index):
             self._move_to(index, "a better pool was enabled")
 
     def disable_pool(self, index: int) -> None:
         """Stop using pool ``index``; when it is the current one, fail over now."""
-        self._check_index(index)
-        if all(not s.enabled or i == index for i, s in enumerate(self.status)):
-            raise ConfigError("cannot disable the last enabled pool")
-        self.status[index].enabled = False
+        self.pools.disable(index)
         active = self._active
         if active is not None and active.link.index == index:
-            target = next(i for i in self.priority if self.status[i].enabled)
-            self._move_to(target, "disabled by the operator")
-
-    def _check_index(self, index: int) -> None:
-        if not 0 <= index < len(self.endpoints):
-            raise ConfigError(f"no pool {index} (pools are 0..{len(self.endpoints) - 1})")
-
-    def _rank(self, index: int) -> int:
-        return self.priority.index(index)
+            self._move_to(self.pools.first_enabled(), "disabled by the operator")
 
     def _move_to(self, index: int, why: str) -> None:
         leave = self._leave
         if leave is not None and not leave.done() and self._active and self._active.link.index != index:
             leave.set_result(_Leave(index, why))
 
-    def _next_pool(self) -> int | None:
-        now = time.monotonic()
-        for index in self.priority:
-            status = self.status[index]
-            if status.enabled and status.retry_at <= now:
-                return index
-        return None
-
     def _check_fail_fast(self) -> None:
-        if not self.options.fail_fast:
-            return
-        if all(s.failures and not s.ever_connected for s in self.status if s.enabled):
-            reasons = "; ".join(f"{s.url}: {s.last_error}" for s in self.status)
-            raise PoolError(f"no pool could be reached ({reasons})")
+        if self.options.fail_fast:
+            self.pools.check_reached()
 
     # --- one connection ----------------------------------------------------------------
 
@@ -350,15 +276,14 @@ class StratumClient:
         self._session_counter += 1
         link = Link(index, status.url, self._session_counter)
         protocol = ClientConnection(max_line=self.options.max_line)
-        active = _Active(link, protocol, writer, time.monotonic())
+        active = ActiveConnection(link, protocol, writer, time.monotonic())
         self._active = active
-        status.connected, status.ever_connected = True, True
-        status.connects += 1
+        self.pools.connected(index)
         log.info("connected to %s", endpoint.address)
         self.handler(link, Connected())
         leave: asyncio.Future[_Leave] = asyncio.get_running_loop().create_future()
         self._leave = leave
-        better = [i for i in self.priority[: self._rank(index)] if self.status[i].enabled]
+        better = self.pools.better_than(index)
         failback = asyncio.create_task(self._watch_better_pools(better, leave)) if better else None
         reason = "closed"
         try:
@@ -373,17 +298,14 @@ class StratumClient:
             reason = _describe(exc)
             dropped = isinstance(exc, (_Closed, ConnectionError))
             if dropped and protocol.state is State.SUBSCRIBING and active.sent_configure:
-                self._dropped_configure.add(index)
+                self.pools.configure_dropped(index)
             raise
         finally:
             if failback is not None:
                 failback.cancel()
             self._active, self._leave = None, None
-            status.connected = False
             up_for = time.monotonic() - active.authorized_at if active.authorized_at is not None else 0.0
-            self._proved[index] = up_for >= self.options.stable_after or active.accepted > 0
-            if self._proved[index]:
-                status.failures = 0  # it did work (shares accepted, or up a good while): back off afresh
+            self.pools.disconnected(index, proved=up_for >= self.options.stable_after or active.accepted > 0)
             lost = PoolError(f"connection lost before the pool answered ({reason})")
             for waiter in [*active.waiters.values(), *(h.waiter for h in active.held)]:
                 if not waiter.done():
@@ -401,46 +323,22 @@ class StratumClient:
         writer.write(protocol.subscribe(resume[0] if resume else None))
         writer.write(protocol.authorize(self.user_of(index), endpoint.password or self.options.password))
 
-    def _deadline(self, active: _Active, last_data: float) -> tuple[float, str]:
-        """The next moment the connection counts as failed, and what failure that is."""
-        options = self.options
-        deadline = last_data + options.idle_timeout
-        why = f"watchdog: nothing from the pool for {options.idle_timeout:.0f} s"
-        if not (active.authorized and active.has_job):
-            missing = ("an answer to mining.subscribe" if active.protocol.state is State.SUBSCRIBING
-                       else "an answer to mining.authorize" if not active.authorized else "a first job")
-            handshake_end = active.connected_at + options.handshake_timeout
-            if handshake_end < deadline:
-                deadline, why = handshake_end, f"no {missing} within {options.handshake_timeout:g} s of connecting"
-        if active.longest_job_gap and active.last_job_at is not None:
-            # A pool that sent jobs every few seconds and then none for several times
-            # that long has hung: leave it well before the watchdog.
-            rhythm = JOB_SILENCE_FACTOR * active.longest_job_gap
-            silence = min(options.idle_timeout, max(options.job_silence_min, rhythm))
-            if active.last_job_at + silence < deadline:
-                deadline, why = active.last_job_at + silence, (
-                    f"no new job for {silence:.0f} s (jobs came at least every {active.longest_job_gap:.1f} s)")
-        if active.sent_at:
-            answer_end = next(iter(active.sent_at.values())) + options.submit_timeout
-            if answer_end < deadline:
-                deadline, why = answer_end, f"the pool has not answered a share for {options.submit_timeout:g} s"
-        return deadline, why
-
-    async def _read_loop(self, reader: asyncio.StreamReader, active: _Active, leave: asyncio.Future[_Leave]) -> None:
+    async def _read_loop(self, reader: asyncio.StreamReader, active: ActiveConnection,
+                         leave: asyncio.Future[_Leave]) -> None:
         protocol, writer = active.protocol, active.writer
         last_data = time.monotonic()
         while True:
             read = asyncio.ensure_future(reader.read(65536))
             waiting: set[asyncio.Future[Any]] = {read, leave}
             while True:
-                deadline, why = self._deadline(active, last_data)
+                deadline, why = active.deadline(self.options, last_data)
                 # Deadlines move while we wait (a share sent, an answer come): look again
                 # at least every DEADLINE_POLL seconds.
                 timeout = min(max(0.0, deadline - time.monotonic()), DEADLINE_POLL)
                 done, _ = await asyncio.wait(waiting, timeout=timeout, return_when="FIRST_COMPLETED")
                 if done:
                     break
-                deadline, why = self._deadline(active, last_data)
+                deadline, why = active.deadline(self.options, last_data)
                 if deadline <= time.monotonic():
                     break
             if leave in done:
@@ -461,7 +359,7 @@ class StratumClient:
                 writer.write(reply)
             await self._drain(active)
 
-    async def _drain(self, active: _Active) -> None:
+    async def _drain(self, active: ActiveConnection) -> None:
         """Wait for what we wrote to leave, within the answer deadline: a pool that stops
         reading must not stall this loop (and every deadline with it)."""
         unsent = active.writer.transport.get_write_buffer_size()
@@ -473,7 +371,7 @@ class StratumClient:
         except TimeoutError:
             raise PoolError(f"the pool has read nothing for {self.options.submit_timeout:g} s") from None
 
-    def _on_event(self, active: _Active, event: ev.Event) -> None:
+    def _on_event(self, active: ActiveConnection, event: ev.Event) -> None:
         index = active.link.index
         if isinstance(event, ev.ShareResult):
             active.accepted += event.accepted
@@ -498,12 +396,7 @@ class StratumClient:
             # count stays until the connection proves stable).
             self.status[index].last_error = None
         elif isinstance(event, ev.NewJob):
-            now = time.monotonic()
-            if active.last_job_at is not None and active.jobs >= 2:
-                # The first gap after the handshake says little; later ones are the pool's rhythm.
-                active.longest_job_gap = max(active.longest_job_gap, now - active.last_job_at)
-            active.has_job, active.last_job_at = True, now
-            active.jobs += 1
+            active.note_job(time.monotonic())
         elif isinstance(event, ev.ProtocolError):
             self._warn.warning("protocol", "%s: %s", active.link.url, event.message)
             if event.fatal:
@@ -514,7 +407,7 @@ class StratumClient:
             log.info("%s says: %s", active.link.url, event.text)
         self.handler(active.link, event)
 
-    def _send_held(self, active: _Active) -> None:
+    def _send_held(self, active: ActiveConnection) -> None:
         held, active.held = active.held, []
         for share in held:
             if share.waiter.done():
@@ -524,7 +417,7 @@ class StratumClient:
             except PoolError as exc:
                 share.waiter.set_exception(exc)
 
-    def _follow_reconnect(self, active: _Active, event: ev.Reconnect) -> None:
+    def _follow_reconnect(self, active: ActiveConnection, event: ev.Reconnect) -> None:
         current = self.endpoints[active.link.index]
         host = event.host or current.host
         if host != current.host and not self.options.allow_redirect:
@@ -585,7 +478,6 @@ class StratumClient:
         except (OSError, ssl.SSLError) as exc:
             return _describe(exc)
         return None
-
 
 
 def _describe(exc: BaseException) -> str:

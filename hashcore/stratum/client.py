@@ -2,9 +2,12 @@
 
 :class:`StratumClient` keeps one connection to the best reachable pool of a priority
 list. It feeds the bytes to a :class:`~hashcore.stratum.protocol.ClientConnection` and
-passes its events on to a handler, tagged with a :class:`Link` that says which pool and
-which connection they came from (a share found on an old connection must never be sent
-on a new one). It decides nothing about the protocol itself.
+passes its events on to a handler, tagged with a :class:`~hashcore.stratum.options.Link`
+that says which pool and which connection they came from (a share found on an old
+connection must never be sent on a new one). It decides nothing about the protocol
+itself. The bookkeeping it drives has no I/O and lives beside it: one connection's
+progress and deadlines in :mod:`~hashcore.stratum.connection`, the pool list and its
+retry times in :mod:`~hashcore.stratum.failover`.
 
 * Deadlines on every wait: connect; the handshake (subscribe and authorize answered
   and a first job, within ``handshake_timeout``: a pool that accepts TCP and says

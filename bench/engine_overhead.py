@@ -16,7 +16,8 @@ import statistics
 
 from hashcore.bench import bench
 from hashcore.engine import Miner
-from hashcore.stratum.pool import EmbeddedPool, VardiffPolicy
+from hashcore.stratum.pool import EmbeddedPool
+from hashcore.stratum.poolsession import VardiffPolicy
 
 
 async def mine_rate(backend: str, threads: int, seconds: float) -> tuple[float, int]:

@@ -25,8 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool, PoolSession, VardiffPolicy
-from hashcore.stratum.protocol import ClientConnection, State, notify_params
+from hashcore.stratum.blocktemplate import REGTEST_NBITS
+from hashcore.stratum.fields import notify_params
+from hashcore.stratum.pool import EmbeddedPool
+from hashcore.stratum.poolsession import PoolSession, VardiffPolicy
+from hashcore.stratum.protocol import ClientConnection, State
 
 #: Values that have broken parsers before: signs, spaces, prefixes, odd types, extremes.
 ODD_VALUES: list[Any] = [

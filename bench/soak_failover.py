@@ -28,7 +28,8 @@ import time
 from typing import Any
 
 from hashcore.engine import Miner
-from hashcore.stratum.pool import EmbeddedPool, VardiffPolicy
+from hashcore.stratum.pool import EmbeddedPool
+from hashcore.stratum.poolsession import VardiffPolicy
 
 DIFFICULTY = 0.002
 

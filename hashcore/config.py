@@ -22,7 +22,7 @@ from urllib.parse import quote
 from hashcore.backends import base as registry
 from hashcore.boundedio import read_text_bounded
 from hashcore.errors import ConfigError
-from hashcore.stratum.client import split_pool_url
+from hashcore.stratum.urls import split_pool_url
 
 #: Keys whose values are never repeated in an error message.
 SECRET_KEYS = frozenset({"password", "pass", "token"})

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from hashcore.errors import ConfigError
-from hashcore.stratum.client import redact_url
+from hashcore.stratum.urls import redact_url
 from hashcore.work import Job
 
 #: The most pools a miner takes (the command line's, the config's and those added through

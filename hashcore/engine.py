@@ -57,7 +57,8 @@ from hashcore.lograte import RateLimitedLog
 from hashcore.metering import EnergyLedger, MeterSettings
 from hashcore.shareflow import ShareFlow
 from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE
-from hashcore.stratum.client import ClientOptions, Link, StratumClient
+from hashcore.stratum.client import StratumClient
+from hashcore.stratum.options import ClientOptions, Link
 from hashcore.telemetry.base import EnergyMeter
 from hashcore.work import NONCE_SPACE
 from hashcore.workers import MAX_RESULTS, ChunkSizer, ProcessScanner, Scanner, default_threads, open_scanners

@@ -30,7 +30,8 @@ from hashcore.errors import PoolError, WorkError
 from hashcore.lograte import RateLimitedLog
 from hashcore.sharerate import ShareRateCap
 from hashcore.stratum import events as ev
-from hashcore.stratum.client import Connected, Disconnected, Link, StratumClient
+from hashcore.stratum.client import StratumClient
+from hashcore.stratum.options import Connected, Disconnected, Link
 from hashcore.stratum.protocol import ClientConnection
 from hashcore.work import Work, difficulty_to_target, target_to_difficulty, verify_nonce
 from hashcore.worksource import Template, WorkSource, WorkUnit

@@ -63,7 +63,7 @@ RULES: tuple[Rule, ...] = (
     Rule("throttle", "the throttle is a pure control core", only=("errors", "report.account", "throttle")),
     Rule("report", "the report reads run results, it never drives the throttle", never=("throttle",)),
     Rule("stratum", "the Stratum layer stands on the work model alone",
-         only=("errors", "boundedjson", "lograte", "work", "sha256", "stratum")),
+         only=("errors", "_version", "boundedjson", "lograte", "work", "sha256", "stratum")),
     Rule("backends", "a backend scans work; it knows nothing of who drives it",
          never=("engine", "stratum", "throttle", "app", *PRESENTERS)),
     Rule("*", "the command line is the top: nothing imports it", never=("cli",)),

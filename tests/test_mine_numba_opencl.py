@@ -17,7 +17,8 @@ import pytest
 from hashcore.backends import base
 from hashcore.engine import Miner
 from hashcore.errors import BackendUnavailable
-from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool
+from hashcore.stratum.blocktemplate import REGTEST_NBITS
+from hashcore.stratum.pool import EmbeddedPool
 from hashcore.work import difficulty_to_target, nbits_to_target
 from tests.live import FAST, wait_until
 

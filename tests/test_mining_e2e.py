@@ -12,7 +12,8 @@ import pytest
 
 from hashcore.engine import Miner
 from hashcore.errors import ConfigError, PoolError
-from hashcore.stratum.pool import REGTEST_NBITS, EmbeddedPool
+from hashcore.stratum.blocktemplate import REGTEST_NBITS
+from hashcore.stratum.pool import EmbeddedPool
 from hashcore.work import difficulty_to_target, nbits_to_target
 from tests.live import FAST, free_port, wait_until
 

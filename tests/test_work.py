@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hashcore import sha256
 from hashcore.errors import WorkError
-from hashcore.stratum.protocol import job_from_notify, notify_params
+from hashcore.stratum.fields import job_from_notify, notify_params
 from hashcore.work import (
     DIFF1_TARGET,
     MAX_TARGET,

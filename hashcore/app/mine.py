@@ -25,7 +25,8 @@ from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError
 from hashcore.metering import MeterSettings
 from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE
-from hashcore.stratum.pool import EmbeddedPool, VardiffPolicy
+from hashcore.stratum.pool import EmbeddedPool
+from hashcore.stratum.poolsession import VardiffPolicy
 
 #: How long `hashcore mine --embedded` runs unless told otherwise (--forever runs on).
 EMBEDDED_DEFAULT_SECONDS = 60.0

@@ -31,7 +31,7 @@ from hashcore.engine import MinerStats
 from hashcore.errors import ConfigError
 from hashcore.liveview import format_energy, format_rate, miner_line, miner_table
 from hashcore.sharerate import DEFAULT_MAX_SHARE_RATE
-from hashcore.stratum.client import parse_pool_url
+from hashcore.stratum.urls import parse_pool_url
 
 
 def _pool_url(text: str) -> str:

@@ -11,7 +11,9 @@ from rich.console import Console
 
 from hashcore.cli.argtypes import hex32, port, positive_float
 from hashcore.errors import ConfigError
-from hashcore.stratum.pool import MAINNET_NBITS, EmbeddedPool, VardiffPolicy
+from hashcore.stratum.blocktemplate import MAINNET_NBITS
+from hashcore.stratum.pool import EmbeddedPool
+from hashcore.stratum.poolsession import VardiffPolicy
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

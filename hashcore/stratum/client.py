@@ -2,9 +2,12 @@
 
 :class:`StratumClient` keeps one connection to the best reachable pool of a priority
 list. It feeds the bytes to a :class:`~hashcore.stratum.protocol.ClientConnection` and
-passes its events on to a handler, tagged with a :class:`Link` that says which pool and
-which connection they came from (a share found on an old connection must never be sent
-on a new one). It decides nothing about the protocol itself.
+passes its events on to a handler, tagged with a :class:`~hashcore.stratum.options.Link`
+that says which pool and which connection they came from (a share found on an old
+connection must never be sent on a new one). It decides nothing about the protocol
+itself. The bookkeeping it drives has no I/O and lives beside it: one connection's
+progress and deadlines in :mod:`~hashcore.stratum.connection`, the pool list and its
+retry times in :mod:`~hashcore.stratum.failover`.
 
 * Deadlines on every wait: connect; the handshake (subscribe and authorize answered
   and a first job, within ``handshake_timeout``: a pool that accepts TCP and says
@@ -35,264 +38,22 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from hashcore.errors import ConfigError, PoolError
 from hashcore.lograte import RateLimitedLog
 from hashcore.stratum import events as ev
-from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE
+from hashcore.stratum.connection import ActiveConnection, HeldShare
+from hashcore.stratum.failover import PoolList
+from hashcore.stratum.options import ClientOptions, Connected, Disconnected, Handler, Link, PoolStatus
 from hashcore.stratum.protocol import ClientConnection, LocalProtocolError, State
-from hashcore.work import DEFAULT_VERSION_MASK, WorkOrigin
+from hashcore.stratum.urls import Endpoint, parse_pool_url
+from hashcore.work import WorkOrigin
 
 log = logging.getLogger("hashcore.stratum")
 
 #: How often a connection's deadlines are looked at while nothing arrives.
 DEADLINE_POLL = 0.25
-#: A pool silent for this many times its longest gap between jobs so far (but at least
-#: ``job_silence_min`` seconds, at most the watchdog's) counts as hung.
-JOB_SILENCE_FACTOR = 3.0
-
-_SCHEMES = {"stratum+tcp": False, "stratum": False, "tcp": False, "stratum+ssl": True, "stratum+tls": True, "ssl": True}
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A pool address parsed from a ``stratum+tcp://`` or ``stratum+ssl://`` URL.
-
-    ``url`` never carries credentials (it is shown and logged); a URL's own
-    ``user:password@`` go to ``user`` and ``password`` and take precedence over the
-    client's defaults for this pool.
-    """
-
-    url: str
-    host: str
-    port: int
-    tls: bool
-    user: str | None = field(default=None, compare=False)
-    password: str | None = field(default=None, compare=False, repr=False)
-    #: Where a ``client.reconnect`` sent us (shown in logs); the pool's URL otherwise.
-    redirected_url: str | None = field(default=None, compare=False)
-
-    @property
-    def address(self) -> str:
-        return self.redirected_url or self.url
-
-
-def split_pool_url(url: str) -> tuple[str, str | None, str | None, str]:
-    """A pool URL taken apart by hand: (scheme, user, password, address).
-
-    The credentials end at the last '@', so a password may hold '#', '/', '?', '@' or
-    ':' as typed (urllib cuts it at the first of them and takes the rest for the host).
-    ``scheme`` is "" when the URL has none; ``address`` is what follows the credentials
-    (``host:port`` and anything after); user and password are as written, escapes kept.
-    """
-    text = url.strip()
-    scheme, separator, rest = text.partition("://")
-    if not separator or not scheme[:1].isalpha() or not all(c.isalnum() or c in "+-." for c in scheme):
-        scheme, rest = "", text  # "user:pa://ss@host" has no scheme: its "://" is in the password
-    userinfo, at, address = rest.rpartition("@")
-    if not at:
-        return scheme.lower(), None, None, rest
-    user, colon, password = userinfo.partition(":")
-    return scheme.lower(), user, password if colon else None, address
-
-
-def redact_url(url: str, *, keep_user: bool = True, default_scheme: str = "") -> str:
-    """A pool URL without the password written into it (``user:pass@host`` -> ``user@host``;
-    without the user too when ``keep_user`` is False). The one rule for every URL shown.
-
-    Split as :func:`split_pool_url` splits it (the last '@' ends the credentials), so a
-    password holding '#', '/', '?' or '@' never shows, with or without a scheme."""
-    scheme, user, _password, address = split_pool_url(url)
-    scheme = scheme or default_scheme
-    shown = f"{user}@{address}" if user and keep_user else address
-    return f"{scheme}://{shown}" if scheme else shown
-
-
-def _valid_host_name(host: str) -> bool:
-    """A DNS name (labels of 1-63 characters, IDNA for non-ASCII) or an IPv4 address."""
-    try:
-        encoded = host.rstrip(".").encode("idna")
-    except UnicodeError:
-        return False
-    labels = encoded.split(b".")
-    return 0 < len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
-
-
-def parse_pool_url(url: str) -> Endpoint:
-    """Parse a pool URL; raises ConfigError naming what is wrong (never the password).
-
-    Percent-escapes in the user and password are decoded (write a literal '%' as %25)."""
-    scheme, user, password, address = split_pool_url(url)
-    scheme = scheme or "stratum+tcp"
-    shown = redact_url(url, keep_user=False, default_scheme=scheme)
-    if scheme not in _SCHEMES:
-        raise ConfigError(f"pool URL {shown!r}: scheme must be stratum+tcp:// or stratum+ssl://")
-    host_port = address
-    for mark in "/?#":  # a path, query or fragment means nothing to Stratum
-        host_port = host_port.partition(mark)[0]
-    if host_port.startswith("["):
-        host, closed, after = host_port[1:].partition("]")
-        if not closed:
-            raise ConfigError(f"pool URL {shown!r}: an IPv6 address needs its closing ']', e.g. [::1]:3333")
-        try:
-            socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
-        except OSError:
-            raise ConfigError(f"pool URL {shown!r}: {host!r} is not an IPv6 address") from None
-        if after and not after.startswith(":"):
-            raise ConfigError(f"pool URL {shown!r}: needs host:port")
-        port_text = after[1:]
-    else:
-        host, _, port_text = host_port.partition(":")
-        if ":" in port_text:
-            # Perhaps credentials typed with ':' for '@' (u:pass:host:port): show none of it.
-            raise ConfigError(f"pool URL {scheme}://...: more than one ':' in host:port; credentials go before "
-                              "an '@' (user:password@host:port) and an IPv6 address in brackets ([::1]:3333)")
-        if host and not _valid_host_name(host):
-            raise ConfigError(f"pool URL {shown!r}: {host[:80]!r} is not a host name or address")
-    if not host or not port_text or any(c.isspace() for c in host):
-        raise ConfigError(f"pool URL {shown!r}: needs host:port")
-    port = int(port_text) if port_text.isascii() and port_text.isdigit() else -1
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"pool URL {shown!r}: bad port {port_text[:12]!r} (1-65535)")
-    return Endpoint(
-        shown,
-        host.lower(),
-        port,
-        _SCHEMES[scheme],
-        unquote(user) if user else None,
-        unquote(password) if password is not None else None,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    """How the client connects and behaves.
-
-    Attributes:
-        user / password: the worker credentials sent with ``mining.authorize``.
-        version_rolling: ask for BIP 310 version rolling with ``mining.configure``.
-        version_mask: the mask to ask for.
-        extranonce_subscribe: send ``mining.extranonce.subscribe``.
-        suggest_difficulty: send ``mining.suggest_difficulty`` with this value.
-        connect_timeout: seconds to open the TCP (and TLS) connection.
-        handshake_timeout: seconds from connecting until subscribe and authorize are
-            answered and the first job has come; past it the pool counts as failed.
-        idle_timeout: the watchdog: seconds without any byte from the pool.
-        job_silence_min: the least time without a new job that counts a pool as hung
-            (it is three times the longest gap between its jobs so far, when longer).
-        submit_timeout: seconds to wait for the pool's answer to a share; a share left
-            unanswered this long means the pool stopped answering (reconnect).
-        backoff_base / backoff_max: reconnect delays (doubling, with +-50% jitter,
-            never above ``backoff_max``).
-        stable_after: seconds a connection must last before its pool's backoff resets
-            (an accepted share resets it too).
-        failback_interval: seconds between probes of better pools while on a backup.
-        max_held_shares: shares held while the pool has not yet answered authorize.
-        max_unsent_bytes: bytes waiting to be written before the pool counts as not
-            reading (the connection is dropped instead of buffering without end).
-        tls_verify: verify pool certificates (on unless told otherwise).
-        tls_ca: a CA bundle file to verify against, instead of the system's.
-        allow_redirect: follow ``client.reconnect`` to another host.
-        fail_fast: make :meth:`StratumClient.run` raise PoolError when every pool
-            failed once and none was ever reached (the CLI's "unreachable pool").
-        max_line: the longest line accepted from a pool.
-    """
-
-    user: str
-    password: str = field(default="x", repr=False)
-    version_rolling: bool = True
-    version_mask: int = DEFAULT_VERSION_MASK
-    extranonce_subscribe: bool = True
-    suggest_difficulty: float | None = None
-    connect_timeout: float = 10.0
-    handshake_timeout: float = 10.0
-    idle_timeout: float = 180.0
-    job_silence_min: float = 15.0
-    submit_timeout: float = 10.0
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    stable_after: float = 60.0
-    failback_interval: float = 30.0
-    max_held_shares: int = 256
-    max_unsent_bytes: int = 1 << 20
-    tls_verify: bool = True
-    tls_ca: str | None = None
-    allow_redirect: bool = False
-    fail_fast: bool = False
-    max_line: int = DEFAULT_MAX_LINE
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """Which pool (by priority index) and which connection to it an event came from."""
-
-    index: int
-    url: str
-    session: int
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """The transport connected to a pool (protocol events follow)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """The connection ended; every share in flight on it is unanswered."""
-
-    reason: str
-
-
-Handler = Callable[[Link, "ev.Event | Connected | Disconnected"], None]
-
-
-@dataclass(slots=True)
-class PoolStatus:
-    """What the client knows about one pool of the list."""
-
-    url: str
-    connected: bool = False
-    connects: int = 0
-    failures: int = 0
-    last_error: str | None = None
-    retry_at: float = 0.0
-    ever_connected: bool = False
-    enabled: bool = True
-    #: The pool dropped a handshake that began with mining.configure: leave it out.
-    plain_handshake: bool = False
-
-
-@dataclass(slots=True)
-class _Held:
-    """A share found before the pool answered authorize, waiting to be sent."""
-
-    origin: WorkOrigin
-    nonce: int
-    waiter: asyncio.Future[ev.ShareResult]
-
-
-@dataclass(slots=True)
-class _Active:
-    link: Link
-    protocol: ClientConnection
-    writer: asyncio.StreamWriter
-    connected_at: float
-    waiters: dict[int, asyncio.Future[ev.ShareResult]] = field(default_factory=dict)
-    #: When each share in ``waiters`` was written (monotonic), oldest first.
-    sent_at: dict[int, float] = field(default_factory=dict)
-    held: list[_Held] = field(default_factory=list)
-    authorized: bool = False
-    authorized_at: float | None = None
-    has_job: bool = False
-    accepted: int = 0
-    jobs: int = 0
-    last_job_at: float | None = None
-    longest_job_gap: float = 0.0
-    sent_configure: bool = False
 
 
 class _Closed(PoolError):
@@ -319,24 +80,33 @@ class StratumClient:
     def __init__(self, urls: list[str], options: ClientOptions, handler: Handler) -> None:
         if not urls:
             raise ConfigError("at least one pool URL is needed")
-        self.endpoints = [parse_pool_url(url) for url in urls]
         self.options = options
         self.handler = handler
-        self.status = [PoolStatus(e.url) for e in self.endpoints]
-        #: Pool indexes, best first: failover walks it; switch_pool reorders it.
-        self.priority = list(range(len(self.endpoints)))
+        self.pools = PoolList([parse_pool_url(url) for url in urls], self._backoff)
         self._leave: asyncio.Future[_Leave] | None = None
-        self._active: _Active | None = None
+        self._active: ActiveConnection | None = None
         self._session_counter = 0
         self._resume: dict[int, tuple[str, bytes]] = {}  # pool index -> (session id, extranonce1)
         self._redirects: dict[int, Endpoint] = {}
-        #: Pools (by index) that closed a handshake begun with mining.configure unanswered.
-        self._dropped_configure: set[int] = set()
-        self._proved: dict[int, bool] = {}  # pool index -> its last connection got a share accepted
         self._rng = random.Random()
         self._warn = RateLimitedLog(log)
 
     # --- public ------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The pools, by index (their URLs without passwords)."""
+        return self.pools.endpoints
+
+    @property
+    def status(self) -> list[PoolStatus]:
+        """What the client knows about each pool, by index."""
+        return self.pools.status
+
+    @property
+    def priority(self) -> list[int]:
+        """Pool indexes, best first."""
+        return self.pools.priority
 
     @property
     def link(self) -> Link | None:
@@ -352,40 +122,33 @@ class StratumClient:
 
     async def run(self) -> None:
         """Connect, serve, fail over and reconnect until cancelled."""
+        pools = self.pools
         while True:
-            index = self._next_pool()
+            index = pools.next_pool(time.monotonic())
             if index is None:
                 self._check_fail_fast()
-                wait = max(0.05, min(s.retry_at for s in self.status if s.enabled) - time.monotonic())
-                await asyncio.sleep(wait)
+                await asyncio.sleep(pools.wait(time.monotonic()))
                 continue
-            status = self.status[index]
+            status = pools.status[index]
             try:
                 await self._serve(index)
             except _Redirect as redirect:
                 self._redirects[index] = redirect.endpoint
-                delay = redirect.wait
-                if not self._proved.get(index, False):
-                    # Sent on before any share was accepted: a loop of redirects backs off
-                    # like failures (and lets the next pool serve meanwhile).
-                    status.failures += 1
-                    if status.failures > 1:
-                        delay = max(delay, self._backoff(status.failures - 1))
-                status.retry_at = time.monotonic() + delay
+                delay = pools.redirected(index, redirect.wait, time.monotonic())
                 log.info("%s: %s in %.1f s", status.url, redirect, delay)
             except _Leave as leave:
                 log.info("%s: leaving: %s", status.url, leave)
-                self.status[leave.index].retry_at = 0.0
+                pools.retry_now(leave.index)
             except (OSError, TimeoutError, PoolError, ssl.SSLError) as exc:
-                status.last_error = _describe(exc)
-                if self._fell_back_to_plain(index):
-                    continue  # retry at once, without mining.configure
-                status.failures += 1
-                delay = self._backoff(status.failures)
-                status.retry_at = time.monotonic() + delay
+                retry_in = pools.failed(index, _describe(exc), time.monotonic())
+                if retry_in is None:  # retry at once, without mining.configure
+                    log.warning(
+                        "%s dropped the connection after mining.configure without answering; using a plain "
+                        "handshake (no version rolling) with this pool from now on", status.url)
+                    continue
                 # Before a first connection the CLI's fail-fast error says it all; after it, warn.
                 level = logging.WARNING if status.ever_connected else logging.INFO
-                log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, delay)
+                log.log(level, "%s: %s; retrying in %.1f s", status.url, status.last_error, retry_in)
                 self._check_fail_fast()
 
     def _backoff(self, failures: int) -> float:
@@ -393,20 +156,6 @@ class StratumClient:
         options = self.options
         delay = options.backoff_base * 2 ** min(failures - 1, 30) * self._rng.uniform(0.5, 1.5)
         return min(options.backoff_max, delay)
-
-    def _fell_back_to_plain(self, index: int) -> bool:
-        """After a handshake the pool dropped before answering subscribe: when it began
-        with mining.configure, remember to leave that out for this pool (pools from
-        before BIP 310 drop such clients). Returns True when that is newly learnt."""
-        if index not in self._dropped_configure:
-            return False
-        self._dropped_configure.discard(index)
-        pool = self.status[index]
-        pool.plain_handshake = True  # configure is only sent while this is False
-        log.warning(
-            "%s dropped the connection after mining.configure without answering; using a plain handshake "
-            "(no version rolling) with this pool from now on", pool.url)
-        return True
 
     def send_share(self, link: Link, origin: WorkOrigin, nonce: int) -> asyncio.Future[ev.ShareResult]:
         """Write a share on ``link``'s connection now; the future resolves with the answer.
@@ -424,12 +173,12 @@ class StratumClient:
             # The job came before the answer to authorize: send the share once it comes.
             if len(active.held) >= self.options.max_held_shares:
                 raise PoolError(f"{len(active.held)} shares already wait for the pool to authorize the worker")
-            active.held.append(_Held(origin, nonce, waiter))
+            active.held.append(HeldShare(origin, nonce, waiter))
             return waiter
         self._write_share(active, origin, nonce, waiter)
         return waiter
 
-    def _write_share(self, active: _Active, origin: WorkOrigin, nonce: int,
+    def _write_share(self, active: ActiveConnection, origin: WorkOrigin, nonce: int,
                      waiter: asyncio.Future[ev.ShareResult]) -> None:
         unsent = active.writer.transport.get_write_buffer_size()
         if unsent > self.options.max_unsent_bytes:
@@ -468,65 +217,34 @@ class StratumClient:
 
     def add_pool(self, url: str) -> int:
         """Append a pool at the lowest priority; returns its index."""
-        endpoint = parse_pool_url(url)
-        self.endpoints.append(endpoint)
-        self.status.append(PoolStatus(endpoint.url))
-        self.priority.append(len(self.endpoints) - 1)
-        return len(self.endpoints) - 1
+        return self.pools.add(parse_pool_url(url))
 
     def switch_pool(self, index: int) -> None:
         """Make pool ``index`` the first choice and move to it now."""
-        self._check_index(index)
-        self.status[index].enabled = True
-        self.priority.remove(index)
-        self.priority.insert(0, index)
+        self.pools.prefer(index)
         self._move_to(index, "switched by the operator")
 
     def enable_pool(self, index: int) -> None:
-        self._check_index(index)
-        self.status[index].enabled = True
-        self.status[index].retry_at = 0.0
+        self.pools.enable(index)
         active = self._active
-        if active is not None and self._rank(index) < self._rank(active.link.index):
+        if active is not None and self.pools.rank(index) < self.pools.rank(active.link.index):
             self._move_to(index, "a better pool was enabled")
 
     def disable_pool(self, index: int) -> None:
         """Stop using pool ``index``; when it is the current one, fail over now."""
-        self._check_index(index)
-        if all(not s.enabled or i == index for i, s in enumerate(self.status)):
-            raise ConfigError("cannot disable the last enabled pool")
-        self.status[index].enabled = False
+        self.pools.disable(index)
         active = self._active
         if active is not None and active.link.index == index:
-            target = next(i for i in self.priority if self.status[i].enabled)
-            self._move_to(target, "disabled by the operator")
-
-    def _check_index(self, index: int) -> None:
-        if not 0 <= index < len(self.endpoints):
-            raise ConfigError(f"no pool {index} (pools are 0..{len(self.endpoints) - 1})")
-
-    def _rank(self, index: int) -> int:
-        return self.priority.index(index)
+            self._move_to(self.pools.first_enabled(), "disabled by the operator")
 
     def _move_to(self, index: int, why: str) -> None:
         leave = self._leave
         if leave is not None and not leave.done() and self._active and self._active.link.index != index:
             leave.set_result(_Leave(index, why))
 
-    def _next_pool(self) -> int | None:
-        now = time.monotonic()
-        for index in self.priority:
-            status = self.status[index]
-            if status.enabled and status.retry_at <= now:
-                return index
-        return None
-
     def _check_fail_fast(self) -> None:
-        if not self.options.fail_fast:
-            return
-        if all(s.failures and not s.ever_connected for s in self.status if s.enabled):
-            reasons = "; ".join(f"{s.url}: {s.last_error}" for s in self.status)
-            raise PoolError(f"no pool could be reached ({reasons})")
+        if self.options.fail_fast:
+            self.pools.check_reached()
 
     # --- one connection ----------------------------------------------------------------
 
@@ -561,15 +279,14 @@ class StratumClient:
         self._session_counter += 1
         link = Link(index, status.url, self._session_counter)
         protocol = ClientConnection(max_line=self.options.max_line)
-        active = _Active(link, protocol, writer, time.monotonic())
+        active = ActiveConnection(link, protocol, writer, time.monotonic())
         self._active = active
-        status.connected, status.ever_connected = True, True
-        status.connects += 1
+        self.pools.connected(index)
         log.info("connected to %s", endpoint.address)
         self.handler(link, Connected())
         leave: asyncio.Future[_Leave] = asyncio.get_running_loop().create_future()
         self._leave = leave
-        better = [i for i in self.priority[: self._rank(index)] if self.status[i].enabled]
+        better = self.pools.better_than(index)
         failback = asyncio.create_task(self._watch_better_pools(better, leave)) if better else None
         reason = "closed"
         try:
@@ -584,17 +301,14 @@ class StratumClient:
             reason = _describe(exc)
             dropped = isinstance(exc, (_Closed, ConnectionError))
             if dropped and protocol.state is State.SUBSCRIBING and active.sent_configure:
-                self._dropped_configure.add(index)
+                self.pools.configure_dropped(index)
             raise
         finally:
             if failback is not None:
                 failback.cancel()
             self._active, self._leave = None, None
-            status.connected = False
             up_for = time.monotonic() - active.authorized_at if active.authorized_at is not None else 0.0
-            self._proved[index] = up_for >= self.options.stable_after or active.accepted > 0
-            if self._proved[index]:
-                status.failures = 0  # it did work (shares accepted, or up a good while): back off afresh
+            self.pools.disconnected(index, proved=up_for >= self.options.stable_after or active.accepted > 0)
             lost = PoolError(f"connection lost before the pool answered ({reason})")
             for waiter in [*active.waiters.values(), *(h.waiter for h in active.held)]:
                 if not waiter.done():
@@ -612,46 +326,22 @@ class StratumClient:
         writer.write(protocol.subscribe(resume[0] if resume else None))
         writer.write(protocol.authorize(self.user_of(index), endpoint.password or self.options.password))
 
-    def _deadline(self, active: _Active, last_data: float) -> tuple[float, str]:
-        """The next moment the connection counts as failed, and what failure that is."""
-        options = self.options
-        deadline = last_data + options.idle_timeout
-        why = f"watchdog: nothing from the pool for {options.idle_timeout:.0f} s"
-        if not (active.authorized and active.has_job):
-            missing = ("an answer to mining.subscribe" if active.protocol.state is State.SUBSCRIBING
-                       else "an answer to mining.authorize" if not active.authorized else "a first job")
-            handshake_end = active.connected_at + options.handshake_timeout
-            if handshake_end < deadline:
-                deadline, why = handshake_end, f"no {missing} within {options.handshake_timeout:g} s of connecting"
-        if active.longest_job_gap and active.last_job_at is not None:
-            # A pool that sent jobs every few seconds and then none for several times
-            # that long has hung: leave it well before the watchdog.
-            rhythm = JOB_SILENCE_FACTOR * active.longest_job_gap
-            silence = min(options.idle_timeout, max(options.job_silence_min, rhythm))
-            if active.last_job_at + silence < deadline:
-                deadline, why = active.last_job_at + silence, (
-                    f"no new job for {silence:.0f} s (jobs came at least every {active.longest_job_gap:.1f} s)")
-        if active.sent_at:
-            answer_end = next(iter(active.sent_at.values())) + options.submit_timeout
-            if answer_end < deadline:
-                deadline, why = answer_end, f"the pool has not answered a share for {options.submit_timeout:g} s"
-        return deadline, why
-
-    async def _read_loop(self, reader: asyncio.StreamReader, active: _Active, leave: asyncio.Future[_Leave]) -> None:
+    async def _read_loop(self, reader: asyncio.StreamReader, active: ActiveConnection,
+                         leave: asyncio.Future[_Leave]) -> None:
         protocol, writer = active.protocol, active.writer
         last_data = time.monotonic()
         while True:
             read = asyncio.ensure_future(reader.read(65536))
             waiting: set[asyncio.Future[Any]] = {read, leave}
             while True:
-                deadline, why = self._deadline(active, last_data)
+                deadline, why = active.deadline(self.options, last_data)
                 # Deadlines move while we wait (a share sent, an answer come): look again
                 # at least every DEADLINE_POLL seconds.
                 timeout = min(max(0.0, deadline - time.monotonic()), DEADLINE_POLL)
                 done, _ = await asyncio.wait(waiting, timeout=timeout, return_when="FIRST_COMPLETED")
                 if done:
                     break
-                deadline, why = self._deadline(active, last_data)
+                deadline, why = active.deadline(self.options, last_data)
                 if deadline <= time.monotonic():
                     break
             if leave in done:
@@ -672,7 +362,7 @@ class StratumClient:
                 writer.write(reply)
             await self._drain(active)
 
-    async def _drain(self, active: _Active) -> None:
+    async def _drain(self, active: ActiveConnection) -> None:
         """Wait for what we wrote to leave, within the answer deadline: a pool that stops
         reading must not stall this loop (and every deadline with it)."""
         unsent = active.writer.transport.get_write_buffer_size()
@@ -684,7 +374,7 @@ class StratumClient:
         except TimeoutError:
             raise PoolError(f"the pool has read nothing for {self.options.submit_timeout:g} s") from None
 
-    def _on_event(self, active: _Active, event: ev.Event) -> None:
+    def _on_event(self, active: ActiveConnection, event: ev.Event) -> None:
         index = active.link.index
         if isinstance(event, ev.ShareResult):
             active.accepted += event.accepted
@@ -709,12 +399,7 @@ class StratumClient:
             # count stays until the connection proves stable).
             self.status[index].last_error = None
         elif isinstance(event, ev.NewJob):
-            now = time.monotonic()
-            if active.last_job_at is not None and active.jobs >= 2:
-                # The first gap after the handshake says little; later ones are the pool's rhythm.
-                active.longest_job_gap = max(active.longest_job_gap, now - active.last_job_at)
-            active.has_job, active.last_job_at = True, now
-            active.jobs += 1
+            active.note_job(time.monotonic())
         elif isinstance(event, ev.ProtocolError):
             self._warn.warning("protocol", "%s: %s", active.link.url, event.message)
             if event.fatal:
@@ -725,7 +410,7 @@ class StratumClient:
             log.info("%s says: %s", active.link.url, event.text)
         self.handler(active.link, event)
 
-    def _send_held(self, active: _Active) -> None:
+    def _send_held(self, active: ActiveConnection) -> None:
         held, active.held = active.held, []
         for share in held:
             if share.waiter.done():
@@ -735,16 +420,14 @@ class StratumClient:
             except PoolError as exc:
                 share.waiter.set_exception(exc)
 
-    def _follow_reconnect(self, active: _Active, event: ev.Reconnect) -> None:
+    def _follow_reconnect(self, active: ActiveConnection, event: ev.Reconnect) -> None:
         current = self.endpoints[active.link.index]
         host = event.host or current.host
         if host != current.host and not self.options.allow_redirect:
             log.warning("%s: ignoring client.reconnect to another host %r", current.url, host)
             return
         port = event.port or current.port
-        address = f"{'stratum+ssl' if current.tls else 'stratum+tcp'}://{_host_text(host)}:{port}"
-        target = Endpoint(current.url, host, port, current.tls, current.user, current.password, address)
-        raise _Redirect(target, event.wait)
+        raise _Redirect(current.redirected_to(host, port), event.wait)
 
     async def _watch_better_pools(self, better: list[int], leave: asyncio.Future[_Leave]) -> None:
         """Probe the pools ranked above the current one; leave for the first that
@@ -798,10 +481,6 @@ class StratumClient:
         except (OSError, ssl.SSLError) as exc:
             return _describe(exc)
         return None
-
-
-def _host_text(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _describe(exc: BaseException) -> str:

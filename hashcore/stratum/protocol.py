@@ -16,7 +16,8 @@ line over the length cap or a refused subscription is fatal (the transport recon
 No exception caused by the pool's bytes ever escapes this module.
 
 The connection's states and the only legal transitions are in ``_TRANSITIONS``.
-Hex text is converted here, at the edge: events carry bytes and ints.
+Hex text is converted at the edge (:mod:`~hashcore.stratum.fields`): events carry bytes
+and ints.
 
 The session state the pool sets (extranonce1 and the extranonce2 size, the version mask
 granted, the share difficulty) is kept here and nowhere else. It changes as the event
@@ -30,7 +31,6 @@ from __future__ import annotations
 import enum
 import math
 import re
-import struct
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -38,11 +38,11 @@ from typing import Any
 from hashcore._version import __version__
 from hashcore.errors import HashcoreError
 from hashcore.stratum import events as ev
+from hashcore.stratum.fields import BadMessage, hex_bytes, hex_u32, job_from_notify
 from hashcore.stratum.jsonrpc import DEFAULT_MAX_LINE, LineBuffer, Overflow, decode, encode, error_text, printable
-from hashcore.work import DEFAULT_VERSION_MASK, Job, WorkOrigin, swap_words
+from hashcore.work import DEFAULT_VERSION_MASK, WorkOrigin
 
 USER_AGENT = f"hashcore/{__version__}"
-_HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
 #: A host name, IPv4 or IPv6 address (a client.reconnect target); nothing else.
 _HOST_TEXT = re.compile(r"[A-Za-z0-9._:\-\[\]%]{1,253}")
 #: Pool error codes for a stale share (21 "job not found"), as most pools send them.
@@ -80,10 +80,6 @@ _TRANSITIONS: dict[tuple[State, str], State] = {
 class _Pending:
     method: str
     detail: Any = None
-
-
-class _BadMessage(Exception):
-    """Internal: a message from the pool had the wrong shape (the text says how)."""
 
 
 class ClientConnection:
@@ -185,7 +181,7 @@ class ClientConnection:
                 continue
             try:
                 self._handle(decode(item))
-            except (ValueError, _BadMessage) as exc:
+            except (ValueError, BadMessage) as exc:
                 self._events.append(ev.ProtocolError(f"{exc} in {_preview(item)}"))
             except Exception as exc:  # the promise: nothing the pool sends raises out of here
                 self._events.append(ev.ProtocolError(f"unhandled {type(exc).__name__} in {_preview(item)}"))
@@ -214,17 +210,17 @@ class ClientConnection:
         method = message.get("method")
         if method is not None:
             if not isinstance(method, str):
-                raise _BadMessage(f"method is {type(method).__name__}, not a string")
+                raise BadMessage(f"method is {type(method).__name__}, not a string")
             self._handle_request(method, message.get("params"), message.get("id"))
             return
         if "id" not in message:
-            raise _BadMessage("message with neither method nor id")
+            raise BadMessage("message with neither method nor id")
         request_id = message["id"]
         if isinstance(request_id, str) and request_id.isascii() and request_id.isdigit() and len(request_id) < 20:
             request_id = int(request_id)  # some pools echo ids as strings
         pending = self._pending.pop(request_id, None) if _hashable(request_id) else None
         if pending is None:
-            raise _BadMessage(f"reply to unknown request id {request_id!r}")
+            raise BadMessage(f"reply to unknown request id {request_id!r}")
         self._handle_reply(request_id, pending, message.get("result"), message.get("error"))
 
     # --- replies to our requests ------------------------------------------------------
@@ -246,7 +242,7 @@ class ClientConnection:
             if accepted and self.state in (State.SUBSCRIBED, State.AUTHORIZED):
                 self._advance("authorized")
             elif accepted:
-                raise _BadMessage("mining.authorize answered before mining.subscribe")
+                raise BadMessage("mining.authorize answered before mining.subscribe")
             self._events.append(ev.Authorized(pending.detail, accepted, None if accepted else reason))
         elif method == "mining.submit":
             self._events.append(_share_result(request_id, result, error))
@@ -258,8 +254,8 @@ class ClientConnection:
         if isinstance(result, dict) and result.get("version-rolling") is True:
             mask_hex = result.get("version-rolling.mask", f"{self._requested_mask:08x}")
             try:
-                granted = _hex_u32(mask_hex, "version-rolling.mask") & self._requested_mask
-            except _BadMessage as exc:
+                granted = hex_u32(mask_hex, "version-rolling.mask") & self._requested_mask
+            except BadMessage as exc:
                 self._events.append(ev.ProtocolError(f"mining.configure: {exc}"))
         self._events.append(ev.Configured(granted))
 
@@ -269,9 +265,9 @@ class ClientConnection:
             self._events.append(ev.ProtocolError(f"mining.subscribe: bad result {result!r:.200}", fatal=True))
             return
         try:
-            extranonce1 = _hex(result[1], "extranonce1")
+            extranonce1 = hex_bytes(result[1], "extranonce1")
             size = _extranonce2_size(result[2])
-        except _BadMessage as exc:
+        except BadMessage as exc:
             self._advance("subscribe_failed")
             self._events.append(ev.ProtocolError(f"mining.subscribe: {exc}", fatal=True))
             return
@@ -286,16 +282,16 @@ class ClientConnection:
             if request_id is not None:
                 error = [20, f"unknown method {method}", None]
                 self._outbox += encode({"id": request_id, "result": None, "error": error})
-            raise _BadMessage(f"unknown method {method!r}")
+            raise BadMessage(f"unknown method {method!r}")
         if not isinstance(params, list):
             if params is None and method in ("client.get_version", "client.reconnect", "mining.ping"):
                 params = []
             else:
-                raise _BadMessage(f"{method}: params must be a list, got {type(params).__name__}")
+                raise BadMessage(f"{method}: params must be a list, got {type(params).__name__}")
         try:
             event = handler(self, params)
-        except _BadMessage as exc:
-            raise _BadMessage(f"{method}: {exc}") from exc
+        except BadMessage as exc:
+            raise BadMessage(f"{method}: {exc}") from exc
         if method == "client.get_version" and request_id is not None:
             self._outbox += encode({"id": request_id, "result": self.user_agent, "error": None})
         elif method == "mining.ping" and request_id is not None:
@@ -308,25 +304,25 @@ class ClientConnection:
 
     def _on_set_difficulty(self, params: list[Any]) -> ev.Event:
         if not params:
-            raise _BadMessage("no difficulty given")
+            raise BadMessage("no difficulty given")
         difficulty = params[0]
         if isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)):
-            raise _BadMessage(f"difficulty {difficulty!r} is not a number")
+            raise BadMessage(f"difficulty {difficulty!r} is not a number")
         if not math.isfinite(difficulty) or difficulty <= 0:
-            raise _BadMessage(f"difficulty {difficulty!r} is not a positive number")
+            raise BadMessage(f"difficulty {difficulty!r} is not a positive number")
         return ev.SetDifficulty(float(difficulty))
 
     def _on_set_extranonce(self, params: list[Any]) -> ev.Event:
         if len(params) < 2:
-            raise _BadMessage("needs extranonce1 and extranonce2_size")
-        extranonce1 = _hex(params[0], "extranonce1")
+            raise BadMessage("needs extranonce1 and extranonce2_size")
+        extranonce1 = hex_bytes(params[0], "extranonce1")
         return ev.SetExtranonce(extranonce1, _extranonce2_size(params[1]))
 
     def _on_set_version_mask(self, params: list[Any]) -> ev.Event:
         if not params:
-            raise _BadMessage("no mask given")
+            raise BadMessage("no mask given")
         # The pool may narrow or change the mask, but we only ever roll bits we asked for.
-        return ev.SetVersionMask(_hex_u32(params[0], "mask") & self._requested_mask)
+        return ev.SetVersionMask(hex_u32(params[0], "mask") & self._requested_mask)
 
     def _on_reconnect(self, params: list[Any]) -> ev.Event:
         host = params[0] if len(params) > 0 and params[0] else None
@@ -335,14 +331,14 @@ class ClientConnection:
             try:
                 port = int(params[1])
             except (TypeError, ValueError):
-                raise _BadMessage(f"port {params[1]!r} is not a number") from None
+                raise BadMessage(f"port {params[1]!r} is not a number") from None
             if not 0 < port < 65536:
-                raise _BadMessage(f"port {port} out of range")
+                raise BadMessage(f"port {port} out of range")
         wait = 0.0
         if len(params) > 2 and isinstance(params[2], (int, float)) and not isinstance(params[2], bool):
             wait = min(max(float(params[2]), 0.0), 3600.0)
         if host is not None and not (isinstance(host, str) and _HOST_TEXT.fullmatch(host)):
-            raise _BadMessage(f"host {printable(host, 80)!r} is not a host name or address")
+            raise BadMessage(f"host {printable(host, 80)!r} is not a host name or address")
         return ev.Reconnect(host, port, wait)
 
     def _on_show_message(self, params: list[Any]) -> ev.Event:
@@ -367,71 +363,9 @@ _POOL_METHODS = {
 # --- conversions at the Stratum edge -----------------------------------------------------
 
 
-def job_from_notify(params: list[Any]) -> Job:
-    """A Job from ``mining.notify`` params, checking every field's type and size."""
-    if not isinstance(params, list) or len(params) < 9:
-        raise _BadMessage(f"needs 9 params, got {len(params) if isinstance(params, list) else params!r}")
-    job_id, prevhash, coinb1, coinb2, branch, version, nbits, ntime, clean = params[:9]
-    if isinstance(job_id, int) and not isinstance(job_id, bool):
-        job_id = str(job_id)
-    if not isinstance(job_id, str) or not job_id or len(job_id) > 128 or not job_id.isprintable():
-        raise _BadMessage(f"job_id {printable(job_id, 80)!r} is not a short printable string")
-    if not isinstance(branch, list):
-        raise _BadMessage(f"merkle_branch is {type(branch).__name__}, not a list")
-    if not isinstance(clean, bool):
-        raise _BadMessage(f"clean_jobs {clean!r} is not true or false")
-    try:
-        job = Job(
-            job_id=job_id,
-            prev_hash=swap_words(_hex(prevhash, "prevhash", 32)),
-            coinb1=_hex(coinb1, "coinb1"),
-            coinb2=_hex(coinb2, "coinb2"),
-            merkle_branch=tuple(_hex(node, f"merkle_branch[{i}]", 32) for i, node in enumerate(branch)),
-            version=_hex_u32(version, "version"),
-            nbits=_hex_u32(nbits, "nbits"),
-            ntime=_hex_u32(ntime, "ntime"),
-            clean_jobs=clean,
-        )
-        job.block_target  # noqa: B018 - refuse an nbits that encodes no target now, not mid-mining
-    except HashcoreError as exc:
-        raise _BadMessage(str(exc)) from exc
-    return job
-
-
-def notify_params(job: Job) -> list[Any]:
-    """``mining.notify`` params for a Job (the pool's side of :func:`job_from_notify`)."""
-    return [
-        job.job_id,
-        swap_words(job.prev_hash).hex(),
-        job.coinb1.hex(),
-        job.coinb2.hex(),
-        [node.hex() for node in job.merkle_branch],
-        f"{job.version:08x}",
-        f"{job.nbits:08x}",
-        f"{job.ntime:08x}",
-        job.clean_jobs,
-    ]
-
-
-def _hex(value: Any, name: str, size: int | None = None) -> bytes:
-    if not isinstance(value, str):
-        raise _BadMessage(f"{name} is {type(value).__name__}, not hex text")
-    # bytes.fromhex alone would take spaces ("00 00 00 01"): only hex digits, in pairs.
-    if len(value) % 2 or not _HEX_TEXT.fullmatch(value):
-        raise _BadMessage(f"{name} {value[:80]!r} is not hex")
-    data = bytes.fromhex(value)
-    if size is not None and len(data) != size:
-        raise _BadMessage(f"{name} is {len(data)} bytes, expected {size}")
-    return data
-
-
-def _hex_u32(value: Any, name: str) -> int:
-    return int(struct.unpack(">I", _hex(value, name, 4))[0])
-
-
 def _extranonce2_size(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
-        raise _BadMessage(f"extranonce2_size {value!r} is not between 1 and 32")
+        raise BadMessage(f"extranonce2_size {value!r} is not between 1 and 32")
     return value
 
 

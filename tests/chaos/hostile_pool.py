@@ -19,8 +19,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hashcore.stratum.pool import EXTRANONCE2_SIZE, MAINNET_NBITS, JobMaker
-from hashcore.stratum.protocol import notify_params
+from hashcore.stratum.blocktemplate import EXTRANONCE2_SIZE, MAINNET_NBITS, JobMaker
+from hashcore.stratum.fields import notify_params
 from hashcore.work import Job, difficulty_to_target, rolled_version
 
 MASK = 0x1FFFE000

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from hashcore.engine import Miner
+from hashcore.stratum.fields import job_from_notify
 from hashcore.stratum.pool import EmbeddedPool
-from hashcore.stratum.protocol import job_from_notify
 from hashcore.work import Work, difficulty_to_target, rolled_version, verify_nonce
 from tests.live import FAST, free_port, wait_until
 

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from hashcore.engine import Miner
-from hashcore.stratum.client import ClientOptions, StratumClient
-from hashcore.stratum.pool import REGTEST_NBITS
+from hashcore.stratum.blocktemplate import REGTEST_NBITS
+from hashcore.stratum.client import StratumClient
+from hashcore.stratum.options import ClientOptions
 from tests.chaos.hostile_pool import HostilePool, Script
 from tests.live import FAST, wait_until
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from hashcore.errors import ConfigError
-from hashcore.stratum.client import parse_pool_url
+from hashcore.stratum.urls import parse_pool_url
 from tests.chaos.hostile_pool import HostilePool, Script
 from tests.chaos.test_hostile_pools import DIFFICULTY, miner_for, settle
 from tests.live import wait_until

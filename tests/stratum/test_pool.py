@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from hashcore.stratum.pool import EXTRANONCE2_SIZE, REGTEST_NBITS, EmbeddedPool, JobMaker, PoolSession, VardiffPolicy
-from hashcore.stratum.protocol import job_from_notify
+from hashcore.stratum.blocktemplate import EXTRANONCE2_SIZE, REGTEST_NBITS, JobMaker
+from hashcore.stratum.fields import job_from_notify
+from hashcore.stratum.pool import EmbeddedPool
+from hashcore.stratum.poolsession import PoolSession, VardiffPolicy
 from hashcore.work import DIFF1_TARGET, Work, difficulty_to_target, nbits_to_target, rolled_version, verify_nonce
 
 

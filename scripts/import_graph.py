@@ -78,8 +78,9 @@ LARGE_MODULES: dict[str, str] = {
                                   "written out, and a kernel split from its layout could not be read",
     "engine.py": "the Miner: opening backends, the worker threads' loop, the knobs and the stop all act on "
                  "the same workers (shares, counters and the snapshot are already in shareflow and accounting)",
-    "stratum/client.py": "one transport: connect, handshake, deadlines, reconnects and failover all act on "
-                         "the same connection state machine",
+    "stratum/client.py": "the transport: connect, TLS, handshake, reads against deadlines, reconnects, redirects "
+                         "and failback probes act on one connection's life (its bookkeeping, which needs no "
+                         "I/O, is in connection.py and failover.py)",
 }
 
 # --- the graph -------------------------------------------------------------------------

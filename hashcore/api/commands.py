@@ -51,7 +51,7 @@ from hashcore.api.protocol import (
 from hashcore.config import with_credentials
 from hashcore.control import MAX_POOLS, MinerControl, MinerStats, ThrottleControl, power_target, redact_url
 from hashcore.errors import ConfigError
-from hashcore.stratum.client import split_pool_url
+from hashcore.stratum.urls import split_pool_url
 
 log = logging.getLogger("hashcore.api")
 

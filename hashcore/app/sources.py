@@ -27,7 +27,7 @@ from hashcore.throttle.traces import reading_from_text
 
 T = TypeVar("T")
 
-log = logging.getLogger("hashcore.app.sources")
+log = logging.getLogger("hashcore.throttle.signals")  # the name operators filter on
 
 #: The most a live reading may hold: a number, a JSON object or a short CSV.
 MAX_READING_BYTES = 1 << 20

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, runtime_checkable
 
 from hashcore.errors import ConfigError
 from hashcore.throttle.devices import EfficiencyCurve, Mix
@@ -109,6 +109,7 @@ class DutyActuator:
         pass
 
 
+@runtime_checkable
 class PointKnobs(Protocol):
     """Knobs that can also set a backend's operating point (the simulated plant)."""
 
@@ -132,8 +133,8 @@ class DvfsActuator:
         self.curve: EfficiencyCurve | None = backend.curve
         self.paused_w = backend.paused_watts
         self.span_w = backend.span_watts
-        settable = callable(getattr(knobs, "set_operating_point", None))
-        self._points = cast(PointKnobs, knobs) if settable else None
+        settable = isinstance(knobs, PointKnobs)
+        self._points = knobs if isinstance(knobs, PointKnobs) else None
         self.available = backend.curve is not None and settable
         if backend.curve is None:
             self.reason = f"{backend.name} has no operating points (hashcore bench --sweep, or --device-model)"

@@ -17,7 +17,8 @@ import pytest
 from hashcore.backends.asic import AsicBackend, ChainError, known_answer, parse_faults
 from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.driver import AsicDriver, DriverConfig
-from hashcore.backends.asic.emulator import ChainEmulator, EmulatorConfig, Faults
+from hashcore.backends.asic.emulator import ChainEmulator, EmulatorConfig
+from hashcore.backends.asic.faults import Faults
 from hashcore.errors import BackendError, ConfigError
 from hashcore.work import DEFAULT_VERSION_MASK, Work, difficulty_to_target, verify_nonce
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from hashcore.backends.asic.chips import chip_model
 from hashcore.backends.asic.emulated_chain import EmulatedChain
 from hashcore.backends.asic.emulated_regulator import EmulatedRegulator
-from hashcore.backends.asic.faults import Faults, inject, parse_faults
+from hashcore.backends.asic.faults import Faults, inject
 from hashcore.backends.asic.framing import HostFrameDecoder, Reply, encode_reply
 from hashcore.backends.asic.pmbus import BRIDGE_HOST, BRIDGE_REQUEST_LENGTH
 from hashcore.backends.base import Backend, open_backend
@@ -39,17 +39,7 @@ from hashcore.errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger("hashcore.backends.asic.emulator")
 
-#: What this module served before the chain, the regulator and the faults had their own
-#: modules; importers of these names here keep working.
-__all__ = [
-    "BoardPower",
-    "ChainEmulator",
-    "EmulatedChain",
-    "EmulatedRegulator",
-    "EmulatorConfig",
-    "Faults",
-    "parse_faults",
-]
+__all__ = ["BoardPower", "ChainEmulator", "EmulatorConfig"]
 
 #: The most hashing debt carried from one tick to the next when the CPU falls behind.
 _MAX_BACKLOG_S = 0.5

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from hashcore.app.budget import BudgetOptions, plan_budget, write_live_run
 from hashcore.app.live import LiveThrottle
+from hashcore.app.plan import listed_backends
 from hashcore.config import Config, load_config
 from hashcore.engine import Miner, MinerStats
 from hashcore.errors import ConfigError
@@ -108,9 +109,7 @@ async def mine(options: MineOptions, watcher: Watcher, start_services: StartServ
     config = load_config(options.config) if options.config else Config()
     settings = config.miner
     backend_text = options.backend or ",".join(settings.get("backends", ["auto"]))
-    backends = [name.strip() for name in backend_text.split(",") if name.strip()]
-    if not backends:
-        raise ConfigError("--backend needs at least one name")
+    backends = listed_backends(backend_text)
     urls = list(options.pool) or config.pool_urls()  # flags replace the file's pool list
     if len(urls) + int(options.embedded) > options.max_pools:
         raise ConfigError(f"{len(urls) + int(options.embedded)} pools given; at most {options.max_pools}")

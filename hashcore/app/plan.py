@@ -82,12 +82,17 @@ def policy_for(options: ThrottleOptions, signal: Signal, settings: Mapping[str, 
     )
 
 
-def backend_names(text: str) -> list[str]:
-    """Backend names from a comma-separated list, ``auto`` resolved."""
+def listed_backends(text: str) -> list[str]:
+    """Backend names from a comma-separated list, as given (``auto`` kept)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ConfigError("--backend needs at least one name")
-    return resolve_names(names)
+    return names
+
+
+def backend_names(text: str) -> list[str]:
+    """Backend names from a comma-separated list, ``auto`` resolved."""
+    return resolve_names(listed_backends(text))
 
 
 def fleet_for(options: ThrottleOptions, names: list[str], threads: int | None) -> FleetModel:

@@ -81,7 +81,36 @@ def _budget(value: Any) -> str | None:
     return None if ok else "a trace file name or a number of watts"
 
 
+def _non_negative_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return None if ok else "a number of at least 0"
+
+
+def _number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return None if ok else "a number"
+
+
+def _fraction(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+    return None if ok else "a number from 0 to 1"
+
+
 Check = Callable[[Any], "str | None"]
+
+#: The value checks a schema may use, by name (other config files' schemas take them from here).
+CHECKS: dict[str, Check] = {
+    "string": _string,
+    "boolean": _boolean,
+    "integer": _integer,
+    "number": _number,
+    "positive_int": _positive_int,
+    "positive_number": _positive_number,
+    "non_negative_number": _non_negative_number,
+    "fraction": _fraction,
+    "string_list": _string_list,
+    "budget": _budget,
+}
 
 #: Section -> key -> check. ``pools`` is a list of tables; ``backends`` a table per backend.
 SCHEMA: dict[str, dict[str, Check]] = {
@@ -180,15 +209,19 @@ MAX_CONFIG_BYTES = 1 << 20
 def load_config(path: str | Path) -> Config:
     """Read and check a TOML config file (a regular file of at most :data:`MAX_CONFIG_BYTES`
     in UTF-8; a FIFO or a device is refused, never waited on)."""
+    return parse_config(load_toml(path), str(path))
+
+
+def load_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """A TOML file's document: a regular file of at most :data:`MAX_CONFIG_BYTES` in UTF-8."""
     path = Path(path)
-    text = read_text_bounded(path, MAX_CONFIG_BYTES, "config")
+    text = read_text_bounded(path, MAX_CONFIG_BYTES, what)
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from exc
     except RecursionError:
-        raise ConfigError(f"config {path} is not valid TOML: arrays or tables nested too deeply") from None
-    return parse_config(data, str(path))
+        raise ConfigError(f"{what} {path} is not valid TOML: arrays or tables nested too deeply") from None
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:
@@ -200,13 +233,13 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     for section in SCHEMA:
         if section == "pools":
             continue
-        sections[section] = _table(data.get(section, {}), section, SCHEMA[section], source)
+        sections[section] = check_table(data.get(section, {}), section, SCHEMA[section], source)
     pools_data = data.get("pools", [])
     if not isinstance(pools_data, list):
         raise ConfigError(f"{source}: pools must be a list of tables ([[pools]])")
     pools = []
     for i, entry in enumerate(pools_data):
-        table = _table(entry, f"pools[{i}]", SCHEMA["pools"], source)
+        table = check_table(entry, f"pools[{i}]", SCHEMA["pools"], source)
         if "url" not in table:
             raise ConfigError(f"{source}: pools[{i}].url is missing")
         pools.append(PoolConfig(**table))
@@ -220,7 +253,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
             known = ", ".join(registry.names())
             raise ConfigError(f"{source}: unknown backend [backends.{name}] (known: {known})")
         schema: dict[str, Check] = {key: _option for key in sorted(accepted)}
-        checked_backends[name] = _table(options, f"backends.{name}", schema, source)
+        checked_backends[name] = check_table(options, f"backends.{name}", schema, source)
     return Config(source, pools=tuple(pools), backends=checked_backends, **sections)
 
 
@@ -248,7 +281,8 @@ def _shown(value: Any, *, secret: bool) -> str:
     return text if len(text) <= _MAX_SHOWN else f"{kind} of {len(text)} characters (value not shown)"
 
 
-def _table(value: Any, where: str, schema: dict[str, Check], source: str) -> dict[str, Any]:
+def check_table(value: Any, where: str, schema: dict[str, Check], source: str) -> dict[str, Any]:
+    """``value`` as a table whose every key is in ``schema`` and passes its check."""
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: {where} must be a table")
     for key, item in value.items():

@@ -98,8 +98,9 @@ class LivePlan:
     actuator: str = "duty"
 
 
-class _LiveBattery:
-    """A live battery's state as the dispatcher asks for it (at the tick's time)."""
+class LiveBatteryView:
+    """A live battery's state as the dispatcher asks for it (at the tick's time ``t``, set
+    by the owner before each decision)."""
 
     def __init__(self, state: LiveBatteryState) -> None:
         self.state = state
@@ -164,7 +165,7 @@ class LiveThrottle:
         self._target: float | None = None
         self.ticks = 0
         self.error: str | None = None
-        self._battery = _LiveBattery(plan.battery) if plan.battery is not None else None
+        self._battery = LiveBatteryView(plan.battery) if plan.battery is not None else None
         self.dispatcher = Dispatcher(plan.fleet.paused_watts + plan.fleet.span_watts, plan.fleet.paused_watts,
                                      battery=self._battery,
                                      night_gate=any(n in plan.policy.name for n in ("carbon-cap", "price")))

@@ -23,7 +23,7 @@ from hashcore.throttle.dispatch import DispatchConfig
 from hashcore.throttle.forecast import SolarSite, make_forecast
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.plant import SimulatedMiner
-from hashcore.throttle.signals import Interpolation, Trace
+from hashcore.throttle.signals import Interpolation
 from hashcore.throttle.simulation import SimulationReport, simulate
 
 
@@ -66,7 +66,8 @@ class SimulateOptions(ThrottleOptions):
     site_load_profile: str = "residential"
 
 
-def _site(options: SimulateOptions, trace: Trace) -> SolarSite | None:
+def solar_site(options: SimulateOptions, utc_offset_s: float) -> SolarSite | None:
+    """The PV site of a clearsky forecast, from the ``site_*`` options (None: none given)."""
     given = [options.site_lat, options.site_lon, options.site_pv_kw, options.site_load_kw]
     if all(v is None for v in given):
         return None
@@ -74,7 +75,7 @@ def _site(options: SimulateOptions, trace: Trace) -> SolarSite | None:
             or options.site_load_kw is None:
         raise ConfigError("a PV site needs all of --site-lat, --site-lon, --site-pv-kw and --site-load-kw")
     return SolarSite(options.site_lat, options.site_lon, options.site_pv_kw, options.site_load_kw,
-                     options.site_load_profile, trace.utc_offset_s)
+                     options.site_load_profile, utc_offset_s)
 
 
 def _simulated_fleet(options: SimulateOptions) -> FleetModel:
@@ -102,8 +103,8 @@ def run_simulate(options: SimulateOptions) -> SimulationReport:
     truth = fleet.scaled(fleet.full_watts * options.plant_error) if options.plant_error != 1.0 else fleet
     plant = SimulatedMiner(truth, lag_s=options.lag, noise=options.noise)
     clock = VirtualClock(trace.start)
-    forecast = make_forecast(options.forecast, trace, clock, site=_site(options, trace), start=trace.start,
-                             end=trace.end)
+    forecast = make_forecast(options.forecast, trace, clock, site=solar_site(options, trace.utc_offset_s),
+                             start=trace.start, end=trace.end)
     config = battery_config(options)
     battery = Battery(config) if config is not None else None
     # Ramp ahead by twice the fleet's response time: a first-order lag is 86% done by then.

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from hashcore.cli import bench, devices, mine, pool, report, simulate, telemetry, trace
+from hashcore.cli import bench, devices, mine, pool, report, simulate, site, telemetry, trace
 from hashcore.cli.common import Parser, exit_status, names
 
 #: The subcommands in the order ``hashcore --help`` lists them.
-SUBCOMMANDS = {"mine": mine, "simulate": simulate, "trace": trace, "pool": pool, "devices": devices,
-               "bench": bench, "report": report, "telemetry": telemetry}
+SUBCOMMANDS = {"mine": mine, "site": site, "simulate": simulate, "trace": trace, "pool": pool,
+               "devices": devices, "bench": bench, "report": report, "telemetry": telemetry}
 
 
 def build_parser() -> argparse.ArgumentParser:

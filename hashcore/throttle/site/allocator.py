@@ -1,0 +1,332 @@
+"""A site's budget shared across many miners: who runs, at what power, each tick.
+
+Pure logic on made-up times: the application (:mod:`hashcore.app.site`) reads the miners
+and the budget, hands them to :class:`SiteAllocator` each tick and sends the orders it
+returns; :class:`SiteBook` keeps the site's energy figures.
+
+Each tick the allocator:
+
+1. **Counts what it cannot steer.** A miner that answers but cannot be steered (a
+   read-only API) draws what it reports, else its ``max_watts``. A miner that stops
+   answering (a timeout, a garbled reply) is counted at its last measured power, else its
+   ``max_watts``, until it answers again: it may still be hashing. A miner whose address
+   refuses the connection has no miner software running there, so it draws its
+   ``sleep_watts``, and its share goes to the others at once.
+2. **Holds the locks.** A miner switched on less than ``min_on_s`` ago stays on (at its
+   ``min_watts`` where it takes a power target), one switched off less than ``min_off_s``
+   ago stays asleep: waking an ASIC is slow and wears it.
+3. **Gives the rest cheapest first.** The miners are ranked by their measured joules per
+   terahash (a smoothed figure; the configured one until measured, unmeasured ones last)
+   and each in turn gets what is left, up to its full power: by a power target where it
+   takes one, whole (on at full power, or asleep) where it can only sleep and wake.
+   Hysteresis keeps a miner at the margin from toggling: a sleeping miner wakes only when
+   ``wake_margin_w`` more than its minimum is left, a running one sleeps only when less
+   than its minimum is.
+4. **Limits the ramps.** A target rises at most ``ramp_w_per_s`` a second (per miner; and
+   the site's total at most ``site_ramp_w_per_s``) and at most ``wake_batch`` miners wake
+   per tick, so a returning surplus is taken up in steps; cuts are never limited.
+
+The budget handed out is ``budget × (1 - headroom)`` less a trim that grows while the
+site's measured power stays above the budget (a miner drawing a little over its target,
+a meter reading high) and shrinks again when it is back under.
+
+An order is sent when the allotment changes by more than ``deadband_w``, or when the miner
+reports a target or a state other than the one ordered (telemetry confirms every order;
+a drifted miner is ordered again).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from hashcore.errors import ConfigError
+from hashcore.throttle.site.rules import (
+    CONTROLS,
+    FAILURES,
+    READ_ONLY,
+    REFUSED,
+    TARGET,
+    TIMEOUT,
+    MinerPlan,
+    MinerReading,
+    MinerRules,
+    Observation,
+    Order,
+    SiteRules,
+)
+
+#: Weight of each new measurement in the smoothed J/TH that ranks the miners.
+_RANK_WEIGHT = 0.2
+
+
+@dataclass(slots=True)
+class _Miner:
+    rules: MinerRules
+    awake: bool = True
+    changed_at: float = -math.inf
+    control: str = READ_ONLY
+    last_watts: float | None = None
+    max_seen: float | None = None          # the most drawn while free of its target
+    j_per_th: float | None = None
+    ordered_w: float | None = None        # the target last sent
+    ordered_awake: bool | None = None     # the state last sent
+    reported_target: float | None = None
+    reported_asleep: bool | None = None
+    failure: str | None = None
+    state_drift: int = 0                  # ticks its reported state has differed from the order
+    target_drift: int = 0
+    plan: MinerPlan = field(default_factory=lambda: MinerPlan("down"))
+
+    def full_w(self) -> float | None:
+        if self.rules.max_watts is not None:
+            return self.rules.max_watts
+        return self.max_seen
+
+    def floor_w(self, full: float) -> float:
+        if self.control != TARGET:
+            return full
+        low = self.rules.min_watts if self.rules.min_watts is not None else full / 3
+        return min(max(low, self.rules.sleep_watts), full)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """One tick's outcome: the orders to send and every miner's plan."""
+
+    orders: tuple[Order, ...]
+    plans: Mapping[str, MinerPlan]
+    usable_w: float
+    counted_w: float
+    allotted_w: float
+
+
+class SiteAllocator:
+    """Shares a budget across miners each tick; see the module docstring.
+
+    Args:
+        miners: each miner's address and rules, in the operator's order.
+        rules: the site's rules.
+    """
+
+    def __init__(self, miners: Mapping[str, MinerRules], rules: SiteRules | None = None) -> None:
+        if not miners:
+            raise ConfigError("a site needs at least one miner")
+        self.rules = rules or SiteRules()
+        self._miners = {address: _Miner(r) for address, r in miners.items()}
+        self._trim = 0.0
+        self._last_t: float | None = None
+        self._last_budget: float | None = None  # what the tick that ended was measured against
+        self._allotted_total = 0.0
+
+    @property
+    def trim_w(self) -> float:
+        return self._trim
+
+    def plans(self) -> dict[str, MinerPlan]:
+        return {address: m.plan for address, m in self._miners.items()}
+
+    def step(self, now: float, budget_w: float, observations: Mapping[str, Observation],
+             measured_w: float | None = None) -> Allocation:
+        """Allocate ``budget_w`` for the tick starting at ``now``.
+
+        ``observations``: each miner's reading, or :data:`TIMEOUT` / :data:`REFUSED`
+        (a miner left out counts as a timeout). ``measured_w``: the site's measured power
+        over the tick that ended, held against that tick's budget (it feeds the trim).
+        """
+        dt = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
+        self._last_t = now
+        budget_w = max(0.0, budget_w) if math.isfinite(budget_w) else 0.0
+        if self._last_budget is not None:
+            self._update_trim(self._last_budget, measured_w)
+        self._last_budget = budget_w
+        for address, miner in self._miners.items():
+            self._observe(miner, observations.get(address, TIMEOUT))
+        usable = max(0.0, budget_w * (1.0 - self.rules.headroom) - self._trim)
+        fixed = 0.0
+        steered: list[tuple[str, _Miner]] = []
+        for address, miner in self._miners.items():
+            if miner.failure is not None or miner.control == READ_ONLY:
+                fixed += self._count_unsteered(miner)
+            else:
+                steered.append((address, miner))
+        steered.sort(key=lambda item: _rank_key(item[0], item[1]))
+        remaining = usable - fixed - sum(m.rules.sleep_watts for _, m in steered)
+        # Locked-on miners keep their floor before anyone is given more.
+        for _, miner in steered:
+            if miner.awake and now - miner.changed_at < miner.rules.min_on_s:
+                full = miner.full_w()
+                if full is not None:
+                    remaining -= miner.floor_w(full) - miner.rules.sleep_watts
+        orders: list[Order] = []
+        wakes = 0
+        rise_left = math.inf if self.rules.site_ramp_w_per_s is None else self.rules.site_ramp_w_per_s * dt
+        allotted_total = fixed
+        for rank, (address, miner) in enumerate(steered):
+            plan = self._place(address, miner, rank, now, dt, remaining, wakes, rise_left, orders)
+            extra = plan.allotted_w - miner.rules.sleep_watts
+            locked_on = plan.locked == "min_on" and miner.awake
+            if locked_on:
+                full = miner.full_w()
+                remaining -= extra - (miner.floor_w(full) - miner.rules.sleep_watts if full is not None else 0.0)
+            else:
+                remaining -= extra
+            if plan.state == "waking":
+                wakes += 1
+            before = miner.ordered_w if miner.ordered_w is not None else (miner.last_watts or 0.0)
+            if plan.allotted_w > before:
+                rise_left -= plan.allotted_w - before
+            allotted_total += plan.allotted_w
+        self._allotted_total = allotted_total
+        counted = sum(m.plan.counted_w for m in self._miners.values())
+        return Allocation(tuple(orders), self.plans(), usable, counted, allotted_total)
+
+    # --- one miner ---------------------------------------------------------------------
+
+    def _observe(self, miner: _Miner, observation: Observation) -> None:
+        if isinstance(observation, MinerReading):
+            if observation.control not in CONTROLS:
+                raise ConfigError(f"unknown control {observation.control!r}")
+            miner.failure = None
+            miner.control = observation.control
+            miner.reported_target = observation.target_w
+            miner.reported_asleep = observation.asleep
+            watts = _finite(observation.watts)
+            rate = _finite(observation.hashrate_hs)
+            if miner.ordered_awake is None:
+                miner.awake = not observation.asleep  # first contact: take it as it is
+            if watts is not None:
+                miner.last_watts = watts
+                # Its full power shows only where its target did not hold it back.
+                free = observation.target_w is None or watts < 0.9 * observation.target_w
+                if not observation.asleep and free:
+                    miner.max_seen = watts if miner.max_seen is None else max(miner.max_seen, watts)
+                if not observation.asleep and rate and rate > 0 and watts > 0:
+                    j = watts / (rate / 1e12)
+                    miner.j_per_th = j if miner.j_per_th is None else miner.j_per_th + _RANK_WEIGHT * (
+                        j - miner.j_per_th)
+        elif observation in FAILURES:
+            miner.failure = observation
+            if observation == REFUSED:
+                # Nothing runs there: when it returns it starts as it likes, confirmed by its reading.
+                miner.ordered_awake = None
+                miner.ordered_w = None
+        else:
+            raise ConfigError(f"unknown observation {observation!r}")
+
+    def _count_unsteered(self, miner: _Miner) -> float:
+        full = miner.full_w()
+        if miner.failure == REFUSED:
+            counted, state = miner.rules.sleep_watts, "down"
+        elif miner.failure == TIMEOUT:
+            counted = miner.last_watts if miner.last_watts is not None else (full or 0.0)
+            state = "unresponsive"
+        else:
+            reading = miner.last_watts
+            counted = reading if reading is not None else (full or 0.0)
+            state = "read-only"
+        miner.plan = MinerPlan(state, allotted_w=counted, counted_w=counted, j_per_th=miner.j_per_th,
+                               since=miner.changed_at, full_w=full)
+        return counted
+
+    def _place(self, address: str, miner: _Miner, rank: int, now: float, dt: float, remaining: float,
+               wakes: int, rise_left: float, orders: list[Order]) -> MinerPlan:
+        rules, site = miner.rules, self.rules
+        sleep_w = rules.sleep_watts
+        full = miner.full_w()
+        locked: str | None = None
+        if miner.awake and now - miner.changed_at < rules.min_on_s:
+            locked = "min_on"
+        elif not miner.awake and now - miner.changed_at < rules.min_off_s:
+            locked = "min_off"
+        if full is None:
+            # Never measured at full power: offer what is left, and learn its draw from the answer.
+            full = max(remaining + sleep_w, sleep_w + 1.0)
+            learning = True
+        else:
+            learning = False
+        floor = miner.floor_w(full)
+        need = floor - sleep_w
+        if locked == "min_on":
+            remaining += need  # its floor was set aside before the walk
+        run = miner.awake
+        if locked is None:
+            if miner.awake and remaining < need:
+                run = False
+            elif not miner.awake:
+                batch_full = site.wake_batch and wakes >= site.wake_batch
+                run = remaining >= need + site.wake_margin_w and not batch_full and rise_left >= need
+        if not run:
+            allotted = sleep_w
+        elif miner.control == TARGET:
+            allotted = min(full, sleep_w + max(remaining, need))
+            if not learning:
+                allotted = self._ramped(miner, allotted, dt, rise_left, floor)
+        else:
+            allotted = full
+        waking = run and not miner.awake
+        if run != miner.awake:
+            miner.awake, miner.changed_at = run, now
+        state = "on" if run else "asleep"
+        if waking:
+            state = "waking"
+        elif not run and miner.reported_asleep is False:
+            state = "sleeping"
+        self._orders(address, miner, run, allotted if run and miner.control == TARGET else None, orders)
+        counted = miner.last_watts if miner.last_watts is not None else allotted
+        miner.plan = MinerPlan(state, allotted_w=allotted, counted_w=counted, j_per_th=miner.j_per_th, rank=rank,
+                               since=miner.changed_at, locked=locked, full_w=None if learning else full)
+        return miner.plan
+
+    def _ramped(self, miner: _Miner, allotted: float, dt: float, rise_left: float, floor: float) -> float:
+        before = miner.ordered_w if miner.ordered_w is not None else miner.last_watts
+        if before is None:
+            before = floor
+        limit = before + min(rise_left, math.inf if miner.rules.ramp_w_per_s is None
+                             else miner.rules.ramp_w_per_s * dt)
+        return max(floor, min(allotted, limit)) if allotted > before else allotted
+
+    def _orders(self, address: str, miner: _Miner, run: bool, target: float | None, orders: list[Order]) -> None:
+        confirm = self.rules.confirm_ticks
+        miner.state_drift = miner.state_drift + 1 if miner.reported_asleep == run else 0
+        miner.target_drift = miner.target_drift + 1 if (
+            target is not None and miner.ordered_w is not None
+            and (miner.reported_target is None or abs(miner.reported_target - miner.ordered_w) > max(
+                self.rules.deadband_w, 0.02 * miner.ordered_w))) else 0
+        if target is not None and (miner.ordered_w is None or abs(miner.ordered_w - target) > self.rules.deadband_w
+                                   or miner.target_drift >= confirm):
+            # Before a wake: the miner starts at its new target, not its old one.
+            orders.append(Order(address, "target", round(target, 3)))
+            miner.ordered_w, miner.target_drift = target, 0
+        if miner.ordered_awake != run or miner.state_drift >= confirm:
+            orders.append(Order(address, "wake" if run else "sleep"))
+            miner.ordered_awake, miner.state_drift = run, 0
+
+    def _update_trim(self, budget_w: float, measured_w: float | None) -> None:
+        if measured_w is None or not math.isfinite(measured_w):
+            return
+        excess = measured_w - budget_w * (1.0 - self.rules.headroom / 2)
+        gain = self.rules.trim_gain
+        if excess > 0:
+            self._trim += gain * excess
+        else:
+            self._trim = max(0.0, self._trim - gain * min(-excess, self._trim))
+        self._trim = min(self._trim, 0.25 * budget_w)
+
+
+def _rank_key(address: str, miner: _Miner) -> tuple[float, str]:
+    j = miner.j_per_th if miner.j_per_th is not None else miner.rules.j_per_th
+    return (j if j is not None else math.inf, address)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def ranked(plans: Mapping[str, MinerPlan]) -> Iterable[str]:
+    """Addresses in the allocator's order, cheapest first, then the unsteered."""
+    return sorted(plans, key=lambda a: (plans[a].rank if plans[a].rank is not None else math.inf, a))

@@ -194,8 +194,8 @@ class SiteAllocator:
             miner.reported_asleep = observation.asleep
             watts = _finite(observation.watts)
             rate = _finite(observation.hashrate_hs)
-            if miner.ordered_awake is None:
-                miner.awake = not observation.asleep  # first contact: take it as it is
+            if miner.ordered_awake is None:  # first contact: take it as it is
+                miner.awake = miner.ordered_awake = not observation.asleep
             if watts is not None:
                 miner.last_watts = watts
                 # Its full power shows only where its target did not hold it back.
@@ -311,7 +311,7 @@ class SiteAllocator:
         if excess > 0:
             self._trim += gain * excess
         else:
-            self._trim = max(0.0, self._trim - gain * min(-excess, self._trim))
+            self._trim = max(0.0, self._trim + gain * excess)
         self._trim = min(self._trim, 0.25 * budget_w)
 
 

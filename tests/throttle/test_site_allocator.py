@@ -118,6 +118,23 @@ def test_hysteresis_keeps_a_miner_at_the_margin_from_waking() -> None:
     assert awake(alloc) == {"a"}, "a running miner stays on down to its floor"
 
 
+def test_a_sleeping_miner_takes_a_running_ones_place_only_when_clearly_cheaper() -> None:
+    alloc = SiteAllocator({n: MinerRules(max_watts=10, min_on_s=0, min_off_s=0) for n in ("a", "b")},
+                          SiteRules(headroom=0.0, rank_margin=0.1))
+    alloc.step(0.0, 20.0, {"a": reading(10.0, 1.0e5), "b": reading(10.0, 1.2e5)})
+    alloc.step(1.0, 10.0, {"a": reading(10.0, 1.0e5), "b": reading(10.0, 1.2e5)})
+    assert awake(alloc) == {"a"}
+    b_asleep = MinerReading(0.0, 0.0, True, TARGET)
+    for t in range(2, 40):  # a's measured J/TH drifts to 1.25e5: b, asleep at 1.2e5, is 4 % cheaper
+        alloc.step(float(t), 10.0, {"a": reading(10.0, 1.25e5), "b": b_asleep})
+    assert awake(alloc) == {"a"}
+    for t in range(40, 80):  # now 1.5e5: b is 20 % cheaper and takes its place
+        alloc.step(float(t), 10.0, {"a": reading(10.0, 1.5e5), "b": b_asleep})
+        if awake(alloc) == {"b"}:
+            break
+    assert awake(alloc) == {"b"}
+
+
 def test_a_target_rises_no_faster_than_its_ramp_and_falls_at_once() -> None:
     alloc = SiteAllocator({"a": MinerRules(max_watts=100, min_watts=10, ramp_w_per_s=5, min_on_s=0, min_off_s=0)},
                           SiteRules(headroom=0.0))

@@ -59,7 +59,8 @@ _BUDGET_KEYS = {
 _SITE_KEYS = {
     "tick": "positive_number", "headroom": "fraction", "wake_margin_w": "non_negative_number",
     "wake_batch": "integer", "ramp_w_per_s": "positive_number", "deadband_w": "non_negative_number",
-    "confirm_ticks": "positive_int", "min_on_s": "non_negative_number", "min_off_s": "non_negative_number",
+    "confirm_ticks": "positive_int", "rank_margin": "fraction", "min_on_s": "non_negative_number",
+    "min_off_s": "non_negative_number",
     "timeout_s": "positive_number", "listen": "string", "allow_hosts": "string_list", "run_dir": "string",
 }
 _MINER_KEYS = {
@@ -177,7 +178,8 @@ def parse_site_config(data: dict[str, Any], source: str = "site config") -> Site
 _LIVE_KEYS = ("power_budget", "budget_poll", "budget_align", "budget_scale", "battery_state")
 #: [site] key -> SiteRules field.
 _RULE_KEYS = {"headroom": "headroom", "wake_margin_w": "wake_margin_w", "wake_batch": "wake_batch",
-              "ramp_w_per_s": "site_ramp_w_per_s", "deadband_w": "deadband_w", "confirm_ticks": "confirm_ticks"}
+              "ramp_w_per_s": "site_ramp_w_per_s", "deadband_w": "deadband_w", "confirm_ticks": "confirm_ticks",
+              "rank_margin": "rank_margin"}
 
 
 def _miner(entry: Any, index: int, defaults: dict[str, Any], source: str) -> MinerEntry:

@@ -151,7 +151,7 @@ class SiteAllocator:
                 fixed += self._count_unsteered(miner)
             else:
                 steered.append((address, miner))
-        steered.sort(key=lambda item: _rank_key(item[0], item[1]))
+        steered.sort(key=lambda item: _rank_key(item[0], item[1], self.rules.rank_margin))
         remaining = usable - fixed - sum(m.rules.sleep_watts for _, m in steered)
         # Locked-on miners keep their floor before anyone is given more.
         for _, miner in steered:
@@ -315,9 +315,11 @@ class SiteAllocator:
         self._trim = min(self._trim, 0.25 * budget_w)
 
 
-def _rank_key(address: str, miner: _Miner) -> tuple[float, str]:
+def _rank_key(address: str, miner: _Miner, margin: float) -> tuple[float, str]:
     j = miner.j_per_th if miner.j_per_th is not None else miner.rules.j_per_th
-    return (j if j is not None else math.inf, address)
+    if j is None:
+        return (math.inf, address)
+    return (j * (1.0 - margin) if miner.awake else j, address)  # a running miner keeps its place
 
 
 def _finite(value: float | None) -> float | None:

@@ -71,6 +71,8 @@ class SiteRules:
         trim_gain: how fast the trim follows the site's measured excess (per tick, 0-1).
         confirm_ticks: ticks a miner may report a state or target other than the one
             ordered before the order is sent again (a wake takes a while on an ASIC).
+        rank_margin: how much cheaper (a fraction) a sleeping miner must be than a running
+            one to take its place: two miners of nearly the same J/TH do not swap on noise.
     """
 
     headroom: float = 0.05
@@ -80,10 +82,13 @@ class SiteRules:
     deadband_w: float = 0.5
     trim_gain: float = 0.5
     confirm_ticks: int = 3
+    rank_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.headroom < 1.0:
             raise ConfigError(f"headroom must be in [0, 1), not {self.headroom!r}")
+        if not 0.0 <= self.rank_margin < 1.0:
+            raise ConfigError(f"rank_margin must be in [0, 1), not {self.rank_margin!r}")
         if not 0.0 <= self.trim_gain <= 1.0:
             raise ConfigError(f"trim_gain must be in [0, 1], not {self.trim_gain!r}")
         for name in ("wake_margin_w", "deadband_w", "site_ramp_w_per_s"):

@@ -465,17 +465,23 @@ async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
 
-    def watch_stdin() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read(4096):
-                pass
-        loop.call_soon_threadsafe(stop.set)
+    stdin = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    except (OSError, ValueError):
+        stdin.feed_data(b"?")  # stdin is a file or a terminal: SIGTERM alone stops it
 
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    async def watch_stdin() -> None:
+        while await stdin.read(4096):
+            pass
+        stop.set()
+
+    watcher = asyncio.create_task(watch_stdin())
     models = fleet_models(args.miners, throttled=not args.no_throttle)
     async with StandinFleet(models, write=not args.read_only, host=args.host) as fleet:
         print(json.dumps({"addresses": fleet.addresses}), flush=True)
         await stop.wait()
+    watcher.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,7 +14,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -297,21 +297,32 @@ async def test_a_failing_view_sends_a_fault_and_recovers(monkeypatch: pytest.Mon
             assert name == "site" and data == source.current.to_json()
 
 
-async def test_event_streams_are_bounded(served: tuple[SiteServer, ViewSource], http: aiohttp.ClientSession) -> None:
-    server, _ = served
-    responses = []
-    try:
-        for _ in range(MAX_STREAMS):
-            response = await http.get(server.url + "api/events")
-            assert response.status == 200
-            responses.append(response)
-        async with http.get(server.url + "api/events") as refused:
-            assert refused.status == 503 and "too many" in (await refused.json())["error"]
-        responses.pop().close()
-        await asyncio.sleep(0.2)  # the server sees the page go at its next write
-    finally:
-        for response in responses:
-            response.close()
+async def test_event_streams_are_bounded_and_a_closed_page_frees_its_place(
+        monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession) -> None:
+    monkeypatch.setattr(site_module, "PUSH_INTERVAL", 0.1)
+    async with SiteServer(ViewSource()) as server:
+        responses = []
+        try:
+            for _ in range(MAX_STREAMS):
+                response = await http.get(server.url + "api/events")
+                assert response.status == 200
+                responses.append(response)
+            async with http.get(server.url + "api/events") as refused:
+                assert refused.status == 503 and "too many" in (await refused.json())["error"]
+            responses.pop().close()
+            # The server sees the page go at its next write.
+            deadline = asyncio.get_running_loop().time() + 5
+            while True:
+                again = await http.get(server.url + "api/events")
+                if again.status == 200:
+                    responses.append(again)
+                    break
+                again.close()
+                assert asyncio.get_running_loop().time() < deadline, "the closed page's place was never freed"
+                await asyncio.sleep(0.1)
+        finally:
+            for response in responses:
+                response.close()
 
 
 # --- the page never interprets the site's strings ---------------------------------------------
@@ -341,38 +352,51 @@ async def test_a_hostile_address_reaches_the_json_as_data(http: aiohttp.ClientSe
     assert "\n" not in text  # the newline travels escaped inside a JSON string
 
 
-async def test_the_page_in_chromium_shows_a_hostile_address_as_text(tmp_path: Path) -> None:
+async def test_the_page_in_chromium_shows_a_hostile_address_as_text(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.web.test_browser import _browser_or_skip, _start_chromium
 
     chromium, driver_path = _browser_or_skip()
+    monkeypatch.setattr(site_module, "PUSH_INTERVAL", 0.2)
     hostile = miner_view(HOSTILE, kind="<b>kind</b>", rank=1, error="</td><script>window.pwned=3</script>")
     cheap = miner_view("127.0.0.2:4028", rank=0, j_per_th=20.0)
     down = miner_view("127.0.0.9:4028", state="down", rank=None, control="target", watts=0.0, allotted_w=0.0,
                       error="connection refused")
     source = ViewSource(site_view(hostile, cheap, down, battery={"soc": 0.61, "stored_kwh": 6.1},
                                   co2_location_g=1530.0, co2_market_g=120.0))
-    async with SiteServer(source) as server:
-        driver = await asyncio.to_thread(_start_chromium, chromium, driver_path, tmp_path / "profile")
-        try:
-            await asyncio.to_thread(driver.get, server.url)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            # A few ticks for the chart: the budget steps up and the site follows.
-            for tick in range(1, 8):
-                source.current = replace(source.current, seconds=600.0 + 5 * tick, ticks=120 + tick,
-                                         budget_w=500.0 + 40 * tick, measured_w=420.0 + 38 * tick)
-                await asyncio.sleep(1.05)
-            while True:
-                page = await asyncio.to_thread(driver.execute_script, READ_SITE_PAGE)
-                if page["status"] == "live" and page["points"] >= 3 or loop.time() > deadline:
-                    break
-                await asyncio.sleep(0.25)
-            screenshot = Path(tempfile.gettempdir()) / "hashcore-web" / "site.png"
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(driver.save_screenshot, str(screenshot))
-            print(f"site page screenshot: {screenshot}")
-        finally:
-            await asyncio.to_thread(driver.quit)
+    server = SiteServer(source)
+    await server.start()
+    driver = await asyncio.to_thread(_start_chromium, chromium, driver_path, tmp_path / "profile")
+    try:
+        await asyncio.to_thread(driver.get, server.url)
+        # A few ticks for the chart: the budget steps up and the site follows.
+        for tick in range(1, 8):
+            source.current = replace(source.current, seconds=600.0 + 5 * tick, ticks=120 + tick,
+                                     budget_w=500.0 + 40 * tick, measured_w=420.0 + 38 * tick)
+            await asyncio.sleep(0.25)
+        page = await _page_until(driver, lambda p: p["status"] == "live" and p["points"] >= 3, "the live chart")
+        screenshot = Path(tempfile.gettempdir()) / "hashcore-web" / "site.png"
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(driver.save_screenshot, str(screenshot))
+        print(f"site page screenshot: {screenshot}")
+        # The controller stops: the page says so, keeps the last figures and comes back with it.
+        port = server.port
+        await server.stop()
+        stopped = await _page_until(driver, lambda p: p["status"] == "stopped", "the goodbye")
+        assert stopped["addresses"] == page["addresses"]
+        server = SiteServer(source, port=port)
+        await server.start()
+        await _page_until(driver, lambda p: p["status"] == "live", "the page live again")
+        # A proxy that will not pass the event stream: the page reads the figures by polling.
+        await asyncio.to_thread(driver.execute_cdp_cmd, "Network.enable", {})
+        await asyncio.to_thread(driver.execute_cdp_cmd, "Network.setBlockedURLs", {"urls": ["*/api/events"]})
+        await asyncio.to_thread(driver.refresh)
+        source.current = replace(source.current, ticks=500)
+        polled = await _page_until(driver, lambda p: p["status"] == "polling" and p["ticks"] == "500", "polling")
+        assert polled["addresses"] == page["addresses"]
+    finally:
+        await asyncio.to_thread(driver.quit)
+        await server.stop()
     assert page["status"] == "live", page
     assert page["pwned"] is None and page["scripts"] == 1 and page["images"] == 0
     assert page["addresses"] == ["127.0.0.2:4028", HOSTILE, "127.0.0.9:4028"]  # by rank, the unsteered last
@@ -382,12 +406,24 @@ async def test_the_page_in_chromium_shows_a_hostile_address_as_text(tmp_path: Pa
     assert page["battery"] and page["co2"]
 
 
+async def _page_until(driver: Any, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """Read the page until ``predicate`` holds (selenium blocks: it runs in a thread)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        page: dict[str, Any] = await asyncio.to_thread(driver.execute_script, READ_SITE_PAGE)
+        if predicate(page):
+            return page
+        assert asyncio.get_running_loop().time() < deadline, f"the page never showed {what}; last read: {page}"
+        await asyncio.sleep(0.2)
+
+
 READ_SITE_PAGE = """
 const cells = (column) => [...document.querySelectorAll(`#miners td[data-column="${column}"]`)];
 return {
   status: document.getElementById("status").dataset.state,
   points: Number(document.getElementById("chart").dataset.points),
   budget: document.getElementById("budget").dataset.value,
+  ticks: document.getElementById("ticks").dataset.value,
   pwned: window.pwned ?? null,
   scripts: document.querySelectorAll("script").length,
   images: document.querySelectorAll("img").length,

@@ -360,9 +360,10 @@ def test_a_forwarded_port_sets_pyasics_api_port_and_needs_a_single_firmware_kind
 @pytest.mark.parametrize(("address", "kind", "message"), [
     ("127.0.0.1", "bosminer", "kind 'bosminer' is not one pyasic serves; one of: antminer"),
     ("", "braiins", "must be HOST or HOST:PORT"),
-    ("127.0.0.1:http", "braiins", "port must be a number"),
-    ("127.0.0.1:70000", "braiins", "port must be a number"),
-    ("[::1", "braiins", "IPv6 address is written"),
+    ("127.0.0.1:http", "braiins", "'http' is not a port number"),
+    ("127.0.0.1:70000", "braiins", "port 70000 is not 0-65535"),
+    ("127.0.0.1:0", "braiins", "port 0 is no miner's port"),
+    ("[::1", "braiins", "IPv6 address in brackets"),
 ])
 def test_bad_config_is_a_config_error_naming_what_is_wrong(address, kind, message):
     with pytest.raises(ConfigError, match=message):

@@ -266,7 +266,7 @@ async def test_a_pyasic_call_that_never_returns_ends_by_the_deadline(detected, s
         except asyncio.CancelledError:
             if not swallows_cancellation:
                 raise
-            await asyncio.sleep(1.0)  # runs on past its cancellation, as some of pyasic's code does
+            await asyncio.sleep(2.0)  # runs on past its cancellation, as some of pyasic's code does
         finally:
             ended.set()
         return miner_data()
@@ -277,8 +277,8 @@ async def test_a_pyasic_call_that_never_returns_ends_by_the_deadline(detected, s
     start = asyncio.get_running_loop().time()
     with pytest.raises(MinerLinkError, match=r"no answer to read within 0\.3 s") as late:
         await link.read()
-    assert late.value.failure == TIMEOUT and asyncio.get_running_loop().time() - start < 0.8
-    await asyncio.wait_for(ended.wait(), 3)
+    assert late.value.failure == TIMEOUT and asyncio.get_running_loop().time() - start < 1.3
+    await asyncio.wait_for(ended.wait(), 5)
     await link.close()
 
 

@@ -266,7 +266,7 @@ async def test_a_pyasic_call_that_never_returns_ends_by_the_deadline(detected, s
         except asyncio.CancelledError:
             if not swallows_cancellation:
                 raise
-            await asyncio.sleep(1.0)  # runs on past its cancellation, as some of pyasic's code does
+            await asyncio.sleep(2.0)  # runs on past its cancellation, as some of pyasic's code does
         finally:
             ended.set()
         return miner_data()
@@ -277,8 +277,8 @@ async def test_a_pyasic_call_that_never_returns_ends_by_the_deadline(detected, s
     start = asyncio.get_running_loop().time()
     with pytest.raises(MinerLinkError, match=r"no answer to read within 0\.3 s") as late:
         await link.read()
-    assert late.value.failure == TIMEOUT and asyncio.get_running_loop().time() - start < 0.8
-    await asyncio.wait_for(ended.wait(), 3)
+    assert late.value.failure == TIMEOUT and asyncio.get_running_loop().time() - start < 1.3
+    await asyncio.wait_for(ended.wait(), 5)
     await link.close()
 
 
@@ -360,9 +360,10 @@ def test_a_forwarded_port_sets_pyasics_api_port_and_needs_a_single_firmware_kind
 @pytest.mark.parametrize(("address", "kind", "message"), [
     ("127.0.0.1", "bosminer", "kind 'bosminer' is not one pyasic serves; one of: antminer"),
     ("", "braiins", "must be HOST or HOST:PORT"),
-    ("127.0.0.1:http", "braiins", "port must be a number"),
-    ("127.0.0.1:70000", "braiins", "port must be a number"),
-    ("[::1", "braiins", "IPv6 address is written"),
+    ("127.0.0.1:http", "braiins", "'http' is not a port number"),
+    ("127.0.0.1:70000", "braiins", "port 70000 is not 0-65535"),
+    ("127.0.0.1:0", "braiins", "port 0 is no miner's port"),
+    ("[::1", "braiins", "IPv6 address in brackets"),
 ])
 def test_bad_config_is_a_config_error_naming_what_is_wrong(address, kind, message):
     with pytest.raises(ConfigError, match=message):

@@ -3,15 +3,12 @@
 A :class:`~hashcore.app.site.links.MinerLink` over pyasic's miner classes (optional: the
 ``site`` extra, ``pip install 'hashcore[site]'``).
 
-**Kinds.** A ``[[miners]]`` entry's ``kind`` names its firmware (:data:`PYASIC_KINDS`,
-each with the ``pyasic.miners.factory.MinerTypes`` it accepts): ``braiins`` (Braiins
-OS/OS+), ``luxos``, ``vnish``, ``epic``, ``hiveon``, ``marathon``, ``mskminer`` (custom
-Antminer firmwares); ``antminer`` (Bitmain stock), ``whatsminer``, ``avalon``,
-``auradine``, ``goldshell``, ``innosilicon``, ``iceriver``, ``hammer``, ``volcminer``,
-``elphapex``, ``fluminer``; ``bitaxe`` and ``luckyminer`` (ESP-Miner boards, both
-``espminer``); and ``pyasic`` for whatever pyasic detects. The firmware pyasic detects on
-the first read must be one the kind accepts; a mismatch fails every read with a message
-naming both until the config is fixed.
+**Kinds.** A ``[[miners]]`` entry's ``kind`` names its firmware, each mapped to the
+``pyasic.miners.factory.MinerTypes`` it accepts (:data:`PYASIC_KINDS`): one kind a type
+(``braiins``, ``luxos``, ``vnish``, ``antminer`` for Bitmain's stock firmware,
+``whatsminer``, ``avalon``, ``bitaxe``, ...), ``espminer`` for both ESP-Miner boards, and
+``pyasic`` for whatever pyasic detects. The firmware pyasic detects must be one the kind
+accepts; a mismatch fails every read with a message naming both.
 
 **Control.** Decided from the pyasic class the miner gets (:func:`pyasic_control`):
 :data:`~hashcore.throttle.site.TARGET` where that class implements ``set_power_limit``
@@ -58,6 +55,7 @@ from typing import Any
 
 from hashcore.app.site.links import LinkReading, MinerLinkError
 from hashcore.errors import ConfigError
+from hashcore.listen import parse_listen
 from hashcore.throttle.site import READ_ONLY, REFUSED, SLEEP, TARGET, TIMEOUT, MinerReading
 
 #: The port of the cgminer API, the one pyasic's detection probes besides HTTP's.
@@ -166,25 +164,14 @@ def firmware_name(miner_type: str) -> str:
 
 def _split_address(address: str) -> tuple[str, int | None]:
     text = address.strip()
-    if not text or len(text) > 300 or any(char.isspace() for char in text):
+    if not text or len(text) > 300 or text.startswith(":") or any(char.isspace() for char in text):
         raise ConfigError(f"miner address {address[:80]!r} must be HOST or HOST:PORT")
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ConfigError(f"miner address {address!r}: an IPv6 address is written [ADDRESS]:PORT")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") > 1:
-        host, port_text = text, None  # a bare IPv6 address
-    else:
-        host, colon, port_text = text.partition(":")
-        port_text = port_text if colon else None
-    if not host:
-        raise ConfigError(f"miner address {address!r} names no host")
-    if port_text is None:
-        return host, None
-    if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
-        raise ConfigError(f"miner address {address!r}: the port must be a number from 1 to 65535")
-    return host, int(port_text)
+    if ":" not in text or (text.count(":") > 1 and not text.startswith("[")):
+        return text, None  # no port (a bare IPv6 address has no room for one)
+    host, port = parse_listen(text, f"miner address {address!r}")
+    if port == 0:
+        raise ConfigError(f"miner address {address!r}: port 0 is no miner's port")
+    return host, port
 
 
 def _refused_in(error: BaseException) -> bool:
@@ -458,14 +445,3 @@ class PyasicLink:
             return int(miner.web.port)
         return self._port or PYASIC_RPC_PORT
 
-
-__all__ = [
-    "ANY_FIRMWARE",
-    "PYASIC_KINDS",
-    "PYASIC_RPC_PORT",
-    "PyasicLink",
-    "detected_type",
-    "firmware_name",
-    "hashrate_hs",
-    "pyasic_control",
-]

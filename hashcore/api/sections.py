@@ -8,12 +8,12 @@ Field names, units and the meaning of each are told in :mod:`hashcore.api.comman
 
 from __future__ import annotations
 
-import math
 import platform
 from typing import Any
 from urllib.parse import urlsplit
 
 from hashcore.control import BackendView, EnergyView, MinerStats, PoolView, ThrottleControl, budget_watts
+from hashcore.telemetry import round_figure
 from hashcore.work import nbits_to_target, target_to_difficulty
 
 Row = dict[str, Any]
@@ -49,6 +49,9 @@ def summary_row(stats: MinerStats, throttle: ThrottleControl | None) -> Row:
         "Elapsed": int(stats.seconds),
         "MHS av": mhs(stats.hashrate_hs),
         "MHS 5s": mhs(stats.recent_hashrate_hs),
+        # bmminer's names: fleet tools (pyasic's generic cgminer class) read the hashrate here.
+        "GHS av": ghs(stats.hashrate_hs),
+        "GHS 5s": ghs(stats.recent_hashrate_hs),
         "Found Blocks": stats.block_candidates,
         "Accepted": stats.accepted,
         "Rejected": stats.rejected,
@@ -313,13 +316,9 @@ def mhs(hashes_per_second: float) -> float:
     return round(hashes_per_second / 1e6, 6)
 
 
+def ghs(hashes_per_second: float) -> float:
+    return round(hashes_per_second / 1e9, 9)
+
+
 def percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 4) if whole else 0.0
-
-
-def round_figure(value: Any, digits: int) -> float | None:
-    """``value`` rounded; None for a figure that does not exist (None, NaN, infinity)."""
-    if value is None or isinstance(value, bool):
-        return None
-    number = float(value)
-    return round(number, digits) if math.isfinite(number) else None

@@ -15,8 +15,7 @@ from hashcore.app.site.run import SiteOptions, run_site
 from hashcore.app.site.view import SiteView
 from hashcore.cli.argtypes import positive_float
 from hashcore.cli.common import print_json
-from hashcore.errors import ConfigError
-from hashcore.listen import listen_failure, parse_listen
+from hashcore.listen import parse_listen
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -55,13 +54,9 @@ def _start_page(console: Console) -> Any:
 
         host, port = parse_listen(config.listen, "site.listen")
         server = SiteServer(controller, host, port, allowed_hosts=config.allow_hosts)
-        try:
-            await server.start()
-        except OSError as exc:
-            raise ConfigError(f"the site page cannot listen on {config.listen}: {listen_failure(exc, host)}") from exc
+        await server.start()  # ConfigError where the address cannot be used
         running.push_async_callback(server.stop)
-        console.print(f"site page and /metrics on http://{config.listen.rsplit(':', 1)[0]}:{server.port}/",
-                      highlight=False)
+        console.print(f"site page and /metrics on {server.url}", highlight=False)
 
     return start
 

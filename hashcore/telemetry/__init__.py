@@ -19,6 +19,7 @@ from hashcore.telemetry.attribution import (
     attribute,
     j_per_hash,
     j_per_th,
+    round_figure,
     total,
 )
 from hashcore.telemetry.base import (
@@ -82,6 +83,7 @@ __all__ = [
     "powercap_root",
     "probe_sources",
     "process_tree_cpu_us",
+    "round_figure",
     "sample_power",
     "telemetry_report",
     "threads_cpu_us",

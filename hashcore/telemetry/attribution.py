@@ -8,6 +8,7 @@ the CPU time each used and says so in the note.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,20 @@ H_PER_TH = 10**12
 def j_per_hash(joules: float, hashes: int) -> float | None:
     """Joules per hash; None when no hash was done (nothing to divide by)."""
     return joules / hashes if hashes > 0 else None
+
+
+def round_figure(value: Any, digits: int) -> float | None:
+    """``value`` rounded to ``digits`` decimals but never to fewer than four significant
+    figures (an emulated chip draws microwatts: it must not read as zero); None for a
+    figure that does not exist (None, NaN, infinity)."""
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    if number == 0.0:
+        return 0.0
+    return round(number, max(digits, 3 - math.floor(math.log10(abs(number)))))
 
 
 def j_per_th(joules: float, hashes: int) -> float | None:

@@ -28,7 +28,8 @@ REPORTS = [
 ]
 
 SUMMARY_FIELDS = {
-    "Elapsed", "MHS av", "MHS 5s", "Found Blocks", "Accepted", "Rejected", "Hardware Errors", "Utility",
+    "Elapsed", "MHS av", "MHS 5s", "GHS av", "GHS 5s", "Found Blocks", "Accepted", "Rejected", "Hardware Errors",
+    "Utility",
     "Discarded", "Stale", "Remote Failures", "Total MH", "Difficulty Accepted", "Pool Rejected%", "Pool Stale%",
     "Power", "Power av", "Energy", "J/TH", "Energy Source", "Energy Exact",
 }

@@ -83,3 +83,14 @@ def test_a_site_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
     path.write_text("[site\npower_budget = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_site_config(path)
+
+
+def test_the_example_site_file_reads_as_documented():
+    config = load_site_config(Path(__file__).parents[2] / "site.example.toml")
+    assert config.power_budget == "budget.txt" and config.tick_s == 2 and config.listen == "127.0.0.1:8090"
+    assert [(m.address, m.kind) for m in config.miners] == [
+        ("127.0.0.2:4028", "hashcore"), ("192.0.2.10:4028", "braiins"), ("192.0.2.11:4028", "cgminer")]
+    hashcore, braiins, _ = config.miners
+    assert (hashcore.rules.max_watts, hashcore.rules.min_watts, hashcore.rules.ramp_w_per_s) == (30, 10, 5)
+    assert braiins.rules.j_per_th == 21.5 and braiins.rules.min_on_s == 300
+    assert config.rules.wake_batch == 10

@@ -382,10 +382,10 @@ def test_without_pyasic_a_pyasic_kind_says_how_to_install_it(monkeypatch):
 
 
 async def test_pyasics_generic_cgminer_class_reads_hashcore_but_cannot_curtail_it():
-    """pyasic's CGMiner reads hashcore's API (version, pools, uptime) but looks for the
-    hashrate in ``GHS 5s``, which hashcore's summary does not carry (cgminer's ``MHS 5s``
-    only), and its stop_mining and set_power_limit are pyasic's base methods: they send
-    nothing, even to a client hashcore gives write access."""
+    """pyasic's CGMiner reads hashcore's API (version, pools, uptime, and the hashrate from
+    bmminer's ``GHS 5s``, which hashcore's summary carries beside cgminer's ``MHS 5s``), but
+    its stop_mining and set_power_limit are pyasic's base methods: they send nothing, even
+    to a client hashcore gives write access."""
     double = MinerDouble(stats(pools=(pool(),), hashrate_hs=2.5e9, recent_hashrate_hs=2.5e9))
     throttle = ThrottleDouble(budget_w=40.0)
     async with ApiServer(double, "127.0.0.1", 0, "W:127.0.0.1", throttle=throttle) as api:
@@ -393,10 +393,11 @@ async def test_pyasics_generic_cgminer_class_reads_hashcore_but_cannot_curtail_i
         miner.rpc.port = api.port
         summary = await miner.rpc.summary()
         data = await asyncio.wait_for(miner.get_data(include=["hashrate", "api_ver", "pools", "uptime"]), 10)
-        assert summary["SUMMARY"][0]["MHS 5s"] == pytest.approx(2500) and "GHS 5s" not in summary["SUMMARY"][0]
+        assert summary["SUMMARY"][0]["MHS 5s"] == pytest.approx(2500)
+        assert summary["SUMMARY"][0]["GHS 5s"] == pytest.approx(2.5)
         assert data.api_ver == API_VERSION
         assert [p.url.host for p in data.pools] == ["pool.example"] and data.uptime == 10
-        assert data.hashrate is None
+        assert data.hashrate is not None and float(data.hashrate.into(data.hashrate.unit.H)) == pytest.approx(2.5e9)
         assert await miner.stop_mining() is False
         assert await miner.set_power_limit(20) is False
     assert double.calls == [] and throttle.targets == [] and not double.paused

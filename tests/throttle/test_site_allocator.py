@@ -129,7 +129,8 @@ def test_a_sleeping_miner_takes_a_running_ones_place_only_when_clearly_cheaper()
         alloc.step(float(t), 10.0, {"a": reading(10.0, 1.25e5), "b": b_asleep})
     assert awake(alloc) == {"a"}
     for t in range(40, 80):  # now 1.5e5: b is 20 % cheaper and takes its place
-        alloc.step(float(t), 10.0, {"a": reading(10.0, 1.5e5), "b": b_asleep})
+        a_now = reading(10.0, 1.5e5) if "a" in awake(alloc) else MinerReading(0.0, 0.0, True, TARGET)
+        alloc.step(float(t), 10.0, {"a": a_now, "b": b_asleep})
         if awake(alloc) == {"b"}:
             break
     assert awake(alloc) == {"b"}
@@ -146,6 +147,66 @@ def test_a_target_rises_no_faster_than_its_ramp_and_falls_at_once() -> None:
     assert targets == [25.0, 30.0, 35.0, 40.0]
     result = alloc.step(5.0, 12.0, {"a": reading(40.0, 1e5)})
     assert result.plans["a"].allotted_w == 12.0
+
+
+def test_a_waking_miner_ramps_up_from_its_floor_not_from_its_old_target() -> None:
+    alloc = SiteAllocator({"a": MinerRules(max_watts=100, min_watts=10, ramp_w_per_s=20, min_on_s=0, min_off_s=0)},
+                          SiteRules(headroom=0.0))
+    alloc.step(0.0, 100.0, {"a": reading(100.0, 1e5, target=100.0)})
+    alloc.step(1.0, 0.0, {"a": reading(100.0, 1e5, target=100.0)})
+    assert alloc.plans()["a"].state == "sleeping"
+    targets = []
+    for t in range(2, 7):
+        plan = alloc.plans()["a"]
+        asleep = plan.state in ("asleep", "sleeping")
+        now = reading(0.0, 1e5, asleep=True) if asleep else reading(plan.allotted_w, 1e5, target=plan.allotted_w)
+        targets.append(alloc.step(float(t), 100.0, {"a": now}).plans["a"].allotted_w)
+    assert targets == [20.0, 40.0, 60.0, 80.0, 100.0]
+
+
+def test_the_rank_is_a_ratio_of_smoothed_power_and_hashrate() -> None:
+    """A miner read just after it woke (full power, next to no hashrate yet) is not
+    ranked for long at the absurd J/TH of that one reading."""
+    alloc = SiteAllocator({"a": MinerRules(max_watts=10)}, SiteRules(headroom=0.0))
+    alloc.step(0.0, 10.0, {"a": MinerReading(10.0, 1e6, False, TARGET, None)})  # 1e7 J/TH
+    for t in range(1, 4):
+        alloc.step(float(t), 10.0, {"a": reading(10.0, 1e5)})
+    assert 1e5 < alloc.plans()["a"].j_per_th < 2.5e5  # a smoothed ratio would still be above 5e6
+
+
+def test_a_chip_of_microwatts_is_ordered_microwatts() -> None:
+    alloc = SiteAllocator({"chip": MinerRules(min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
+    # Free of its target, so its full power is learnt from this reading.
+    result = alloc.step(0.0, 1.0, {"chip": reading(4.3e-6, 22.0, target=0.5)})
+    assert [(o.action, o.watts) for o in result.orders if o.action == "target"] == [("target", 4.3e-6)]
+    assert result.plans["chip"].j_per_th == pytest.approx(22.0)
+
+
+def test_a_rise_waits_until_the_cut_that_makes_room_for_it_is_measured() -> None:
+    rules = MinerRules(max_watts=8, min_watts=2, min_on_s=0, min_off_s=0)
+    alloc = SiteAllocator({"a": rules, "b": rules}, SiteRules(headroom=0.0, rank_margin=0.0))
+    alloc.step(0.0, 10.0, {"a": reading(8.0, 1e5, target=8.0), "b": reading(2.0, 2e5, target=2.0)})
+    for t in range(1, 40):  # a's J/TH worsens until b is the cheaper
+        result = alloc.step(float(t), 10.0, {"a": reading(8.0, 3e5, target=8.0), "b": reading(2.0, 2e5, target=2.0)})
+        if result.plans["b"].rank == 0:
+            break
+    assert result.plans["b"].rank == 0
+    # a is cut at once; b's rise waits: a still draws 8 W until a reading shows the cut.
+    assert (result.plans["a"].allotted_w, result.plans["b"].allotted_w) == (2.0, 2.0)
+    result = alloc.step(float(t + 1), 10.0, {"a": reading(2.0, 3e5, target=2.0), "b": reading(2.0, 2e5, target=2.0)})
+    assert (result.plans["a"].allotted_w, result.plans["b"].allotted_w) == (2.0, 8.0)
+
+
+def test_a_cheaper_miner_waits_asleep_until_the_dearer_one_it_replaces_stops_drawing() -> None:
+    alloc = SiteAllocator({"cheap": MinerRules(max_watts=10, j_per_th=1e5, min_on_s=0, min_off_s=0),
+                           "dear": MinerRules(max_watts=10, j_per_th=3e5, min_on_s=0, min_off_s=0)},
+                          SiteRules(headroom=0.0, rank_margin=0.0))
+    asleep = MinerReading(0.0, 0.0, True, SLEEP)
+    first = alloc.step(0.0, 10.0, {"cheap": asleep, "dear": MinerReading(10.0, 10.0 / 3e5 * 1e12, False, SLEEP)})
+    assert (first.plans["cheap"].state, first.plans["dear"].state) == ("asleep", "sleeping")
+    assert [(o.address, o.action) for o in first.orders] == [("dear", "sleep")]
+    second = alloc.step(1.0, 10.0, {"cheap": asleep, "dear": asleep})
+    assert second.plans["cheap"].state == "waking"
 
 
 def test_at_most_wake_batch_miners_wake_in_one_tick() -> None:

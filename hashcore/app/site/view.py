@@ -3,15 +3,14 @@ metrics (:class:`SiteView`), read through :class:`SiteSource`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hashcore.telemetry import round_figure
+
 
 def _figure(value: float | None, digits: int = 3) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(value, digits)
+    return round_figure(value, digits)
 
 
 @dataclass(frozen=True, slots=True)

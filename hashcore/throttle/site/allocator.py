@@ -57,7 +57,7 @@ from hashcore.throttle.site.rules import (
     SiteRules,
 )
 
-#: Weight of each new measurement in the smoothed J/TH that ranks the miners.
+#: Weight of each new measurement in the smoothed power and hashrate whose ratio ranks the miners.
 _RANK_WEIGHT = 0.2
 
 
@@ -70,6 +70,8 @@ class _Miner:
     last_watts: float | None = None
     max_seen: float | None = None          # the most drawn while free of its target
     j_per_th: float | None = None
+    mean_w: float | None = None            # smoothed power and hashrate while it hashed:
+    mean_hs: float | None = None           # their ratio ranks it
     ordered_w: float | None = None        # the target last sent
     ordered_awake: bool | None = None     # the state last sent
     reported_target: float | None = None
@@ -89,6 +91,24 @@ class _Miner:
             return full
         low = self.rules.min_watts if self.rules.min_watts is not None else full / 3
         return min(max(low, self.rules.sleep_watts), full)
+
+
+@dataclass(slots=True)
+class _Choice:
+    """One miner's share for the tick, before it is committed and ordered."""
+
+    address: str
+    miner: _Miner
+    rank: int
+    run: bool
+    allotted: float
+    floor: float
+    locked: str | None
+    full: float | None  # None: still learning its full power
+
+    def drawing(self) -> float:
+        """What it draws until a reading shows its order took."""
+        return self.miner.last_watts if self.miner.last_watts is not None else self.allotted
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,25 +179,29 @@ class SiteAllocator:
                 full = miner.full_w()
                 if full is not None:
                     remaining -= miner.floor_w(full) - miner.rules.sleep_watts
-        orders: list[Order] = []
         wakes = 0
         rise_left = math.inf if self.rules.site_ramp_w_per_s is None else self.rules.site_ramp_w_per_s * dt
-        allotted_total = fixed
+        choices: list[_Choice] = []
         for rank, (address, miner) in enumerate(steered):
-            plan = self._place(address, miner, rank, now, dt, remaining, wakes, rise_left, orders)
-            extra = plan.allotted_w - miner.rules.sleep_watts
-            locked_on = plan.locked == "min_on" and miner.awake
-            if locked_on:
+            choice = self._choose(address, miner, rank, now, dt, remaining, wakes, rise_left)
+            extra = choice.allotted - miner.rules.sleep_watts
+            if choice.locked == "min_on" and miner.awake:
                 full = miner.full_w()
                 remaining -= extra - (miner.floor_w(full) - miner.rules.sleep_watts if full is not None else 0.0)
             else:
                 remaining -= extra
-            if plan.state == "waking":
+            if choice.run and not miner.awake:
                 wakes += 1
             before = miner.ordered_w if miner.ordered_w is not None else (miner.last_watts or 0.0)
-            if plan.allotted_w > before:
-                rise_left -= plan.allotted_w - before
-            allotted_total += plan.allotted_w
+            if choice.allotted > before:
+                rise_left -= choice.allotted - before
+            choices.append(choice)
+        _hold_rises(choices, usable - fixed)
+        orders: list[Order] = []
+        allotted_total = fixed
+        for choice in choices:
+            self._commit(choice, now, orders)
+            allotted_total += choice.allotted
         self._allotted_total = allotted_total
         counted = sum(m.plan.counted_w for m in self._miners.values())
         return Allocation(tuple(orders), self.plans(), usable, counted, allotted_total)
@@ -200,12 +224,14 @@ class SiteAllocator:
                 miner.last_watts = watts
                 # Its full power shows only where its target did not hold it back.
                 free = observation.target_w is None or watts < 0.9 * observation.target_w
-                if not observation.asleep and free:
+                if not observation.asleep and free and watts > 0:
                     miner.max_seen = watts if miner.max_seen is None else max(miner.max_seen, watts)
                 if not observation.asleep and rate and rate > 0 and watts > 0:
-                    j = watts / (rate / 1e12)
-                    miner.j_per_th = j if miner.j_per_th is None else miner.j_per_th + _RANK_WEIGHT * (
-                        j - miner.j_per_th)
+                    # A ratio of smoothed figures, not a smoothed ratio: a tick of next to no
+                    # hashing (a miner just woken, held near zero) weighs next to nothing.
+                    miner.mean_w = _smoothed(miner.mean_w, watts)
+                    miner.mean_hs = _smoothed(miner.mean_hs, rate)
+                    miner.j_per_th = miner.mean_w / (miner.mean_hs / 1e12)
         elif observation in FAILURES:
             miner.failure = observation
             if observation == REFUSED:
@@ -230,8 +256,8 @@ class SiteAllocator:
                                since=miner.changed_at, full_w=full)
         return counted
 
-    def _place(self, address: str, miner: _Miner, rank: int, now: float, dt: float, remaining: float,
-               wakes: int, rise_left: float, orders: list[Order]) -> MinerPlan:
+    def _choose(self, address: str, miner: _Miner, rank: int, now: float, dt: float, remaining: float,
+                wakes: int, rise_left: float) -> _Choice:
         rules, site = miner.rules, self.rules
         sleep_w = rules.sleep_watts
         full = miner.full_w()
@@ -262,9 +288,13 @@ class SiteAllocator:
         elif miner.control == TARGET:
             allotted = min(full, sleep_w + max(remaining, need))
             if not learning:
-                allotted = self._ramped(miner, allotted, dt, rise_left, floor)
+                allotted = self._ramped(miner, allotted, dt, rise_left, floor, waking=not miner.awake)
         else:
             allotted = full
+        return _Choice(address, miner, rank, run, allotted, floor, locked, None if learning else full)
+
+    def _commit(self, choice: _Choice, now: float, orders: list[Order]) -> None:
+        miner, run = choice.miner, choice.run
         waking = run and not miner.awake
         if run != miner.awake:
             miner.awake, miner.changed_at = run, now
@@ -273,14 +303,18 @@ class SiteAllocator:
             state = "waking"
         elif not run and miner.reported_asleep is False:
             state = "sleeping"
-        self._orders(address, miner, run, allotted if run and miner.control == TARGET else None, orders)
-        counted = miner.last_watts if miner.last_watts is not None else allotted
-        miner.plan = MinerPlan(state, allotted_w=allotted, counted_w=counted, j_per_th=miner.j_per_th, rank=rank,
-                               since=miner.changed_at, locked=locked, full_w=None if learning else full)
-        return miner.plan
+        self._orders(choice.address, miner, run, choice.allotted if run and miner.control == TARGET else None, orders)
+        counted = miner.last_watts if miner.last_watts is not None else choice.allotted
+        miner.plan = MinerPlan(state, allotted_w=choice.allotted, counted_w=counted, j_per_th=miner.j_per_th,
+                               rank=choice.rank, since=miner.changed_at, locked=choice.locked, full_w=choice.full)
 
-    def _ramped(self, miner: _Miner, allotted: float, dt: float, rise_left: float, floor: float) -> float:
-        before = miner.ordered_w if miner.ordered_w is not None else miner.last_watts
+    def _ramped(self, miner: _Miner, allotted: float, dt: float, rise_left: float, floor: float, *,
+                waking: bool) -> float:
+        # A miner waking rises from its sleep, not from the target it had before it slept.
+        if waking:
+            before: float | None = miner.rules.sleep_watts
+        else:
+            before = miner.ordered_w if miner.ordered_w is not None else miner.last_watts
         if before is None:
             before = floor
         limit = before + min(rise_left, math.inf if miner.rules.ramp_w_per_s is None
@@ -297,7 +331,7 @@ class SiteAllocator:
         if target is not None and (miner.ordered_w is None or abs(miner.ordered_w - target) > self.rules.deadband_w
                                    or miner.target_drift >= confirm):
             # Before a wake: the miner starts at its new target, not its old one.
-            orders.append(Order(address, "target", round(target, 3)))
+            orders.append(Order(address, "target", float(f"{target:.6g}")))  # a chip may draw microwatts
             miner.ordered_w, miner.target_drift = target, 0
         if miner.ordered_awake != run or miner.state_drift >= confirm:
             orders.append(Order(address, "wake" if run else "sleep"))
@@ -315,11 +349,36 @@ class SiteAllocator:
         self._trim = min(self._trim, 0.25 * budget_w)
 
 
+def _hold_rises(choices: list[_Choice], room: float) -> None:
+    """A rise waits for the cuts that make room for it: a miner told to draw less draws
+    what it drew until its next reading shows the cut. Where the fleet's draw so counted
+    would pass ``room``, the dearest rises are held back first (a wake that no longer
+    fits waits a tick asleep)."""
+    excess = sum(max(c.allotted, c.drawing()) for c in choices) - room
+    for choice in reversed(choices):
+        if excess <= 1e-9:
+            return
+        drawing = choice.drawing()
+        if not choice.run or choice.allotted <= drawing or choice.locked is not None:
+            continue
+        before = choice.allotted
+        held = max(drawing, before - excess)
+        if not choice.miner.awake and (choice.miner.control != TARGET or held < choice.floor):
+            choice.run, choice.allotted = False, choice.miner.rules.sleep_watts
+        elif choice.miner.control == TARGET:
+            choice.allotted = max(held, choice.floor)
+        excess -= max(before, drawing) - max(choice.allotted, drawing)
+
+
 def _rank_key(address: str, miner: _Miner, margin: float) -> tuple[float, str]:
     j = miner.j_per_th if miner.j_per_th is not None else miner.rules.j_per_th
     if j is None:
         return (math.inf, address)
     return (j * (1.0 - margin) if miner.awake else j, address)  # a running miner keeps its place
+
+
+def _smoothed(mean: float | None, value: float) -> float:
+    return value if mean is None else mean + _RANK_WEIGHT * (value - mean)
 
 
 def _finite(value: float | None) -> float | None:

@@ -13,11 +13,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from hashcore.app.simulate import run_simulate
+from hashcore.app.sweep import emulated_asic, measure_backend, sweep_asic
 from hashcore.backends.asic.chips import BM1366, chip_curve
-from hashcore.report.commands import add_report_arguments, run_report
+from hashcore.cli.simulate import add_simulate_arguments, simulate_options
 from hashcore.report.plots import curve_png
-from hashcore.sweep import emulated_asic, measure_backend, sweep_asic
-from hashcore.throttle.commands import add_simulate_arguments, run_simulate
+from hashcore.report.render import render_report
 
 OUT = Path("build/green")
 KWH = 3.6e6
@@ -26,7 +27,7 @@ KWH = 3.6e6
 def simulate(argv: str) -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     add_simulate_arguments(parser)
-    return run_simulate(parser.parse_args(shlex.split(argv))).to_json()
+    return run_simulate(simulate_options(parser.parse_args(shlex.split(argv)))).to_json()
 
 
 def curve_table() -> None:
@@ -77,9 +78,7 @@ def day_report() -> None:
     run = OUT / "solar-day"
     simulate(f"--trace traces/solar-cloudy.csv --device-model asic-bm1366 --miner-watts 3000 --actuator dvfs "
              f"--forecast clearsky --battery-kwh 10 --battery-kw 3 --grid-intensity 380 --contract-gco2 0 --run {run}")
-    parser = argparse.ArgumentParser()
-    add_report_arguments(parser)
-    result = run_report(parser.parse_args([str(run)]))
+    result = render_report(run)
     print(f"\nreport of a simulated day: {result.path}")
 
 

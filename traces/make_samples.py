@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hashcore.throttle.commands import add_trace_arguments, run_trace
+from hashcore.app.trace import run_trace
+from hashcore.cli.trace import add_trace_arguments, trace_options
 from hashcore.throttle.generate import synthetic_clouds
 from hashcore.throttle.traces import format_timestamp
 
@@ -50,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="hashcore trace")
     add_trace_arguments(parser)
     for command in COMMANDS:
-        report = run_trace(parser.parse_args(shlex.split(command)))
+        report = run_trace(trace_options(parser.parse_args(shlex.split(command))))
         print("\n".join(report.summary_lines()))
 
 

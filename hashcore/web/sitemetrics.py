@@ -10,7 +10,7 @@ Metrics (``address``, ``kind``, ``state``, ``control``, ``basis`` are labels)::
 
     hashcore_site_budget_watts                        the budget in force
     hashcore_site_surplus_watts                       the signal's watts before the policy
-    hashcore_site_usable_watts                        what the allocator handed out
+    hashcore_site_usable_watts                        what the allocator may hand out
     hashcore_site_power_watts                         the site's measured power (absent before measured)
     hashcore_site_energy_joules_total                 energy the miners drew
     hashcore_site_budget_energy_joules_total          the budget's energy
@@ -78,7 +78,7 @@ def _gauge(name: str, documentation: str, value: float | None) -> Iterator[Metri
 def _site(view: SiteView) -> Iterator[Metric]:
     yield from _gauge("hashcore_site_budget_watts", "The power budget in force", view.budget_w)
     yield from _gauge("hashcore_site_surplus_watts", "The signal's watts before the policy", view.surplus_w)
-    yield from _gauge("hashcore_site_usable_watts", "What the allocator handed out (budget less headroom and trim)",
+    yield from _gauge("hashcore_site_usable_watts", "What the allocator may hand out (budget less headroom and trim)",
                       view.usable_w)
     yield from _gauge("hashcore_site_power_watts", "The site's measured power over the last tick", view.measured_w)
     books = (

@@ -209,6 +209,34 @@ def test_a_cheaper_miner_waits_asleep_until_the_dearer_one_it_replaces_stops_dra
     assert second.plans["cheap"].state == "waking"
 
 
+def test_a_miner_caught_on_its_way_up_is_offered_more_until_it_shows_its_full_power() -> None:
+    """Its first reading (500 W, still rising to a 3 kW full power) looks free of its
+    target; held at that, it would never show more."""
+    alloc = SiteAllocator({"lag": MinerRules(min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
+    full, draw, target = 3000.0, 500.0, None
+    for t in range(30):
+        plan = alloc.step(float(t), 10_000.0, {"lag": reading(draw, 3e4, target=target)}).plans["lag"]
+        target = plan.allotted_w
+        draw = min(full, draw + 0.5 * (target - draw))  # it follows its target with a lag
+    assert draw == pytest.approx(full, rel=0.02)
+    assert plan.full_w is not None and plan.full_w >= full
+
+
+def test_once_a_miner_shows_its_full_power_it_is_not_offered_more_again() -> None:
+    alloc = SiteAllocator({"a": MinerRules(min_on_s=0, min_off_s=0), "b": MinerRules(min_on_s=0, min_off_s=0)},
+                          SiteRules(headroom=0.0))
+    draws = {"a": 8.0, "b": 0.0}
+    targets: dict[str, float | None] = {"a": None, "b": None}
+    allotted = []
+    for t in range(12):  # a draws 8 W at most and clamps its reported target there
+        result = alloc.step(float(t), 12.0, {"a": reading(draws["a"], 1e5, target=targets["a"]),
+                                             "b": reading(0.0, 2e5, asleep=True)})
+        targets["a"] = min(8.0, result.plans["a"].allotted_w)
+        allotted.append(result.plans["a"].allotted_w)
+    assert allotted[-6:] == [8.0] * 6  # the budget it cannot use is not held for it
+    assert result.plans["b"].state in ("on", "waking")
+
+
 def test_at_most_wake_batch_miners_wake_in_one_tick() -> None:
     names = [f"m{i}" for i in range(6)]
     alloc = SiteAllocator({n: MinerRules(max_watts=10, min_on_s=0, min_off_s=0) for n in names},
@@ -305,7 +333,11 @@ def test_a_budget_step_is_measured_against_the_tick_it_ended_not_the_new_one() -
 def test_full_power_is_learnt_where_the_operator_did_not_give_it() -> None:
     alloc = SiteAllocator({"a": MinerRules(), "b": MinerRules()}, SiteRules(headroom=0.0))
     alloc.step(0.0, 30.0, {"a": reading(8.0, 1e5, target=100.0), "b": reading(9.0, 2e5, target=100.0)})
-    result = alloc.step(1.0, 30.0, {"a": reading(8.0, 1e5, target=30.0), "b": reading(9.0, 2e5, target=30.0)})
+    # Held at what it was asked for (its first draw), each is offered half as much again...
+    result = alloc.step(1.0, 30.0, {"a": reading(8.0, 1e5, target=8.0), "b": reading(9.0, 2e5, target=9.0)})
+    assert result.plans["a"].allotted_w == 12.0 and result.plans["b"].allotted_w == 13.5
+    # ...and draws no more: that is its full power.
+    result = alloc.step(2.0, 30.0, {"a": reading(8.0, 1e5, target=12.0), "b": reading(9.0, 2e5, target=13.5)})
     assert result.plans["a"].full_w == 8.0 and result.plans["b"].full_w == 9.0
     assert result.plans["a"].allotted_w == 8.0 and result.plans["b"].allotted_w == 9.0
 

@@ -84,7 +84,7 @@ class SiteView:
         tick_s: the tick; last_tick_cost_s: how long the last tick's work took.
         budget_w: the budget in force (after the policy and the battery's dispatch).
         surplus_w: the signal's watts before the policy (None before the first tick).
-        usable_w: what the allocator handed out (budget less headroom and trim).
+        usable_w: what the allocator may hand out (budget less headroom and trim).
         measured_w: the site's power over the last tick (None before the second tick).
         budget_energy_j / energy_j / energy_over_budget_j / absorbed_j / curtailed_j /
             hashes: the run's figures (:class:`hashcore.throttle.site.SiteBook`).

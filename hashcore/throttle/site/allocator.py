@@ -57,6 +57,10 @@ from hashcore.throttle.site.rules import (
     SiteRules,
 )
 
+#: How much more than its most measured draw a miner held at its target is offered.
+_PROBE = 1.5
+#: A draw above the one before by more than this factor is still rising to its target.
+_RISING = 1.02
 #: Weight of each new measurement in the smoothed power and hashrate whose ratio ranks the miners.
 _RANK_WEIGHT = 0.2
 
@@ -68,7 +72,9 @@ class _Miner:
     changed_at: float = -math.inf
     control: str = READ_ONLY
     last_watts: float | None = None
-    max_seen: float | None = None          # the most drawn while free of its target
+    max_seen: float | None = None          # the most drawn since first seen free of its target
+    at_target: bool = False                # its last draw reached its target: it may draw more
+    full_known: bool = False               # seen steady below what it was asked for: max_seen is its full
     j_per_th: float | None = None
     mean_w: float | None = None            # smoothed power and hashrate while it hashed:
     mean_hs: float | None = None           # their ratio ranks it
@@ -84,6 +90,8 @@ class _Miner:
     def full_w(self) -> float | None:
         if self.rules.max_watts is not None:
             return self.rules.max_watts
+        if self.max_seen is not None and self.at_target and not self.full_known:
+            return self.max_seen * _PROBE  # offer more, so that it shows how much more it draws
         return self.max_seen
 
     def floor_w(self, full: float) -> float:
@@ -221,11 +229,20 @@ class SiteAllocator:
             if miner.ordered_awake is None:  # first contact: take it as it is
                 miner.awake = miner.ordered_awake = not observation.asleep
             if watts is not None:
-                miner.last_watts = watts
-                # Its full power shows only where its target did not hold it back.
-                free = observation.target_w is None or watts < 0.9 * observation.target_w
-                if not observation.asleep and free and watts > 0:
+                # Its full power shows where what it was asked for did not hold it back
+                # (then it is learnt); every draw after that is a floor under it. A draw
+                # held at its target is offered more; one still rising keeps the offer; one
+                # that stopped rising below what it was asked for is all it draws.
+                asked = miner.ordered_w if miner.ordered_w is not None else observation.target_w
+                free = asked is None or watts < 0.9 * asked
+                before = miner.last_watts
+                if not observation.asleep and watts > 0 and (free or miner.max_seen is not None):
                     miner.max_seen = watts if miner.max_seen is None else max(miner.max_seen, watts)
+                    if not free:
+                        miner.at_target = True
+                    elif before is not None and watts <= before * _RISING:
+                        miner.at_target, miner.full_known = False, True
+                miner.last_watts = watts
                 if not observation.asleep and rate and rate > 0 and watts > 0:
                     # A ratio of smoothed figures, not a smoothed ratio: a tick of next to no
                     # hashing (a miner just woken, held near zero) weighs next to nothing.
@@ -235,9 +252,11 @@ class SiteAllocator:
         elif observation in FAILURES:
             miner.failure = observation
             if observation == REFUSED:
-                # Nothing runs there: when it returns it starts as it likes, confirmed by its reading.
+                # Nothing runs there: when it returns it starts as it likes, confirmed by its
+                # reading, and may be another machine: its full power is learnt again.
                 miner.ordered_awake = None
                 miner.ordered_w = None
+                miner.full_known = False
         else:
             raise ConfigError(f"unknown observation {observation!r}")
 

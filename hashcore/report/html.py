@@ -62,6 +62,23 @@ def _image(name: str, images: Mapping[str, bytes | str], alt: str) -> str:
     return f'<img src="{source}" alt="{html.escape(alt)}">'
 
 
+def _miners_table(miners: list[Any]) -> str:
+    """A site run's miners as its page left them (in the allocator's order)."""
+    head = "".join(f"<th>{h}</th>" for h in ("address", "kind", "state", "power", "J/TH", "energy", "error"))
+    rows = []
+    for miner in miners:
+        if not isinstance(miner, dict):
+            continue
+        cells = [str(miner.get("address", "-")), str(miner.get("kind", "-")), str(miner.get("state", "-"))]
+        figures = [_num(miner.get("watts"), ",.4g", " W"), _num(miner.get("j_per_th"), ",.4g"),
+                   _num(miner.get("energy_j"), ",.4g", " J")]
+        error = str(miner.get("error") or "")
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                    + "".join(f"<td class=n>{html.escape(f)}</td>" for f in figures)
+                    + f"<td>{html.escape(error)}</td></tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
 def render_html(run: RunData, images: Mapping[str, bytes | str]) -> str:
     """The page for ``run``; ``images`` maps power/energy/carbon/curve to PNG bytes (embedded)
     or to a file name beside the page."""
@@ -131,6 +148,9 @@ def render_html(run: RunData, images: Mapping[str, bytes | str]) -> str:
         ]) + _image("energy", images, "energy by source") + _image("carbon", images, "cumulative emissions")
             + "<p class=notes>" + html.escape(str(a.get("method", ""))) + ". "
             + " ".join(html.escape(str(n)) + "." for n in a.get("notes", [])) + "</p>")
+    miners = m.get("miners")
+    if isinstance(miners, list) and miners:
+        sections.append("<h2>Miners at the end, cheapest J/TH first</h2>" + _miners_table(miners))
     curve = _image("curve", images, "the fleet's efficiency curve")
     if curve:
         sections.append("<h2>Operating points</h2>" + curve)

@@ -238,7 +238,8 @@ j_per_th = 22.0  # the chip's nameplate, until measured
     assert "hashcore_site_budget_watts" in metrics and f'address="{ASIC}"' in metrics
     report = subprocess.run([*HC, "report", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
-    assert (tmp_path / "run" / "report.html").is_file()
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Miners at the end" in page and all(a in page for a in (CPU_A, CPU_B, ASIC))
 
 
 def _check_figures(final: dict[str, Any]) -> None:

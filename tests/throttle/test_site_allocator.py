@@ -182,6 +182,23 @@ def test_a_chip_of_microwatts_is_ordered_microwatts() -> None:
     assert result.plans["chip"].j_per_th == pytest.approx(22.0)
 
 
+def test_a_hashrate_of_next_to_nothing_ranks_the_miner_dearest_and_does_not_stop_the_site() -> None:
+    """A few H/s from a miner of watts is a terahash that is zero in floating point."""
+    rules = MinerRules(max_watts=10, min_on_s=0, min_off_s=0)
+    alloc = SiteAllocator({"a": rules, "b": rules}, SiteRules(headroom=0.0))
+    result = alloc.step(0.0, 10.0, {"a": MinerReading(10.0, 5e-324, False, TARGET, None), "b": reading(10.0, 1e6)})
+    assert result.plans["a"].j_per_th == math.inf and result.plans["a"].rank == 1
+
+
+def test_a_target_reported_as_nan_is_no_target_and_the_order_is_sent_again() -> None:
+    alloc = SiteAllocator({"a": MinerRules(max_watts=10, min_on_s=0, min_off_s=0)},
+                          SiteRules(headroom=0.0, confirm_ticks=2))
+    assert alloc.step(0.0, 6.0, {"a": reading(6.0, 1e5)}).orders == (Order("a", "target", 6.0),)
+    garbled = reading(6.0, 1e5, target=math.nan)
+    assert alloc.step(1.0, 6.0, {"a": garbled}).orders == ()
+    assert alloc.step(2.0, 6.0, {"a": garbled}).orders == (Order("a", "target", 6.0),)
+
+
 def test_a_rise_waits_until_the_cut_that_makes_room_for_it_is_measured() -> None:
     rules = MinerRules(max_watts=8, min_watts=2, min_on_s=0, min_off_s=0)
     alloc = SiteAllocator({"a": rules, "b": rules}, SiteRules(headroom=0.0, rank_margin=0.0))

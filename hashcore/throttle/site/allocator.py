@@ -222,7 +222,7 @@ class SiteAllocator:
                 raise ConfigError(f"unknown control {observation.control!r}")
             miner.failure = None
             miner.control = observation.control
-            miner.reported_target = observation.target_w
+            target = miner.reported_target = _finite(observation.target_w)
             miner.reported_asleep = observation.asleep
             watts = _finite(observation.watts)
             rate = _finite(observation.hashrate_hs)
@@ -233,7 +233,7 @@ class SiteAllocator:
                 # (then it is learnt); every draw after that is a floor under it. A draw
                 # held at its target is offered more; one still rising keeps the offer; one
                 # that stopped rising below what it was asked for is all it draws.
-                asked = miner.ordered_w if miner.ordered_w is not None else observation.target_w
+                asked = miner.ordered_w if miner.ordered_w is not None else target
                 free = asked is None or watts < 0.9 * asked
                 before = miner.last_watts
                 if not observation.asleep and watts > 0 and (free or miner.max_seen is not None):
@@ -248,7 +248,9 @@ class SiteAllocator:
                     # hashing (a miner just woken, held near zero) weighs next to nothing.
                     miner.mean_w = _smoothed(miner.mean_w, watts)
                     miner.mean_hs = _smoothed(miner.mean_hs, rate)
-                    miner.j_per_th = miner.mean_w / (miner.mean_hs / 1e12)
+                    # Next to no hashes for its power (a few H/s: a miner's nonsense, or one
+                    # stalled): dearer than any other, never a division by zero.
+                    miner.j_per_th = miner.mean_w / miner.mean_hs * 1e12 if miner.mean_hs > 0 else math.inf
         elif observation in FAILURES:
             miner.failure = observation
             if observation == REFUSED:

@@ -302,6 +302,36 @@ def test_a_refused_miner_draws_its_sleep_power_and_its_share_goes_to_the_others_
     assert result.plans["poor"].state in ("asleep", "sleeping")
 
 
+def test_a_miner_back_from_a_restart_in_another_state_carries_no_lock_the_site_did_not_set() -> None:
+    """Put to sleep at t=100 (min_off 60), it restarts and comes back hashing at t=102: it
+    is dearer and there is no room, so it is put back to sleep at once; the sleep of t=100
+    is no switch-on to hold it on at its floor for min_on_s."""
+    rules = MinerRules(max_watts=10, min_watts=3, min_on_s=60, min_off_s=60)
+    alloc = SiteAllocator({"a": rules, "b": rules}, SiteRules(headroom=0.0))
+    full = {"a": reading(10.0, 1e5, target=10.0), "b": reading(10.0, 2e5, target=10.0)}
+    alloc.step(0.0, 20.0, full)
+    assert alloc.step(100.0, 10.0, full).orders == (Order("b", "sleep"),)
+    alloc.step(101.0, 10.0, {"a": full["a"], "b": REFUSED})
+    result = alloc.step(102.0, 10.0, {"a": full["a"], "b": reading(10.0, 2e5)})
+    assert result.plans["b"].locked is None and Order("b", "sleep") in result.orders
+    assert result.plans["a"].allotted_w == 10.0
+    # Back in the state it was ordered into, its lock holds as before.
+    alloc.step(103.0, 10.0, {"a": full["a"], "b": REFUSED})
+    result = alloc.step(104.0, 30.0, {"a": full["a"], "b": reading(0.0, 2e5, asleep=True)})
+    assert result.plans["b"].locked == "min_off" and result.plans["b"].state == "asleep"
+
+
+def test_a_wake_sent_again_to_a_miner_found_asleep_starts_its_min_on_lock() -> None:
+    alloc = SiteAllocator({"a": MinerRules(max_watts=10, min_on_s=30, min_off_s=30)},
+                          SiteRules(headroom=0.0, confirm_ticks=2))
+    alloc.step(0.0, 10.0, {"a": reading(10.0, 1e5, target=10.0)})  # met running: no lock
+    asleep = reading(0.0, 1e5, asleep=True, target=10.0)
+    assert alloc.step(1.0, 10.0, {"a": asleep}).orders == ()
+    assert alloc.step(2.0, 10.0, {"a": asleep}).orders == (Order("a", "wake"),)
+    result = alloc.step(3.0, 0.0, {"a": reading(10.0, 1e5, target=10.0)})
+    assert result.plans["a"].locked == "min_on" and result.plans["a"].state == "on"
+
+
 def test_a_read_only_miner_is_counted_at_what_it_reports() -> None:
     alloc = fleet()
     readings = {n: reading(10.0, j) for n, j in FLEET.items()}
@@ -359,19 +389,77 @@ def test_full_power_is_learnt_where_the_operator_did_not_give_it() -> None:
     assert result.plans["a"].allotted_w == 8.0 and result.plans["b"].allotted_w == 9.0
 
 
+#: What a miner may answer in a tick: anything a link lets through, or no answer.
+OBSERVATIONS = st.one_of(
+    st.just(TIMEOUT), st.just(REFUSED),
+    st.builds(MinerReading, watts=st.one_of(st.none(), st.floats(0, 80)),
+              hashrate_hs=st.one_of(st.none(), st.floats(0, 1e14)), asleep=st.booleans(),
+              control=st.sampled_from([TARGET, SLEEP, READ_ONLY]), target_w=st.one_of(st.none(), st.floats(0, 80))))
+SITES = st.builds(SiteRules, headroom=st.floats(0, 0.5), wake_margin_w=st.floats(0, 5), wake_batch=st.integers(0, 3),
+                  site_ramp_w_per_s=st.one_of(st.none(), st.floats(0, 50)), trim_gain=st.floats(0, 1),
+                  rank_margin=st.floats(0, 0.5), confirm_ticks=st.integers(1, 4))
+UNSTEERED = ("read-only", "unresponsive", "down")
+
+
+def miner_rules(locks: bool) -> st.SearchStrategy[MinerRules]:
+    lock = st.floats(0, 10) if locks else st.just(0.0)
+    return st.builds(MinerRules, max_watts=st.one_of(st.none(), st.floats(5, 50)),
+                     min_watts=st.one_of(st.none(), st.floats(0, 5)), sleep_watts=st.floats(0, 2),
+                     min_on_s=lock, min_off_s=lock, ramp_w_per_s=st.one_of(st.none(), st.floats(0.1, 20)),
+                     j_per_th=st.one_of(st.none(), st.floats(1, 1e6)))
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(1, 50), st.floats(1, 1e6), st.sampled_from([TARGET, SLEEP])), min_size=1,
-                max_size=12),
-       st.lists(st.floats(0, 400), min_size=1, max_size=8))
-def test_without_locks_the_allotted_power_never_exceeds_the_budget(miners: list[tuple[float, float, str]],
-                                                                    budgets: list[float]) -> None:
-    rules = {f"m{i}": MinerRules(max_watts=w, min_on_s=0, min_off_s=0) for i, (w, _, _) in enumerate(miners)}
-    alloc = SiteAllocator(rules, SiteRules(headroom=0.05))
-    for t, budget in enumerate(budgets):
-        readings = {f"m{i}": reading(w, j, control=c) for i, (w, j, c) in enumerate(miners)}
-        result = alloc.step(float(t), budget, readings)
-        assert result.allotted_w <= budget * 0.95 + 1e-6
-        assert all(p.allotted_w <= rules[n].max_watts + 1e-9 for n, p in result.plans.items())  # type: ignore
+@given(st.lists(miner_rules(locks=False), min_size=1, max_size=6), SITES, st.data())
+def test_without_locks_the_allotted_power_never_exceeds_the_budget(rules: list[MinerRules], site: SiteRules,
+                                                                    data: st.DataObject) -> None:
+    """Whatever the miners answer: what the unsteered are counted at and the steered
+    miners' sleep power is all the site may pass the usable budget by."""
+    names = [f"m{i}" for i in range(len(rules))]
+    alloc = SiteAllocator(dict(zip(names, rules, strict=True)), site)
+    t = 0.0
+    for _ in range(data.draw(st.integers(1, 8))):
+        t += data.draw(st.floats(0, 5))
+        observations = {n: data.draw(OBSERVATIONS) for n in names}
+        result = alloc.step(t, data.draw(st.floats(0, 200)), observations,
+                            measured_w=data.draw(st.one_of(st.none(), st.floats(0, 300))))
+        plans = result.plans
+        fixed = sum(p.allotted_w for p in plans.values() if p.state in UNSTEERED)
+        asleep = sum(r.sleep_watts for n, r in zip(names, rules, strict=True) if plans[n].state not in UNSTEERED)
+        assert result.allotted_w <= max(result.usable_w, fixed + asleep) + 1e-6
+        for name, rule in zip(names, rules, strict=True):
+            assert math.isfinite(plans[name].allotted_w) and math.isfinite(plans[name].counted_w)
+            if rule.max_watts is not None and plans[name].state not in UNSTEERED:
+                assert plans[name].allotted_w <= rule.max_watts + 1e-9
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(miner_rules(locks=True), min_size=1, max_size=5), SITES, st.data())
+def test_no_miner_is_switched_back_sooner_than_its_minimum_on_or_off_time(rules: list[MinerRules], site: SiteRules,
+                                                                          data: st.DataObject) -> None:
+    """Between a wake order and the next sleep order at least min_on_s passes, and min_off_s
+    between a sleep and the next wake, unless the miner was seen in the other state by
+    itself (a restart, its own pause) in between: that starts its time again."""
+    names = [f"m{i}" for i in range(len(rules))]
+    alloc = SiteAllocator(dict(zip(names, rules, strict=True)), site)
+    last: dict[str, tuple[str, float]] = {}
+    t = 0.0
+    for _ in range(data.draw(st.integers(1, 12))):
+        t += data.draw(st.floats(0, 4))
+        observations = {n: data.draw(OBSERVATIONS) for n in names}
+        for name, seen in observations.items():
+            if name in last and (seen == REFUSED or (isinstance(seen, MinerReading)
+                                                     and seen.asleep == (last[name][0] == "wake"))):
+                del last[name]
+        for order in alloc.step(t, data.draw(st.floats(0, 200)), observations).orders:
+            if order.action not in ("wake", "sleep"):
+                continue
+            before = last.get(order.address)
+            if before is not None and before[0] != order.action:
+                rule = rules[names.index(order.address)]
+                assert t - before[1] >= (rule.min_on_s if before[0] == "wake" else rule.min_off_s) - 1e-9
+            if before is None or before[0] != order.action:
+                last[order.address] = (order.action, t)
 
 
 def test_bad_rules_are_refused_with_the_field_named() -> None:

@@ -227,6 +227,9 @@ class SiteAllocator:
             watts = _finite(observation.watts)
             rate = _finite(observation.hashrate_hs)
             if miner.ordered_awake is None:  # first contact: take it as it is
+                if miner.awake == observation.asleep:
+                    # It switched by itself while down (a restart): the site set no lock on that.
+                    miner.changed_at = -math.inf
                 miner.awake = miner.ordered_awake = not observation.asleep
             if watts is not None:
                 # Its full power shows where what it was asked for did not hold it back
@@ -324,7 +327,8 @@ class SiteAllocator:
             state = "waking"
         elif not run and miner.reported_asleep is False:
             state = "sleeping"
-        self._orders(choice.address, miner, run, choice.allotted if run and miner.control == TARGET else None, orders)
+        self._orders(choice.address, miner, run, choice.allotted if run and miner.control == TARGET else None, orders,
+                     now)
         counted = miner.last_watts if miner.last_watts is not None else choice.allotted
         miner.plan = MinerPlan(state, allotted_w=choice.allotted, counted_w=counted, j_per_th=miner.j_per_th,
                                rank=choice.rank, since=miner.changed_at, locked=choice.locked, full_w=choice.full)
@@ -342,7 +346,8 @@ class SiteAllocator:
                              else miner.rules.ramp_w_per_s * dt)
         return max(floor, min(allotted, limit)) if allotted > before else allotted
 
-    def _orders(self, address: str, miner: _Miner, run: bool, target: float | None, orders: list[Order]) -> None:
+    def _orders(self, address: str, miner: _Miner, run: bool, target: float | None, orders: list[Order],
+                now: float) -> None:
         confirm = self.rules.confirm_ticks
         miner.state_drift = miner.state_drift + 1 if miner.reported_asleep == run else 0
         miner.target_drift = miner.target_drift + 1 if (
@@ -355,6 +360,9 @@ class SiteAllocator:
             orders.append(Order(address, "target", float(f"{target:.6g}")))  # a chip may draw microwatts
             miner.ordered_w, miner.target_drift = target, 0
         if miner.ordered_awake != run or miner.state_drift >= confirm:
+            if miner.ordered_awake == run:
+                # Sent again to a miner in the other state: this switches it, and the lock counts from here.
+                miner.changed_at = now
             orders.append(Order(address, "wake" if run else "sleep"))
             miner.ordered_awake, miner.state_drift = run, 0
 

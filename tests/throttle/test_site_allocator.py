@@ -164,6 +164,32 @@ def test_a_waking_miner_ramps_up_from_its_floor_not_from_its_old_target() -> Non
     assert targets == [20.0, 40.0, 60.0, 80.0, 100.0]
 
 
+def test_miners_waking_together_rise_no_faster_than_the_sites_ramp() -> None:
+    """Each wakes from its sleep power, whatever target it had before it slept."""
+    rules = MinerRules(max_watts=100, min_watts=5, min_on_s=0, min_off_s=0)
+    alloc = SiteAllocator({"a": rules, "b": rules}, SiteRules(headroom=0.0, site_ramp_w_per_s=10.0))
+    full = {"a": reading(100.0, 1e5, target=100.0), "b": reading(100.0, 2e5, target=100.0)}
+    alloc.step(0.0, 200.0, full)
+    alloc.step(100.0, 0.0, full)
+    asleep = {"a": reading(0.0, 1e5, asleep=True), "b": reading(0.0, 2e5, asleep=True)}
+    result = alloc.step(101.0, 200.0, asleep)
+    assert result.allotted_w == 10.0 and awake(alloc) == {"a"}
+
+
+@pytest.mark.parametrize("whole", [MinerReading(None, None, False, SLEEP), MinerReading(8.0, None, False, SLEEP)],
+                         ids=["unmetered", "under-its-max"])
+def test_a_miner_running_whole_takes_none_of_the_sites_ramp(whole: MinerReading) -> None:
+    """It was counted rising to its full power every tick (from nothing, or from what it
+    draws), and the site's ramp, spent, cut the miners after it toward their floors."""
+    alloc = SiteAllocator({"whole": MinerRules(max_watts=10, j_per_th=1.0, min_on_s=0, min_off_s=0),
+                           "a": MinerRules(max_watts=100, min_watts=5, min_on_s=0, min_off_s=0)},
+                          SiteRules(headroom=0.0, site_ramp_w_per_s=5.0))
+    alloc.step(0.0, 30.0, {"whole": whole, "a": reading(20.0, 1e5, target=20.0)})
+    targets = [alloc.step(float(t), 100.0, {"whole": whole, "a": reading(20.0 + 5 * (t - 1), 1e5)})
+               .plans["a"].allotted_w for t in (1, 2, 3)]
+    assert targets == [25.0, 30.0, 35.0]
+
+
 def test_the_rank_is_a_ratio_of_smoothed_power_and_hashrate() -> None:
     """A miner read just after it woke (full power, next to no hashrate yet) is not
     ranked for long at the absurd J/TH of that one reading."""

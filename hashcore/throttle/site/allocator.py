@@ -198,11 +198,11 @@ class SiteAllocator:
                 remaining -= extra - (miner.floor_w(full) - miner.rules.sleep_watts if full is not None else 0.0)
             else:
                 remaining -= extra
-            if choice.run and not miner.awake:
-                wakes += 1
-            before = miner.ordered_w if miner.ordered_w is not None else (miner.last_watts or 0.0)
-            if choice.allotted > before:
-                rise_left -= choice.allotted - before
+            waking = choice.run and not miner.awake
+            wakes += waking
+            if waking or miner.control == TARGET:  # one running whole does not rise
+                before = _rise_base(miner, waking)
+                rise_left -= max(0.0, choice.allotted - (choice.floor if before is None else before))
             choices.append(choice)
         _hold_rises(choices, usable - fixed)
         orders: list[Order] = []
@@ -335,15 +335,12 @@ class SiteAllocator:
 
     def _ramped(self, miner: _Miner, allotted: float, dt: float, rise_left: float, floor: float, *,
                 waking: bool) -> float:
-        # A miner waking rises from its sleep, not from the target it had before it slept.
-        if waking:
-            before: float | None = miner.rules.sleep_watts
-        else:
-            before = miner.ordered_w if miner.ordered_w is not None else miner.last_watts
+        before = _rise_base(miner, waking)
         if before is None:
             before = floor
-        limit = before + min(rise_left, math.inf if miner.rules.ramp_w_per_s is None
-                             else miner.rules.ramp_w_per_s * dt)
+        # A rise the site's ramp has no room for waits; it never cuts what was sent before.
+        limit = before + max(0.0, min(rise_left, math.inf if miner.rules.ramp_w_per_s is None
+                                      else miner.rules.ramp_w_per_s * dt))
         return max(floor, min(allotted, limit)) if allotted > before else allotted
 
     def _orders(self, address: str, miner: _Miner, run: bool, target: float | None, orders: list[Order],
@@ -397,6 +394,15 @@ def _hold_rises(choices: list[_Choice], room: float) -> None:
         elif choice.miner.control == TARGET:
             choice.allotted = max(held, choice.floor)
         excess -= max(before, drawing) - max(choice.allotted, drawing)
+
+
+def _rise_base(miner: _Miner, waking: bool) -> float | None:
+    """Where a miner's rise is measured from, for its ramp and the site's: a miner waking
+    rises from its sleep, not from the target it had before it slept; a running one from
+    the target last sent, else its draw (None: neither known, its floor)."""
+    if waking:
+        return miner.rules.sleep_watts
+    return miner.ordered_w if miner.ordered_w is not None else miner.last_watts
 
 
 def _rank_key(address: str, miner: _Miner, margin: float) -> tuple[float, str]:

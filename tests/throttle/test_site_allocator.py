@@ -403,6 +403,15 @@ def test_a_budget_step_is_measured_against_the_tick_it_ended_not_the_new_one() -
     assert alloc.trim_w == 0.0
 
 
+def test_after_a_step_down_the_trim_takes_its_share_of_the_new_budget_not_its_old_watts() -> None:
+    alloc = SiteAllocator({"a": MinerRules(max_watts=1000, min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
+    alloc.step(0.0, 1000.0, {"a": reading(1000.0, 1e5)})
+    alloc.step(1.0, 1000.0, {"a": reading(1050.0, 1e5)}, measured_w=1050.0)
+    assert alloc.trim_w == pytest.approx(25.0)
+    result = alloc.step(2.0, 100.0, {"a": reading(1000.0, 1e5)}, measured_w=1000.0)
+    assert result.usable_w == pytest.approx(97.5) and alloc.trim_w == pytest.approx(2.5)
+
+
 def test_full_power_is_learnt_where_the_operator_did_not_give_it() -> None:
     alloc = SiteAllocator({"a": MinerRules(), "b": MinerRules()}, SiteRules(headroom=0.0))
     alloc.step(0.0, 30.0, {"a": reading(8.0, 1e5, target=100.0), "b": reading(9.0, 2e5, target=100.0)})

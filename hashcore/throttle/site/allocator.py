@@ -28,7 +28,9 @@ Each tick the allocator:
 
 The budget handed out is ``budget × (1 - headroom)`` less a trim that grows while the
 site's measured power stays above the budget (a miner drawing a little over its target,
-a meter reading high) and shrinks again when it is back under.
+a meter reading high) and shrinks again when it is back under. The trim is a fraction of
+the budget, as the overshoot it corrects is of the power drawn: after a step down it
+takes its share of the new budget, not the watts it had grown to under the old one.
 
 An order is sent when the allotment changes by more than ``deadband_w``, or when the miner
 reports a target or a state other than the one ordered (telemetry confirms every order;
@@ -143,14 +145,15 @@ class SiteAllocator:
             raise ConfigError("a site needs at least one miner")
         self.rules = rules or SiteRules()
         self._miners = {address: _Miner(r) for address, r in miners.items()}
-        self._trim = 0.0
+        self._trim = 0.0  # a fraction of the budget
         self._last_t: float | None = None
         self._last_budget: float | None = None  # what the tick that ended was measured against
         self._allotted_total = 0.0
 
     @property
     def trim_w(self) -> float:
-        return self._trim
+        """The trim in watts of the budget last handed out."""
+        return self._trim * (self._last_budget or 0.0)
 
     def plans(self) -> dict[str, MinerPlan]:
         return {address: m.plan for address, m in self._miners.items()}
@@ -171,7 +174,7 @@ class SiteAllocator:
         self._last_budget = budget_w
         for address, miner in self._miners.items():
             self._observe(miner, observations.get(address, TIMEOUT))
-        usable = max(0.0, budget_w * (1.0 - self.rules.headroom) - self._trim)
+        usable = max(0.0, budget_w * (1.0 - self.rules.headroom - self._trim))
         fixed = 0.0
         steered: list[tuple[str, _Miner]] = []
         for address, miner in self._miners.items():
@@ -364,15 +367,10 @@ class SiteAllocator:
             miner.ordered_awake, miner.state_drift = run, 0
 
     def _update_trim(self, budget_w: float, measured_w: float | None) -> None:
-        if measured_w is None or not math.isfinite(measured_w):
+        if measured_w is None or not math.isfinite(measured_w) or budget_w <= 0:
             return
-        excess = measured_w - budget_w * (1.0 - self.rules.headroom / 2)
-        gain = self.rules.trim_gain
-        if excess > 0:
-            self._trim += gain * excess
-        else:
-            self._trim = max(0.0, self._trim + gain * excess)
-        self._trim = min(self._trim, 0.25 * budget_w)
+        excess = measured_w / budget_w - (1.0 - self.rules.headroom / 2)
+        self._trim = min(0.25, max(0.0, self._trim + self.rules.trim_gain * excess))
 
 
 def _hold_rises(choices: list[_Choice], room: float) -> None:

@@ -112,6 +112,20 @@ async def test_a_miner_that_never_answers_holds_the_tick_no_longer_than_its_dead
     assert view[B].state == "on" and good.orders
 
 
+async def test_a_wall_clock_stepped_back_an_hour_does_not_stop_the_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site keeps its own time from the monotonic clock: a wall clock set back (NTP at
+    boot, an operator) would have it wait an hour for its next tick, and hold every miner
+    it had just switched in its minimum on or off time for an hour more."""
+    config = parse_site_config({"site": {"power_budget": 1000, "tick": 0.25, "listen": "off"},
+                                "miners": [{"address": A, "max_watts": 100}]})
+    controller = SiteController(config, {A: StandinLink(MinerModel(max_watts=100.0, lag_s=0.0), A)})
+    wall = time.time
+    controller.on_tick = lambda view: monkeypatch.setattr(time, "time", lambda: wall() - 3600.0)
+    began = time.monotonic()
+    view = await asyncio.wait_for(controller.run(duration=1.0), timeout=10.0)
+    assert view.ticks >= 3 and time.monotonic() - began < 5.0
+
+
 def test_sigterm_ends_a_site_with_its_run_folder_and_its_json_line(tmp_path: Path) -> None:
     with FleetProcess(2) as fleet:
         miners = "".join(f'\n[[miners]]\naddress = "{a}"\nmax_watts = 3000\nmin_on_s = 0\nmin_off_s = 0\n'

@@ -42,7 +42,7 @@ from hashcore.lograte import RateLimitedLog
 from hashcore.report.account import CarbonBook
 from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
 from hashcore.throttle.battery import Battery
-from hashcore.throttle.clock import Clock, RealClock
+from hashcore.throttle.clock import Clock, ScaledClock
 from hashcore.throttle.dispatch import Dispatcher
 from hashcore.throttle.forecast import make_forecast
 from hashcore.throttle.model import BackendModel, FleetModel
@@ -91,13 +91,16 @@ class SiteController:
     Args:
         config: the site file, checked.
         links: each miner's link by address (None: opened from the config).
-        clock: the controller's clock (a virtual one in tests).
+        clock: the controller's clock (a virtual one in tests; None: the wall's time at the
+            start, moved on by the monotonic clock).
     """
 
     def __init__(self, config: SiteConfig, links: Mapping[str, MinerLink] | None = None, *,
                  clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = clock or RealClock()
+        # The wall's time at the start, kept by the monotonic clock: a wall clock stepped back
+        # would hold the next tick and every minimum on/off time for the size of the step.
+        self.clock = clock or ScaledClock(time.time(), 1.0)
         opened = dict(links) if links is not None else {e.address: open_link(e) for e in config.miners}
         missing = [e.address for e in config.miners if e.address not in opened]
         if missing:

@@ -55,6 +55,9 @@ class _Silent(StandinLink):
     async def set_target(self, watts: float) -> None:
         await asyncio.Event().wait()
 
+    async def close(self) -> None:
+        await asyncio.Event().wait()
+
 
 async def ticks(controller: SiteController, clock: VirtualClock, count: int) -> None:
     for _ in range(count):
@@ -110,6 +113,9 @@ async def test_a_miner_that_never_answers_holds_the_tick_no_longer_than_its_dead
     view = {m.address: m for m in controller.view().miners}
     assert view[A].state == "unresponsive" and "no answer within 0.2 s" in (view[A].error or "")
     assert view[B].state == "on" and good.orders
+    began = time.monotonic()
+    await controller.close()  # the run folder is written after it
+    assert time.monotonic() - began < 0.2 + 1.0 + 1.0
 
 
 async def test_a_wall_clock_stepped_back_an_hour_does_not_stop_the_ticks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -167,7 +167,13 @@ class SiteController:
         return self.view()
 
     async def close(self) -> None:
-        await asyncio.gather(*(m.link.close() for m in self._miners.values()), return_exceptions=True)
+        """Let go of every link, within the longest link deadline: the run folder is written after."""
+        deadline = max(m.entry.timeout_s for m in self._miners.values()) + 1.0
+        closing = asyncio.gather(*(m.link.close() for m in self._miners.values()), return_exceptions=True)
+        try:
+            await asyncio.wait_for(closing, deadline)
+        except TimeoutError:
+            log.warning("some miner links did not close within %g s; left behind", deadline)
 
     def write_run(self, directory: str) -> str:
         """Write the run folder ``hashcore report`` renders (see :mod:`hashcore.report.run`)."""

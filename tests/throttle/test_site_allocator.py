@@ -104,6 +104,14 @@ def test_a_miner_switched_on_stays_on_for_its_minimum_time_at_its_floor() -> Non
     assert awake(alloc) == {"asic"}
 
 
+def test_a_miner_locked_on_while_its_full_power_is_unknown_is_given_no_more_than_is_left() -> None:
+    """Nothing was set aside for its floor (it is not known), so nothing is handed back."""
+    alloc = SiteAllocator({"a": MinerRules(sleep_watts=0.25, min_on_s=10)}, SiteRules(headroom=0.0))
+    alloc.step(0.0, 1.0, {"a": MinerReading(None, None, True, TARGET)})
+    result = alloc.step(1.0, 1.0, {"a": MinerReading(None, None, False, TARGET)})
+    assert result.plans["a"].locked == "min_on" and result.allotted_w <= 1.0
+
+
 def test_hysteresis_keeps_a_miner_at_the_margin_from_waking() -> None:
     alloc = SiteAllocator({"a": MinerRules(max_watts=10, min_watts=4, min_on_s=0, min_off_s=0)},
                           SiteRules(headroom=0.0, wake_margin_w=2.0))

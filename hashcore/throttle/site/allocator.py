@@ -148,7 +148,6 @@ class SiteAllocator:
         self._trim = 0.0  # a fraction of the budget
         self._last_t: float | None = None
         self._last_budget: float | None = None  # what the tick that ended was measured against
-        self._allotted_total = 0.0
 
     @property
     def trim_w(self) -> float:
@@ -183,24 +182,16 @@ class SiteAllocator:
             else:
                 steered.append((address, miner))
         steered.sort(key=lambda item: _rank_key(item[0], item[1], self.rules.rank_margin))
-        remaining = usable - fixed - sum(m.rules.sleep_watts for _, m in steered)
         # Locked-on miners keep their floor before anyone is given more.
-        for _, miner in steered:
-            if miner.awake and now - miner.changed_at < miner.rules.min_on_s:
-                full = miner.full_w()
-                if full is not None:
-                    remaining -= miner.floor_w(full) - miner.rules.sleep_watts
+        kept = {address: _kept_on(miner, now) for address, miner in steered}
+        remaining = usable - fixed - sum(m.rules.sleep_watts + kept[a] for a, m in steered)
         wakes = 0
         rise_left = math.inf if self.rules.site_ramp_w_per_s is None else self.rules.site_ramp_w_per_s * dt
         choices: list[_Choice] = []
         for rank, (address, miner) in enumerate(steered):
-            choice = self._choose(address, miner, rank, now, dt, remaining, wakes, rise_left)
-            extra = choice.allotted - miner.rules.sleep_watts
-            if choice.locked == "min_on" and miner.awake:
-                full = miner.full_w()
-                remaining -= extra - (miner.floor_w(full) - miner.rules.sleep_watts if full is not None else 0.0)
-            else:
-                remaining -= extra
+            # What was set aside for it is its own again.
+            choice = self._choose(address, miner, rank, now, dt, remaining + kept[address], wakes, rise_left)
+            remaining -= choice.allotted - miner.rules.sleep_watts - kept[address]
             waking = choice.run and not miner.awake
             wakes += waking
             if waking or miner.control == TARGET:  # one running whole does not rise
@@ -213,7 +204,6 @@ class SiteAllocator:
         for choice in choices:
             self._commit(choice, now, orders)
             allotted_total += choice.allotted
-        self._allotted_total = allotted_total
         counted = sum(m.plan.counted_w for m in self._miners.values())
         return Allocation(tuple(orders), self.plans(), usable, counted, allotted_total)
 
@@ -301,8 +291,6 @@ class SiteAllocator:
             learning = False
         floor = miner.floor_w(full)
         need = floor - sleep_w
-        if locked == "min_on":
-            remaining += need  # its floor was set aside before the walk
         run = miner.awake
         if locked is None:
             if miner.awake and remaining < need:
@@ -392,6 +380,15 @@ def _hold_rises(choices: list[_Choice], room: float) -> None:
         elif choice.miner.control == TARGET:
             choice.allotted = max(held, choice.floor)
         excess -= max(before, drawing) - max(choice.allotted, drawing)
+
+
+def _kept_on(miner: _Miner, now: float) -> float:
+    """What a miner switched on less than ``min_on_s`` ago keeps above its sleep power before
+    the budget is shared: its floor (0: not locked on, or its full power not known yet)."""
+    full = miner.full_w()
+    if not miner.awake or now - miner.changed_at >= miner.rules.min_on_s or full is None:
+        return 0.0
+    return miner.floor_w(full) - miner.rules.sleep_watts
 
 
 def _rise_base(miner: _Miner, waking: bool) -> float | None:

@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from hashcore.app.site.config import parse_site_config  # noqa: E402
 from hashcore.app.site.controller import SiteController  # noqa: E402
-from tests.site.standins import FleetProcess, StandinLink, fleet_models  # noqa: E402
+from tests.site.fleet import FleetProcess  # noqa: E402
+from tests.site.standins import StandinLink, fleet_models  # noqa: E402
 
 
 def _config(addresses: list[str], budget_file: Path) -> Any:

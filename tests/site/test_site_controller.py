@@ -22,7 +22,8 @@ from hashcore.app.site.controller import SiteController
 from hashcore.app.site.links import LinkReading
 from hashcore.throttle.clock import VirtualClock
 from hashcore.throttle.site import REFUSED
-from tests.site.standins import ROOT, FleetProcess, MinerModel, StandinLink
+from tests.site.fleet import ROOT, FleetProcess
+from tests.site.standins import MinerModel, StandinLink
 
 A, B = "127.0.0.1:4028", "127.0.0.1:4029"
 

@@ -18,7 +18,8 @@ from hashcore.app.site.links import MinerLinkError
 from hashcore.throttle.site import READ_ONLY, REFUSED, SLEEP, TARGET
 from tests.api.client import ask, ask_json, parse_text, status_of
 from tests.doubles import MinerDouble, ThrottleDouble
-from tests.site.standins import FleetProcess, MinerModel, Standin, StandinFleet, StandinLink, fleet_models
+from tests.site.fleet import FleetProcess
+from tests.site.standins import MinerModel, Standin, StandinFleet, StandinLink, fleet_models
 
 
 class FakeClock:

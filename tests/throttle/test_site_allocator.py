@@ -452,6 +452,29 @@ def miner_rules(locks: bool) -> st.SearchStrategy[MinerRules]:
                      j_per_th=st.one_of(st.none(), st.floats(1, 1e6)))
 
 
+def test_full_power_is_not_learnt_from_a_miner_still_rising_after_a_wake() -> None:
+    """Woken with its full power unknown, a 3 kW miner draws 1.2 kW at its first reading,
+    and more at each after (a lag of 4 s read every 2 s)."""
+    alloc = SiteAllocator({"a": MinerRules(sleep_watts=10, min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
+    alloc.step(0.0, 5000.0, {"a": reading(10.0, 20.0, asleep=True)})
+    watts, target = 10.0, 5000.0
+    for t in range(1, 30):
+        aim = min(target, 3000.0)
+        watts = aim + (watts - aim) * math.exp(-0.5)
+        target = alloc.step(2.0 * t, 5000.0, {"a": reading(watts, 20.0, target=target)}).plans["a"].allotted_w
+    assert 0.97 * 3000.0 < alloc.plans()["a"].full_w <= 3000.0  # type: ignore[operator]
+    assert alloc.plans()["a"].allotted_w == alloc.plans()["a"].full_w
+
+
+def test_a_reading_at_its_sleep_power_teaches_no_full_power() -> None:
+    """Just resumed and not hashing yet, it draws what it draws asleep: learnt from that, it
+    would be held below its sleep power by its own target."""
+    alloc = SiteAllocator({"a": MinerRules(sleep_watts=5.0, min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
+    for t in range(3):
+        result = alloc.step(float(t), 100.0, {"a": reading(2.0, 1e5)})
+    assert result.plans["a"].full_w is None and result.plans["a"].allotted_w > 5.0
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(miner_rules(locks=False), min_size=1, max_size=6), SITES, st.data())
 def test_without_locks_the_allotted_power_never_exceeds_the_budget(rules: list[MinerRules], site: SiteRules,
@@ -472,8 +495,9 @@ def test_without_locks_the_allotted_power_never_exceeds_the_budget(rules: list[M
         assert result.allotted_w <= max(result.usable_w, fixed + asleep) + 1e-6
         for name, rule in zip(names, rules, strict=True):
             assert math.isfinite(plans[name].allotted_w) and math.isfinite(plans[name].counted_w)
-            if rule.max_watts is not None and plans[name].state not in UNSTEERED:
-                assert plans[name].allotted_w <= rule.max_watts + 1e-9
+            if plans[name].state not in UNSTEERED:
+                assert plans[name].allotted_w >= rule.sleep_watts - 1e-9
+                assert rule.max_watts is None or plans[name].allotted_w <= rule.max_watts + 1e-9
 
 
 @settings(max_examples=500, deadline=None)

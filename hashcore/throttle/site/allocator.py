@@ -228,11 +228,13 @@ class SiteAllocator:
                 # Its full power shows where what it was asked for did not hold it back
                 # (then it is learnt); every draw after that is a floor under it. A draw
                 # held at its target is offered more; one still rising keeps the offer; one
-                # that stopped rising below what it was asked for is all it draws.
+                # that stopped rising below what it was asked for is all it draws. A draw no
+                # more than its sleep power (resumed, not hashing yet) says nothing of it.
                 asked = miner.ordered_w if miner.ordered_w is not None else target
                 free = asked is None or watts < 0.9 * asked
                 before = miner.last_watts
-                if not observation.asleep and watts > 0 and (free or miner.max_seen is not None):
+                hashing = not observation.asleep and watts > miner.rules.sleep_watts
+                if hashing and (free or miner.max_seen is not None):
                     miner.max_seen = watts if miner.max_seen is None else max(miner.max_seen, watts)
                     if not free:
                         miner.at_target = True

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from hashcore.errors import ConfigError
 from hashcore.throttle.site import (
@@ -22,15 +20,10 @@ from hashcore.throttle.site import (
     SiteBook,
     SiteRules,
 )
+from tests.throttle.site_readings import reading
 
 #: J/TH of three miners: an ASIC, a good CPU and a poor one (watts / (hashrate / 1e12)).
 FLEET = {"asic": 20.0, "good": 3e5, "poor": 6e5}
-
-
-def reading(watts: float, j_per_th: float, *, asleep: bool = False, control: str = TARGET,
-            target: float | None = None) -> MinerReading:
-    rate = 0.0 if asleep or watts <= 0 else watts / j_per_th * 1e12
-    return MinerReading(watts, rate, asleep, control, target)
 
 
 def fleet(max_watts: float = 10.0, **rules: float) -> SiteAllocator:
@@ -208,14 +201,6 @@ def test_the_rank_is_a_ratio_of_smoothed_power_and_hashrate() -> None:
     assert 1e5 < alloc.plans()["a"].j_per_th < 2.5e5  # a smoothed ratio would still be above 5e6
 
 
-def test_a_chip_of_microwatts_is_ordered_microwatts() -> None:
-    alloc = SiteAllocator({"chip": MinerRules(min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
-    # Free of its target, so its full power is learnt from this reading.
-    result = alloc.step(0.0, 1.0, {"chip": reading(4.3e-6, 22.0, target=0.5)})
-    assert [(o.action, o.watts) for o in result.orders if o.action == "target"] == [("target", 4.3e-6)]
-    assert result.plans["chip"].j_per_th == pytest.approx(22.0)
-
-
 def test_a_hashrate_of_next_to_nothing_ranks_the_miner_dearest_and_does_not_stop_the_site() -> None:
     """A few H/s from a miner of watts is a terahash that is zero in floating point."""
     rules = MinerRules(max_watts=10, min_on_s=0, min_off_s=0)
@@ -258,34 +243,6 @@ def test_a_cheaper_miner_waits_asleep_until_the_dearer_one_it_replaces_stops_dra
     assert [(o.address, o.action) for o in first.orders] == [("dear", "sleep")]
     second = alloc.step(1.0, 10.0, {"cheap": asleep, "dear": asleep})
     assert second.plans["cheap"].state == "waking"
-
-
-def test_a_miner_caught_on_its_way_up_is_offered_more_until_it_shows_its_full_power() -> None:
-    """Its first reading (500 W, still rising to a 3 kW full power) looks free of its
-    target; held at that, it would never show more."""
-    alloc = SiteAllocator({"lag": MinerRules(min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
-    full, draw, target = 3000.0, 500.0, None
-    for t in range(30):
-        plan = alloc.step(float(t), 10_000.0, {"lag": reading(draw, 3e4, target=target)}).plans["lag"]
-        target = plan.allotted_w
-        draw = min(full, draw + 0.5 * (target - draw))  # it follows its target with a lag
-    assert draw == pytest.approx(full, rel=0.02)
-    assert plan.full_w is not None and plan.full_w >= full
-
-
-def test_once_a_miner_shows_its_full_power_it_is_not_offered_more_again() -> None:
-    alloc = SiteAllocator({"a": MinerRules(min_on_s=0, min_off_s=0), "b": MinerRules(min_on_s=0, min_off_s=0)},
-                          SiteRules(headroom=0.0))
-    draws = {"a": 8.0, "b": 0.0}
-    targets: dict[str, float | None] = {"a": None, "b": None}
-    allotted = []
-    for t in range(12):  # a draws 8 W at most and clamps its reported target there
-        result = alloc.step(float(t), 12.0, {"a": reading(draws["a"], 1e5, target=targets["a"]),
-                                             "b": reading(0.0, 2e5, asleep=True)})
-        targets["a"] = min(8.0, result.plans["a"].allotted_w)
-        allotted.append(result.plans["a"].allotted_w)
-    assert allotted[-6:] == [8.0] * 6  # the budget it cannot use is not held for it
-    assert result.plans["b"].state in ("on", "waking")
 
 
 def test_at_most_wake_batch_miners_wake_in_one_tick() -> None:
@@ -418,115 +375,6 @@ def test_after_a_step_down_the_trim_takes_its_share_of_the_new_budget_not_its_ol
     assert alloc.trim_w == pytest.approx(25.0)
     result = alloc.step(2.0, 100.0, {"a": reading(1000.0, 1e5)}, measured_w=1000.0)
     assert result.usable_w == pytest.approx(97.5) and alloc.trim_w == pytest.approx(2.5)
-
-
-def test_full_power_is_learnt_where_the_operator_did_not_give_it() -> None:
-    alloc = SiteAllocator({"a": MinerRules(), "b": MinerRules()}, SiteRules(headroom=0.0))
-    alloc.step(0.0, 30.0, {"a": reading(8.0, 1e5, target=100.0), "b": reading(9.0, 2e5, target=100.0)})
-    # Held at what it was asked for (its first draw), each is offered half as much again...
-    result = alloc.step(1.0, 30.0, {"a": reading(8.0, 1e5, target=8.0), "b": reading(9.0, 2e5, target=9.0)})
-    assert result.plans["a"].allotted_w == 12.0 and result.plans["b"].allotted_w == 13.5
-    # ...and draws no more: that is its full power.
-    result = alloc.step(2.0, 30.0, {"a": reading(8.0, 1e5, target=12.0), "b": reading(9.0, 2e5, target=13.5)})
-    assert result.plans["a"].full_w == 8.0 and result.plans["b"].full_w == 9.0
-    assert result.plans["a"].allotted_w == 8.0 and result.plans["b"].allotted_w == 9.0
-
-
-#: What a miner may answer in a tick: anything a link lets through, or no answer.
-OBSERVATIONS = st.one_of(
-    st.just(TIMEOUT), st.just(REFUSED),
-    st.builds(MinerReading, watts=st.one_of(st.none(), st.floats(0, 80)),
-              hashrate_hs=st.one_of(st.none(), st.floats(0, 1e14)), asleep=st.booleans(),
-              control=st.sampled_from([TARGET, SLEEP, READ_ONLY]), target_w=st.one_of(st.none(), st.floats(0, 80))))
-SITES = st.builds(SiteRules, headroom=st.floats(0, 0.5), wake_margin_w=st.floats(0, 5), wake_batch=st.integers(0, 3),
-                  site_ramp_w_per_s=st.one_of(st.none(), st.floats(0, 50)), trim_gain=st.floats(0, 1),
-                  rank_margin=st.floats(0, 0.5), confirm_ticks=st.integers(1, 4))
-UNSTEERED = ("read-only", "unresponsive", "down")
-
-
-def miner_rules(locks: bool) -> st.SearchStrategy[MinerRules]:
-    lock = st.floats(0, 10) if locks else st.just(0.0)
-    return st.builds(MinerRules, max_watts=st.one_of(st.none(), st.floats(5, 50)),
-                     min_watts=st.one_of(st.none(), st.floats(0, 5)), sleep_watts=st.floats(0, 2),
-                     min_on_s=lock, min_off_s=lock, ramp_w_per_s=st.one_of(st.none(), st.floats(0.1, 20)),
-                     j_per_th=st.one_of(st.none(), st.floats(1, 1e6)))
-
-
-def test_full_power_is_not_learnt_from_a_miner_still_rising_after_a_wake() -> None:
-    """Woken with its full power unknown, a 3 kW miner draws 1.2 kW at its first reading,
-    and more at each after (a lag of 4 s read every 2 s)."""
-    alloc = SiteAllocator({"a": MinerRules(sleep_watts=10, min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
-    alloc.step(0.0, 5000.0, {"a": reading(10.0, 20.0, asleep=True)})
-    watts, target = 10.0, 5000.0
-    for t in range(1, 30):
-        aim = min(target, 3000.0)
-        watts = aim + (watts - aim) * math.exp(-0.5)
-        target = alloc.step(2.0 * t, 5000.0, {"a": reading(watts, 20.0, target=target)}).plans["a"].allotted_w
-    assert 0.97 * 3000.0 < alloc.plans()["a"].full_w <= 3000.0  # type: ignore[operator]
-    assert alloc.plans()["a"].allotted_w == alloc.plans()["a"].full_w
-
-
-def test_a_reading_at_its_sleep_power_teaches_no_full_power() -> None:
-    """Just resumed and not hashing yet, it draws what it draws asleep: learnt from that, it
-    would be held below its sleep power by its own target."""
-    alloc = SiteAllocator({"a": MinerRules(sleep_watts=5.0, min_on_s=0, min_off_s=0)}, SiteRules(headroom=0.0))
-    for t in range(3):
-        result = alloc.step(float(t), 100.0, {"a": reading(2.0, 1e5)})
-    assert result.plans["a"].full_w is None and result.plans["a"].allotted_w > 5.0
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(miner_rules(locks=False), min_size=1, max_size=6), SITES, st.data())
-def test_without_locks_the_allotted_power_never_exceeds_the_budget(rules: list[MinerRules], site: SiteRules,
-                                                                    data: st.DataObject) -> None:
-    """Whatever the miners answer: what the unsteered are counted at and the steered
-    miners' sleep power is all the site may pass the usable budget by."""
-    names = [f"m{i}" for i in range(len(rules))]
-    alloc = SiteAllocator(dict(zip(names, rules, strict=True)), site)
-    t = 0.0
-    for _ in range(data.draw(st.integers(1, 8))):
-        t += data.draw(st.floats(0, 5))
-        observations = {n: data.draw(OBSERVATIONS) for n in names}
-        result = alloc.step(t, data.draw(st.floats(0, 200)), observations,
-                            measured_w=data.draw(st.one_of(st.none(), st.floats(0, 300))))
-        plans = result.plans
-        fixed = sum(p.allotted_w for p in plans.values() if p.state in UNSTEERED)
-        asleep = sum(r.sleep_watts for n, r in zip(names, rules, strict=True) if plans[n].state not in UNSTEERED)
-        assert result.allotted_w <= max(result.usable_w, fixed + asleep) + 1e-6
-        for name, rule in zip(names, rules, strict=True):
-            assert math.isfinite(plans[name].allotted_w) and math.isfinite(plans[name].counted_w)
-            if plans[name].state not in UNSTEERED:
-                assert plans[name].allotted_w >= rule.sleep_watts - 1e-9
-                assert rule.max_watts is None or plans[name].allotted_w <= rule.max_watts + 1e-9
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.lists(miner_rules(locks=True), min_size=1, max_size=5), SITES, st.data())
-def test_no_miner_is_switched_back_sooner_than_its_minimum_on_or_off_time(rules: list[MinerRules], site: SiteRules,
-                                                                          data: st.DataObject) -> None:
-    """Between a wake order and the next sleep order at least min_on_s passes, and min_off_s
-    between a sleep and the next wake, unless the miner was seen in the other state by
-    itself (a restart, its own pause) in between: that starts its time again."""
-    names = [f"m{i}" for i in range(len(rules))]
-    alloc = SiteAllocator(dict(zip(names, rules, strict=True)), site)
-    last: dict[str, tuple[str, float]] = {}
-    t = 0.0
-    for _ in range(data.draw(st.integers(1, 12))):
-        t += data.draw(st.floats(0, 4))
-        observations = {n: data.draw(OBSERVATIONS) for n in names}
-        for name, seen in observations.items():
-            if name in last and (seen == REFUSED or (isinstance(seen, MinerReading)
-                                                     and seen.asleep == (last[name][0] == "wake"))):
-                del last[name]
-        for order in alloc.step(t, data.draw(st.floats(0, 200)), observations).orders:
-            if order.action not in ("wake", "sleep"):
-                continue
-            before = last.get(order.address)
-            if before is not None and before[0] != order.action:
-                rule = rules[names.index(order.address)]
-                assert t - before[1] >= (rule.min_on_s if before[0] == "wake" else rule.min_off_s) - 1e-9
-            if before is None or before[0] != order.action:
-                last[order.address] = (order.action, t)
 
 
 def test_bad_rules_are_refused_with_the_field_named() -> None:

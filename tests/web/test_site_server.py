@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import tempfile
 import time
@@ -148,6 +149,11 @@ async def test_api_site_is_the_views_json(served: tuple[SiteServer, ViewSource],
         data = await response.json()
     assert data == source.current.to_json()
     assert data["miners"][0]["state"] == "asleep" and data["measured_w"] is None
+    source.current = site_view(hashes=math.inf, energy_j=math.nan)  # a figure past a float's range is unknown
+    async with http.get(server.url + "api/site") as response:
+        assert response.status == 200
+        data = await response.json()
+    assert data["hashes"] is None and data["energy_j"] is None
 
 
 async def test_unknown_paths_are_a_json_404(served: tuple[SiteServer, ViewSource], http: aiohttp.ClientSession) -> None:

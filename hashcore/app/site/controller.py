@@ -47,7 +47,16 @@ from hashcore.throttle.dispatch import Dispatcher
 from hashcore.throttle.forecast import make_forecast
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.signals import SignalPoint, Trace
-from hashcore.throttle.site import REFUSED, MinerReading, Observation, Order, SiteAllocator, SiteBook
+from hashcore.throttle.site import (
+    MAX_MINER_HASHRATE_HS,
+    MAX_MINER_WATTS,
+    REFUSED,
+    MinerReading,
+    Observation,
+    Order,
+    SiteAllocator,
+    SiteBook,
+)
 
 log = logging.getLogger("hashcore.site")
 
@@ -259,11 +268,14 @@ class SiteController:
         dt = now - last[0] if last is not None else 0.0
         miner.hashes = (reading.hashrate_hs or 0.0) * dt
         if last is not None and dt > 0:
-            # A counter that went back belongs to a restarted miner: the reported figures serve this once.
+            # A counter that went back belongs to a restarted miner, one that leapt further than
+            # any machine runs to a miner's nonsense: the reported figures serve this once.
             if last[1] is not None and result.energy_j is not None and result.energy_j >= last[1]:
-                watts = (result.energy_j - last[1]) / dt
+                counted = (result.energy_j - last[1]) / dt
+                watts = counted if counted <= MAX_MINER_WATTS else watts
             if last[2] is not None and result.hashes is not None and result.hashes >= last[2]:
-                miner.hashes = result.hashes - last[2]
+                done = result.hashes - last[2]
+                miner.hashes = done if done <= MAX_MINER_HASHRATE_HS * dt else miner.hashes
         miner.watts = watts
         return MinerReading(watts, reading.hashrate_hs, reading.asleep, reading.control, reading.target_w)
 
@@ -349,8 +361,9 @@ class SiteController:
         for address, plan in self.allocator.plans().items():
             full = plan.full_w or self._miners[address].entry.rules.max_watts
             j_per_th = plan.j_per_th or self._miners[address].entry.rules.j_per_th
-            if full and j_per_th:
-                models.append(BackendModel(address, full, full / j_per_th * 1e12, kind="asic", source="site"))
+            hashrate = full / j_per_th * 1e12 if full and j_per_th else 0.0
+            if full and 0.0 < hashrate < math.inf:  # a miner that hashes next to nothing is left out
+                models.append(BackendModel(address, full, hashrate, kind="asic", source="site"))
         if not models:  # nothing measured yet: one stand-in so the policy has a fleet to size
             models.append(BackendModel("site", 1.0, 1e9, source="site"))
         return FleetModel(tuple(models))

@@ -231,7 +231,9 @@ class SiteAllocator:
                     # hashing (a miner just woken, held near zero) weighs next to nothing.
                     miner.mean_w = _smoothed(miner.mean_w, watts)
                     miner.mean_hs = _smoothed(miner.mean_hs, rate)
-                    miner.j_per_th = miner.mean_w / (miner.mean_hs / 1e12)
+                    # Next to no hashes for its power (a few H/s: a miner's nonsense, or one
+                    # stalled): dearer than any other, never a division by zero.
+                    miner.j_per_th = miner.mean_w / miner.mean_hs * 1e12 if miner.mean_hs > 0 else math.inf
         elif observation in FAILURES:
             miner.failure = observation
             if observation == REFUSED:

@@ -248,3 +248,48 @@ async def test_a_hostile_miner_neither_stops_the_site_nor_the_steering_of_the_ot
         # The good miners were steered: together they draw what the budget leaves them.
         assert any(m.paused or m.target_w is not None for m in models)
         assert others_w <= sum(m.aim_w() for m in models) <= 4000
+
+
+async def test_a_miner_that_grants_writes_then_refuses_every_one_shows_the_refusal_on_every_tick():
+    refusal = reply({"STATUS": status("E", 14, "Invalid command: the firmware is locked")})
+    drawing = summary(Energy=None, Power=2000.0, **{"MHS 5s": 1.0, "Power Limit": 2000.0})  # the dearest by far
+    models = [MinerModel(max_watts=3000, j_per_th=j, lag_s=0) for j in (20, 30)]
+    async with HostileMiner({"summary": drawing, "*": refusal}) as hostile, StandinFleet(models) as fleet:
+        site = site_with(hostile.address, fleet.addresses, budget=4000)
+        for _ in range(8):
+            await site.tick()
+            bad, *good = site.view().miners
+            assert bad.error == f"sleep failed: miner {hostile.address} refused pause: " \
+                                "Invalid command: the firmware is locked"
+            assert all(m.error is None for m in good)
+        assert hostile.requests["pause"] >= 2  # told again as its readings show it still runs
+        # The others are steered still, within the budget less its headroom.
+        assert any(m.paused or m.target_w is not None for m in models)
+        assert sum(m.aim_w() for m in models) <= 4000 * 0.95
+
+
+async def test_a_refusal_shows_until_the_order_is_taken():
+    paused, refusals = False, 1
+
+    async def read(writer: asyncio.StreamWriter) -> None:
+        writer.write(summary(Energy=None, Power=5.0 if paused else 2000.0, Paused=paused,
+                             **{"MHS 5s": 1.0, "Power Limit": 2000.0}))
+
+    async def pause(writer: asyncio.StreamWriter) -> None:
+        nonlocal paused, refusals
+        if refusals:
+            refusals -= 1
+            writer.write(reply({"STATUS": status("E", 14, "busy")}))
+        else:
+            paused = True
+            writer.write(reply({"STATUS": status(message="PAUSE")}))
+
+    async with HostileMiner({"summary": read, "pause": pause}) as hostile, \
+            StandinFleet([MinerModel(max_watts=3000, lag_s=0)]) as fleet:
+        site = site_with(hostile.address, fleet.addresses, budget=3000)
+        errors = []
+        for _ in range(8):
+            await site.tick()
+            errors.append(site.view().miners[0].error)
+        assert errors[0] == f"sleep failed: miner {hostile.address} refused pause: busy"
+        assert paused and errors[-1] is None

@@ -33,8 +33,9 @@ from hashcore.app.budget import BudgetOptions, budget_signal
 from hashcore.app.live import LiveBatteryView, in_daemon_thread
 from hashcore.app.plan import account_settings, battery_config, policy_for
 from hashcore.app.simulate import solar_site
-from hashcore.app.site.config import CGMINER_KINDS, MinerEntry, SiteConfig
+from hashcore.app.site.config import MinerEntry, SiteConfig
 from hashcore.app.site.links import LinkReading, MinerLink, MinerLinkError
+from hashcore.app.site.opening import open_link
 from hashcore.app.site.view import SiteMinerView, SiteView
 from hashcore.app.sources import LiveBatteryState, LiveSource
 from hashcore.errors import ConfigError
@@ -66,19 +67,6 @@ MAX_CONCURRENT = 256
 _SERIES_ROWS = 7 * 86_400 // 2
 
 
-def open_link(entry: MinerEntry) -> MinerLink:
-    """The link for one ``[[miners]]`` entry: the cgminer API for hashcore and cgminer,
-    pyasic for the firmwares it knows."""
-    if entry.kind in CGMINER_KINDS:
-        from hashcore.app.site.cgminer import CgminerLink
-
-        return CgminerLink(entry.address, entry.kind, timeout_s=entry.timeout_s)
-    from hashcore.app.site.pyasic_link import PyasicLink
-
-    return PyasicLink(entry.address, entry.kind, username=entry.username, password=entry.password,
-                      timeout_s=entry.timeout_s)
-
-
 @dataclass(slots=True)
 class _Miner:
     """What the controller keeps of one miner between ticks."""
@@ -87,7 +75,9 @@ class _Miner:
     link: MinerLink
     reading: LinkReading | None = None
     failure: str | None = None
-    error: str | None = None
+    error: str | None = None          # why the last read failed
+    order_error: str | None = None    # why the last order failed, until one is taken
+    unordered: int = 0                # ticks since it was last sent an order
     counters: tuple[float, float | None, float | None] | None = None  # time, energy J, hashes
     energy_j: float = 0.0
     watts: float | None = None
@@ -238,7 +228,7 @@ class SiteController:
             if isinstance(result, MinerLinkError):
                 miner.failure, miner.error = result.failure, str(result)
                 if result.failure == REFUSED:
-                    miner.counters = None  # it starts its counters again when it returns
+                    miner.counters, miner.order_error = None, None  # it starts afresh when it returns
                 observations[miner.entry.address] = result.failure
                 continue
             miner.failure, miner.error = None, None
@@ -373,8 +363,15 @@ class SiteController:
         for order in orders:
             by_miner.setdefault(order.address, []).append(order)
         await asyncio.gather(*(self._send_one(self._miners[a], o) for a, o in by_miner.items()))
+        for address, miner in self._miners.items():
+            if address not in by_miner:
+                miner.unordered += 1
+                # Left alone a whole confirmation: its telemetry shows the last order took.
+                if miner.unordered > self.config.rules.confirm_ticks:
+                    miner.order_error = None
 
     async def _send_one(self, miner: _Miner, orders: list[Order]) -> None:
+        miner.unordered = 0
         async with self._semaphore:
             for order in orders:  # in order: a target before a wake
                 try:
@@ -385,9 +382,10 @@ class SiteController:
                     elif order.action == "wake":
                         await asyncio.wait_for(miner.link.wake(), miner.entry.timeout_s + 1.0)
                 except Exception as exc:  # told again when its telemetry shows the order did not take
-                    miner.error = f"{order.action} failed: {exc}"
+                    miner.order_error = f"{order.action} failed: {exc}"
                     self._errors.warning("order", "%s: %s failed: %s", miner.entry.address, order.action, exc)
                     return
+            miner.order_error = None
 
     # --- the battery ---------------------------------------------------------------------
 
@@ -420,7 +418,7 @@ class SiteController:
                 control=reading.control if reading is not None else "none",
                 rank=plan.rank, locked=plan.locked, since_s=since,
                 energy_source=None if miner.reading is None else miner.reading.energy_source,
-                error=miner.error, note="" if miner.reading is None else miner.reading.note))
+                error=miner.error or miner.order_error, note="" if miner.reading is None else miner.reading.note))
         account = None if self.carbon is None else self.carbon.account()
         battery: dict[str, Any] | None = None
         if self._battery is not None:

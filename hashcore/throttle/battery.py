@@ -168,12 +168,12 @@ def battery_reading_from_text(text: str, where: str, loads: Callable[[str], Any]
     try:
         if stripped.startswith("{"):
             data = loads(stripped)
-            soc = float(data["soc"])
+            soc = _json_number(data["soc"])
             if data.get("available_w") is not None:
-                available = float(data["available_w"])
+                available = _json_number(data["available_w"])
         else:
             soc = float(stripped)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:  # an integer beyond a float overflows
         raise ConfigError(f"{where}: a battery reading is a state of charge or JSON with 'soc' ({exc})") from None
     if soc > 1.0:
         soc /= 100.0
@@ -182,3 +182,11 @@ def battery_reading_from_text(text: str, where: str, loads: Callable[[str], Any]
     if available is not None and not (math.isfinite(available) and available >= 0):
         raise ConfigError(f"{where}: available_w must be zero or more, not {available}")
     return BatteryReading(soc, available)
+
+
+def _json_number(value: Any) -> float:
+    """A JSON figure as a float: a number or numeric text, never true or false (nor an
+    integer beyond a float: OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{str(value)[:40]!r} is not a number")
+    return float(value)

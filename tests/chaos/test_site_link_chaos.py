@@ -293,3 +293,18 @@ async def test_a_refusal_shows_until_the_order_is_taken():
             errors.append(site.view().miners[0].error)
         assert errors[0] == f"sleep failed: miner {hostile.address} refused pause: busy"
         assert paused and errors[-1] is None
+
+
+async def test_a_vast_budget_offers_a_miner_of_unknown_power_no_more_than_a_machine_draws():
+    models = [MinerModel(max_watts=3000, lag_s=0)]
+    async with StandinFleet(models) as fleet, HostileMiner({"*": summary(**{"Power Limit": 5e6})}) as own_limit:
+        document = {"site": {"power_budget": 1e9, "tick": 0.2, "timeout_s": DEADLINE_S},
+                    "miners": [{"address": fleet.addresses[0]}, {"address": own_limit.address}]}
+        site = SiteController(parse_site_config(document, "site.toml"))
+        for _ in range(3):
+            await site.tick()
+        learning, limited = site.view().miners
+        assert models[0].target_w is not None and models[0].target_w <= MAX_MINER_WATTS
+        assert learning.state == "on" and learning.error is None
+        # A miner started with a power budget of its own above a machine's draw is read as it is.
+        assert limited.error is None and limited.target_w == 5e6

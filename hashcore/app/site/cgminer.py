@@ -183,7 +183,7 @@ class CgminerLink:
                 mhs = None if ghs is None else ghs * 1e3
             total_mh = _figure(row, "Total MH", MAX_MINER_HASHRATE_HS / 1e6 * _COUNTER_S)
             energy = _figure(row, "Energy", MAX_MINER_WATTS * _COUNTER_S)
-            limit = _figure(row, "Power Limit", MAX_MINER_WATTS)
+            limit = _figure(row, "Power Limit", _FLOAT_MAX)  # the operator's own --power-budget
             paused = row.get("Paused", False)
             if not isinstance(paused, bool):
                 raise ValueError(f"Paused is {_shown(paused)}, not true or false")

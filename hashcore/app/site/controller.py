@@ -29,23 +29,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hashcore.app.budget import BudgetOptions, budget_signal
 from hashcore.app.live import LiveBatteryView, in_daemon_thread
-from hashcore.app.plan import account_settings, battery_config, policy_for
-from hashcore.app.simulate import solar_site
 from hashcore.app.site.config import MinerEntry, SiteConfig
 from hashcore.app.site.links import LinkReading, MinerLink, MinerLinkError
-from hashcore.app.site.opening import open_link
 from hashcore.app.site.view import SiteMinerView, SiteView
-from hashcore.app.sources import LiveBatteryState, LiveSource
+from hashcore.app.site.wiring import open_link, site_battery, site_budget, site_forecast
+from hashcore.app.sources import LiveSource
 from hashcore.errors import ConfigError
 from hashcore.lograte import RateLimitedLog
 from hashcore.report.account import CarbonBook
 from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
-from hashcore.throttle.battery import Battery
 from hashcore.throttle.clock import Clock, RealClock
 from hashcore.throttle.dispatch import Dispatcher
-from hashcore.throttle.forecast import make_forecast
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.signals import SignalPoint, Trace
 from hashcore.throttle.site import (
@@ -104,19 +99,10 @@ class SiteController:
         self._miners = {e.address: _Miner(e, opened[e.address]) for e in config.miners}
         self.allocator = SiteAllocator({e.address: e.rules for e in config.miners}, config.rules)
         self.book = SiteBook()
-        options = BudgetOptions(power_budget=config.power_budget, budget_poll=config.budget_poll,
-                                budget_align=config.budget_align, budget_scale=config.budget_scale,
-                                policy=config.budget.policy, carbon_cap=config.budget.carbon_cap,
-                                interpolation=config.budget.interpolation)
-        self.signal = budget_signal(options)
-        self.policy = policy_for(config.budget, self.signal)
-        self.account = account_settings(config.budget, self.signal)
-        self._battery, self._live_battery = self._battery_for(config)
+        self.signal, self.policy, self.account = site_budget(config)
+        self._battery, self._live_battery = site_battery(config)
         self._live_view = LiveBatteryView(self._live_battery) if self._live_battery is not None else None
-        start = self.clock.now()
-        forecast = make_forecast(config.budget.forecast, self.signal, self.clock,
-                                 site=solar_site(config.budget, getattr(self.signal, "utc_offset_s", 0.0)),
-                                 start=start, end=start + 7 * 86_400)
+        forecast = site_forecast(config, self.signal, self.clock)
         full = sum(e.rules.max_watts or 0.0 for e in config.miners)
         self.dispatcher = Dispatcher(full, sum(e.rules.sleep_watts for e in config.miners),
                                      battery=self._battery or self._live_view, forecast=forecast,
@@ -386,18 +372,6 @@ class SiteController:
                     self._errors.warning("order", "%s: %s failed: %s", miner.entry.address, order.action, exc)
                     return
             miner.order_error = None
-
-    # --- the battery ---------------------------------------------------------------------
-
-    @staticmethod
-    def _battery_for(config: SiteConfig) -> tuple[Battery | None, LiveBatteryState | None]:
-        settings = battery_config(config.budget)
-        if config.battery_state:
-            if settings is None:
-                raise ConfigError(f"{config.source}: battery_state needs the battery's size: battery_kwh "
-                                  "(and battery_kw)")
-            return None, LiveBatteryState(config.battery_state, settings, config.budget_poll or 10.0)
-        return (Battery(settings) if settings is not None else None), None
 
     # --- reporting -----------------------------------------------------------------------
 

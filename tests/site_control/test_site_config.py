@@ -102,6 +102,8 @@ def test_a_site_file_gives_the_budget_the_rules_and_each_miner(tmp_path: Path) -
     ({"site": {"power_budget": math.inf}, "miners": [{"address": "127.0.0.2:4028"}]}, "site.power_budget"),
     ({"site": {"power_budget": 10, "tick": True}, "miners": [{"address": "127.0.0.2:4028"}]},
      "site.tick must be a positive number, got True"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": f"127.0.0.2:{i + 1}"} for i in range(10_001)]},
+     "10001 miners listed; at most 10000"),
 ])
 def test_a_bad_site_file_is_refused_naming_what_is_wrong(document: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

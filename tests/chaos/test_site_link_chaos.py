@@ -11,6 +11,7 @@ of the steering of the other miners.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import struct
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from hashcore.app.site import controller as controller_module
 from hashcore.app.site.cgminer import CgminerLink
 from hashcore.app.site.config import parse_site_config
 from hashcore.app.site.controller import SiteController
@@ -308,3 +310,22 @@ async def test_a_vast_budget_offers_a_miner_of_unknown_power_no_more_than_a_mach
         assert learning.state == "on" and learning.error is None
         # A miner started with a power budget of its own above a machine's draw is read as it is.
         assert limited.error is None and limited.target_w == 5e6
+
+
+async def test_silent_miners_holding_every_connection_neither_stretch_the_tick_nor_starve_the_others(
+        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(controller_module, "MAX_CONCURRENT", 2)  # as 256 are, with thousands of miners
+    models = [MinerModel(max_watts=3000, j_per_th=j, lag_s=0) for j in (20, 30)]
+    async with contextlib.AsyncExitStack() as stack:
+        silent = [await stack.enter_async_context(HostileMiner({"*": silence, "privileged": silence}))
+                  for _ in range(6)]
+        fleet = await stack.enter_async_context(StandinFleet(models))
+        site = site_with(silent[0].address, [m.address for m in silent[1:]] + fleet.addresses, budget=4000)
+        for _ in range(5):
+            began = time.monotonic()
+            await site.tick()
+            assert time.monotonic() - began < DEADLINE_S + SLACK_S  # not three rounds of silence
+        *dark, first, second = site.view().miners
+        assert all(m.state == "unresponsive" for m in dark)
+        assert first.error is None and second.error is None  # read first, once the silent ones showed
+        assert any(m.paused or m.target_w is not None for m in models)

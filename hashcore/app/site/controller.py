@@ -1,14 +1,16 @@
 """The site controller live: one budget shared across many miners, tick by tick.
 
-Each tick (``tick_s`` of the clock) it reads every miner at once (each read within its
-link's deadline, at most :data:`MAX_CONCURRENT` connections open), books the tick that
+Each tick (``tick_s`` of the clock) it reads every miner at once (at most :data:`MAX_CONCURRENT`
+connections open, the quick to answer first; each read, the wait for a connection
+included, within the miner's deadline from the start of the reads), books the tick that
 ended (each miner's energy from the difference of its own energy counter where it keeps
 one, else its power times the tick; a miner that did not answer at what the allocator
 counts it drawing), reads the budget (the signal, capped by the policy, through the
 dispatcher with the battery and forecast where the site has them, exactly as the live
 throttle and the simulation do), lets :class:`~hashcore.throttle.site.SiteAllocator`
-share it, and sends the orders, all at once, each within its deadline. A failed order is
-logged and tried again when the miner's telemetry shows it did not take.
+share it, and sends the orders, all at once, each miner's within its deadline. A failed
+order is logged, shown as the miner's error until an order to it is taken, and tried
+again when the miner's telemetry shows it did not take.
 
 The battery: with ``battery_state`` it is read live (a file or URL, as ``hashcore mine``
 reads it); without it, a battery configured with ``battery_kwh`` is modelled from the
@@ -39,7 +41,7 @@ from hashcore.errors import ConfigError
 from hashcore.lograte import RateLimitedLog
 from hashcore.report.account import CarbonBook
 from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
-from hashcore.throttle.clock import Clock, RealClock
+from hashcore.throttle.clock import Clock, RealClock, sleep_or_stop
 from hashcore.throttle.dispatch import Dispatcher
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.signals import SignalPoint, Trace
@@ -47,6 +49,7 @@ from hashcore.throttle.site import (
     MAX_MINER_HASHRATE_HS,
     MAX_MINER_WATTS,
     REFUSED,
+    TIMEOUT,
     MinerReading,
     Observation,
     Order,
@@ -58,6 +61,8 @@ log = logging.getLogger("hashcore.site")
 
 #: The most miner connections open at once (reads, then orders).
 MAX_CONCURRENT = 256
+#: Why a miner waited its whole deadline for a connection.
+_BUSY = "the {n} connections the site opens at once were all held by slower miners for its {s:g} s"
 #: Per-tick rows kept for the run folder (a week of 2 s ticks; the folder keeps 1,440 means).
 _SERIES_ROWS = 7 * 86_400 // 2
 
@@ -73,6 +78,8 @@ class _Miner:
     error: str | None = None          # why the last read failed
     order_error: str | None = None    # why the last order failed, until one is taken
     unordered: int = 0                # ticks since it was last sent an order
+    reached: int = -1                 # the last round of reads it had a connection in
+    slow: bool = False                # its last read took half its deadline or more
     counters: tuple[float, float | None, float | None] | None = None  # time, energy J, hashes
     energy_j: float = 0.0
     watts: float | None = None
@@ -120,6 +127,7 @@ class SiteController:
         self._tick_cost: float | None = None
         self.signal_error: str | None = None
         self._semaphore = asyncio.Semaphore(MAX_CONCURRENT)
+        self._round = 0
         self._errors = RateLimitedLog(log, interval=30.0)
         #: Called with the view after every tick (the CLI's live line).
         self.on_tick: Callable[[SiteView], None] | None = None
@@ -143,7 +151,7 @@ class SiteController:
             if wait < -self.config.tick_s:
                 next_at = self.clock.now()  # fell behind: do not race to catch up
                 continue
-            await _sleep_or_stop(self.clock, max(0.0, wait), stop)
+            await sleep_or_stop(self.clock, max(0.0, wait), stop)
         if duration is not None and not stop.is_set():
             await self._book_until(started + duration)
         return self.view()
@@ -207,8 +215,12 @@ class SiteController:
                 await in_daemon_thread(self._live_battery.refresh, now)
 
     async def _read_all(self, now: float) -> dict[str, Observation]:
-        miners = list(self._miners.values())
-        results = await asyncio.gather(*(self._read(m) for m in miners))
+        # The quick to answer first, then the slow, each the longest unread first: a silent
+        # miner does not hold a connection another would have answered on in its deadline.
+        self._round += 1
+        miners = sorted(self._miners.values(), key=lambda m: (m.slow, m.reached))
+        began = asyncio.get_running_loop().time()
+        results = await asyncio.gather(*(self._read(m, began) for m in miners))
         observations: dict[str, Observation] = {}
         for miner, result in zip(miners, results, strict=True):
             if isinstance(result, MinerLinkError):
@@ -221,18 +233,35 @@ class SiteController:
             observations[miner.entry.address] = self._observe(miner, result, now)
         return observations
 
-    async def _read(self, miner: _Miner) -> LinkReading | MinerLinkError:
-        async with self._semaphore:
-            try:
-                return await asyncio.wait_for(miner.link.read(), timeout=miner.entry.timeout_s + 1.0)
-            except MinerLinkError as exc:
-                return exc
-            except TimeoutError:
-                return MinerLinkError(f"{miner.entry.address}: no answer within {miner.entry.timeout_s:g} s",
-                                      "timeout")
-            except Exception as exc:  # a link's own bug must not end the site
-                self._errors.warning("read", "reading %s failed: %s", miner.entry.address, exc)
-                return MinerLinkError(f"{miner.entry.address}: {exc}", "timeout")
+    async def _read(self, miner: _Miner, began: float) -> LinkReading | MinerLinkError:
+        """Read ``miner`` within its deadline from ``began``, the wait for a connection included."""
+        address, timeout = miner.entry.address, miner.entry.timeout_s
+        if not await self._slot(began + timeout):
+            return MinerLinkError(f"{address}: not read this tick: {_BUSY.format(n=MAX_CONCURRENT, s=timeout)}",
+                                  TIMEOUT)
+        start, miner.reached = time.monotonic(), self._round
+        try:
+            async with asyncio.timeout_at(began + timeout + 1.0):  # past the link's own deadline: its bug
+                return await miner.link.read()
+        except MinerLinkError as exc:
+            return exc
+        except TimeoutError:
+            return MinerLinkError(f"{address}: no answer within {timeout:g} s", TIMEOUT)
+        except Exception as exc:  # a link's own bug must not end the site
+            self._errors.warning("read", "reading %s failed: %s", address, exc)
+            return MinerLinkError(f"{address}: {exc}", TIMEOUT)
+        finally:
+            miner.slow = time.monotonic() - start >= timeout / 2
+            self._semaphore.release()
+
+    async def _slot(self, deadline: float) -> bool:
+        """Whether one of the connections was had by ``deadline`` (the caller releases it)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     def _observe(self, miner: _Miner, result: LinkReading, now: float) -> MinerReading:
         """The reading the allocator gets: the power over the tick that ended from the
@@ -348,7 +377,8 @@ class SiteController:
         by_miner: dict[str, list[Order]] = {}
         for order in orders:
             by_miner.setdefault(order.address, []).append(order)
-        await asyncio.gather(*(self._send_one(self._miners[a], o) for a, o in by_miner.items()))
+        began = asyncio.get_running_loop().time()
+        await asyncio.gather(*(self._send_one(self._miners[a], o, began) for a, o in by_miner.items()))
         for address, miner in self._miners.items():
             if address not in by_miner:
                 miner.unordered += 1
@@ -356,22 +386,27 @@ class SiteController:
                 if miner.unordered > self.config.rules.confirm_ticks:
                     miner.order_error = None
 
-    async def _send_one(self, miner: _Miner, orders: list[Order]) -> None:
-        miner.unordered = 0
-        async with self._semaphore:
-            for order in orders:  # in order: a target before a wake
-                try:
+    async def _send_one(self, miner: _Miner, orders: list[Order], began: float) -> None:
+        """Send ``miner`` its orders, all within its deadline from ``began``."""
+        miner.unordered, timeout, action = 0, miner.entry.timeout_s, orders[0].action
+        if not await self._slot(began + timeout):
+            miner.order_error = f"{action} not sent this tick: {_BUSY.format(n=MAX_CONCURRENT, s=timeout)}"
+            return
+        try:
+            async with asyncio.timeout_at(began + timeout + 1.0):
+                for order in orders:  # in order: a target before a wake
+                    action = order.action
                     if order.action == "target" and order.watts is not None:
-                        await asyncio.wait_for(miner.link.set_target(order.watts), miner.entry.timeout_s + 1.0)
-                    elif order.action == "sleep":
-                        await asyncio.wait_for(miner.link.sleep(), miner.entry.timeout_s + 1.0)
-                    elif order.action == "wake":
-                        await asyncio.wait_for(miner.link.wake(), miner.entry.timeout_s + 1.0)
-                except Exception as exc:  # told again when its telemetry shows the order did not take
-                    miner.order_error = f"{order.action} failed: {exc}"
-                    self._errors.warning("order", "%s: %s failed: %s", miner.entry.address, order.action, exc)
-                    return
+                        await miner.link.set_target(order.watts)
+                    elif order.action in ("sleep", "wake"):
+                        await (miner.link.sleep() if order.action == "sleep" else miner.link.wake())
             miner.order_error = None
+        except Exception as exc:
+            reason = str(exc) or f"no answer within {timeout:g} s"
+            miner.order_error = f"{action} failed: {reason}"
+            self._errors.warning("order", "%s: %s failed: %s", miner.entry.address, action, reason)
+        finally:
+            self._semaphore.release()
 
     # --- reporting -----------------------------------------------------------------------
 
@@ -411,12 +446,3 @@ class SiteController:
             co2_market_g=None if account is None else account.co2_market_g,
             miners=tuple(miners))
 
-
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (sleeper, stopper):
-            task.cancel()

@@ -193,6 +193,21 @@ async def test_a_garbled_privileged_answer_is_a_timeout_and_is_asked_again_next_
         assert miner.requests == {"privileged": 2}
 
 
+async def test_a_miner_whose_elapsed_goes_back_every_read_is_asked_its_access_each_time_and_read():
+    elapsed = 1000
+
+    async def going_back(writer: asyncio.StreamWriter) -> None:
+        nonlocal elapsed
+        elapsed -= 1
+        writer.write(summary(Elapsed=elapsed))
+
+    async with HostileMiner({"summary": going_back}) as miner:
+        link = CgminerLink(miner.address, timeout_s=DEADLINE_S)
+        for _ in range(3):
+            assert (await link.read()).reading.watts == 50.0
+        assert miner.requests == {"privileged": 3, "summary": 3}  # a restart each time: its flags may differ
+
+
 # --- the site, with one misbehaving miner among good ones ------------------------------------
 
 

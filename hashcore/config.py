@@ -77,7 +77,8 @@ def _option(value: Any) -> str | None:
 
 
 def _budget(value: Any) -> str | None:
-    ok = isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0)
+    ok = isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                    and math.isfinite(value) and value >= 0)
     return None if ok else "a trace file name or a number of watts"
 
 

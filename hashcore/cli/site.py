@@ -15,6 +15,7 @@ from hashcore.app.site.run import SiteOptions, run_site
 from hashcore.app.site.view import SiteView
 from hashcore.cli.argtypes import positive_float
 from hashcore.cli.common import print_json
+from hashcore.errors import ConfigError
 from hashcore.listen import parse_listen
 
 
@@ -54,7 +55,10 @@ def _start_page(console: Console) -> Any:
 
         host, port = parse_listen(config.listen, "site.listen")
         server = SiteServer(controller, host, port, allowed_hosts=config.allow_hosts)
-        await server.start()  # ConfigError where the address cannot be used
+        try:
+            await server.start()
+        except ConfigError as exc:  # the address cannot be used: say where it was set
+            raise ConfigError(f"{config.source}: site.listen (or --listen): {exc}") from None
         running.push_async_callback(server.stop)
         console.print(f"site page and /metrics on {server.url}", highlight=False)
 

@@ -25,6 +25,9 @@ from typing import Any
 from hashcore.errors import ConfigError
 
 _MJ_PER_KWH = 3_600_000_000
+#: The largest battery (kWh) and the most it may move (kW): a terawatt-hour, a terawatt,
+#: beyond any battery; its books stay in exact integers.
+MAX_BATTERY_KWH = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +50,10 @@ class BatteryConfig:
     soc_start: float = 0.50
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.capacity_kwh) and self.capacity_kwh > 0):
-            raise ConfigError(f"--battery-kwh must be positive, not {self.capacity_kwh}")
-        if not (math.isfinite(self.power_kw) and self.power_kw > 0):
-            raise ConfigError(f"--battery-kw must be positive, not {self.power_kw}")
+        if not (math.isfinite(self.capacity_kwh) and 0 < self.capacity_kwh <= MAX_BATTERY_KWH):
+            raise ConfigError(f"--battery-kwh must be above 0 and at most {MAX_BATTERY_KWH:g}, not {self.capacity_kwh}")
+        if not (math.isfinite(self.power_kw) and 0 < self.power_kw <= MAX_BATTERY_KWH):
+            raise ConfigError(f"--battery-kw must be above 0 and at most {MAX_BATTERY_KWH:g}, not {self.power_kw}")
         if not 0 < self.round_trip <= 1:
             raise ConfigError(f"--battery-efficiency must be in (0, 1], not {self.round_trip}")
         if not 0 <= self.soc_min < self.soc_max <= 1:
@@ -168,12 +171,12 @@ def battery_reading_from_text(text: str, where: str, loads: Callable[[str], Any]
     try:
         if stripped.startswith("{"):
             data = loads(stripped)
-            soc = float(data["soc"])
+            soc = _json_number(data["soc"])
             if data.get("available_w") is not None:
-                available = float(data["available_w"])
+                available = _json_number(data["available_w"])
         else:
             soc = float(stripped)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:  # an integer beyond a float overflows
         raise ConfigError(f"{where}: a battery reading is a state of charge or JSON with 'soc' ({exc})") from None
     if soc > 1.0:
         soc /= 100.0
@@ -182,3 +185,11 @@ def battery_reading_from_text(text: str, where: str, loads: Callable[[str], Any]
     if available is not None and not (math.isfinite(available) and available >= 0):
         raise ConfigError(f"{where}: available_w must be zero or more, not {available}")
     return BatteryReading(soc, available)
+
+
+def _json_number(value: Any) -> float:
+    """A JSON figure as a float: a number or numeric text, never true or false (nor an
+    integer beyond a float: OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{str(value)[:40]!r} is not a number")
+    return float(value)

@@ -82,6 +82,17 @@ class VirtualClock:
         await asyncio.sleep(0)  # let other tasks run, as a real sleep would
 
 
+async def sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` on ``clock``, or until ``stop`` is set, whichever comes first."""
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, stopper):
+            task.cancel()
+
+
 class Pacer:
     """Holds a simulation to ``speedup`` times real time (``hashcore simulate --speedup``).
 

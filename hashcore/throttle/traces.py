@@ -185,24 +185,36 @@ def reading_from_text(text: str, where: str, loads: Callable[[str], Any]) -> Sig
     if not stripped:
         raise ConfigError(f"{where}: empty reading")
     try:
-        return ConstantSignal(float(stripped)).at(0.0)
+        watts = float(stripped)
     except ValueError:
         pass
+    else:
+        return _constant(where, watts)
     if stripped.startswith("{"):
         try:
             data = loads(stripped)
-            watts = float(data["watts"])
-            carbon = data.get("gco2_per_kwh")
-            price = data.get("price")
-            return ConstantSignal(
-                watts,
-                None if carbon is None else float(carbon),
-                None if price is None else float(price),
-            ).at(0.0)
-        except (ValueError, KeyError, TypeError) as exc:
+            watts = _json_number(data["watts"])
+            carbon, price = (None if data.get(k) is None else _json_number(data[k]) for k in ("gco2_per_kwh", "price"))
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:  # an integer beyond a float overflows
             raise ConfigError(f"{where}: a JSON reading needs a numeric 'watts' ({exc})") from None
+        return _constant(where, watts, carbon, price)
     trace = parse_trace(stripped.splitlines(), name=where)
     return trace.at(trace.end)
+
+
+def _json_number(value: Any) -> float:
+    """A JSON figure as a float: a number or numeric text, never true or false (nor an
+    integer beyond a float: OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{str(value)[:40]!r} is not a number")
+    return float(value)
+
+
+def _constant(where: str, watts: float, carbon: float | None = None, price: float | None = None) -> SignalPoint:
+    try:
+        return ConstantSignal(watts, carbon, price).at(0.0)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def format_timestamp(t: float, utc_offset_s: float) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import socket
 from pathlib import Path
 
 import pytest
 
 from hashcore.app.site.config import load_site_config, parse_site_config
+from hashcore.cli import main
 from hashcore.errors import ConfigError
 
 EXAMPLE = '''
@@ -72,6 +75,35 @@ def test_a_site_file_gives_the_budget_the_rules_and_each_miner(tmp_path: Path) -
     ({"site": {"power_budget": 10}, "miners": [{"address": "127.0.0.2:4028", "password": 5}]},
      "value not shown"),
     ({"site": {"power_budget": 10}, "pools": []}, "unknown section 'pools'"),
+    # One miner however its address is written.
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.0.0.2:4028"}, {"address": " 127.0.0.2:4028"}]},
+     "miner 127.0.0.2:4028 is listed twice"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.0.0.2:4028"}, {"address": "[::ffff:127.0.0.2]:4028"}]},
+     r"miner \[::ffff:127.0.0.2\]:4028 \(as 127.0.0.2:4028\) is listed twice"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "[::1]:4028"}, {"address": "[0:0::1]:4028"}]},
+     "listed twice"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "Miner.LAN:4028"}, {"address": "miner.lan.:4028"}]},
+     "listed twice"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.000.0.2:4028"}]},
+     r"miners\[0\].address '127.000.0.2:4028': 127.000.0.2 is not an IPv4 address"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.1:4028"}]}, "127.1 is not an IPv4 address"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.0.0.2:0"}]}, r"miners\[0\].address .* port 0"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.0.0.2:4028", "kind": "nonsense"}]},
+     r"miners\[0\].kind 'nonsense' is not one of hashcore, cgminer, antminer"),
+    # Numbers a site cannot be.
+    ({"site": {"power_budget": 10, "tick": 0.001}, "miners": [{"address": "127.0.0.2:4028"}]},
+     "site.tick must be from 0.1 to 86400, got 0.001"),
+    ({"site": {"power_budget": 10, "tick": 1e308}, "miners": [{"address": "127.0.0.2:4028"}]}, "site.tick"),
+    ({"site": {"power_budget": 10, "timeout_s": 1e300}, "miners": [{"address": "127.0.0.2:4028"}]},
+     "site.timeout_s must be from 0 to 60"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": "127.0.0.2:4028", "max_watts": 1e7}]},
+     r"miners\[0\].max_watts must be from 0 to 1e\+06"),
+    ({"site": {"power_budget": 1e300}, "miners": [{"address": "127.0.0.2:4028"}]}, "site.power_budget"),
+    ({"site": {"power_budget": math.inf}, "miners": [{"address": "127.0.0.2:4028"}]}, "site.power_budget"),
+    ({"site": {"power_budget": 10, "tick": True}, "miners": [{"address": "127.0.0.2:4028"}]},
+     "site.tick must be a positive number, got True"),
+    ({"site": {"power_budget": 10}, "miners": [{"address": f"127.0.0.2:{i + 1}"} for i in range(10_001)]},
+     "10001 miners listed; at most 10000"),
 ])
 def test_a_bad_site_file_is_refused_naming_what_is_wrong(document: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -94,3 +126,30 @@ def test_the_example_site_file_reads_as_documented():
     assert (hashcore.rules.max_watts, hashcore.rules.min_watts, hashcore.rules.ramp_w_per_s) == (30, 10, 5)
     assert braiins.rules.j_per_th == 21.5 and braiins.rules.min_on_s == 300
     assert config.rules.wake_batch == 10
+
+
+def one_error(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("hashcore: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(("site", "named"), [
+    ('power_budget = "/nonexistent/budget.csv"', "site.power_budget '/nonexistent/budget.csv': cannot read"),
+    ('power_budget = "-5"', "site.power_budget '-5': a power budget must be a non-negative number"),
+    ('power_budget = 10\npolicy = "bogus"', "[site] unknown policy 'bogus'"),
+    ('power_budget = 10\nforecast = "bogus"', "[site] unknown forecast 'bogus'"),
+    ("power_budget = 10\nbattery_kwh = 1e308", "[site] --battery-kwh must be above 0 and at most"),
+    ('power_budget = 10\nlisten = "127.0.0.1:{busy}"', "site.listen (or --listen): site page cannot listen"),
+])
+def test_a_site_file_whose_budget_or_page_cannot_start_is_one_line_naming_it(
+        site: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:  # a port some other program holds
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        path = tmp_path / "site.toml"
+        site = site.format(busy=busy.getsockname()[1])
+        path.write_text(f'[site]\n{site}\n[[miners]]\naddress = "127.0.0.1:1"\n')
+        assert main(["site", "--config", str(path), "--duration", "1"]) == 1
+    error = one_error(capsys.readouterr().err)
+    assert f"{path}: " in error and named in error, error

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -148,6 +151,11 @@ async def test_api_site_is_the_views_json(served: tuple[SiteServer, ViewSource],
         data = await response.json()
     assert data == source.current.to_json()
     assert data["miners"][0]["state"] == "asleep" and data["measured_w"] is None
+    source.current = site_view(hashes=math.inf, energy_j=math.nan)  # a figure past a float's range is unknown
+    async with http.get(server.url + "api/site") as response:
+        assert response.status == 200
+        data = await response.json()
+    assert data["hashes"] is None and data["energy_j"] is None
 
 
 async def test_unknown_paths_are_a_json_404(served: tuple[SiteServer, ViewSource], http: aiohttp.ClientSession) -> None:
@@ -323,6 +331,37 @@ async def test_event_streams_are_bounded_and_a_closed_page_frees_its_place(
         finally:
             for response in responses:
                 response.close()
+
+
+def _rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the process's memory from /proc")
+async def test_pages_that_never_read_their_stream_hold_no_backlog_and_do_not_stop_the_server(
+        monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession) -> None:
+    monkeypatch.setattr(site_module, "PUSH_INTERVAL", 0.02)
+    big = site_view(*(miner_view(f"10.0.{i // 250}.{i % 250}:4028", error="x" * 200) for i in range(2000)))
+    stalled: list[socket.socket] = []
+    try:
+        async with SiteServer(ViewSource(big)) as server:
+            for _ in range(8):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                stalled.append(sock)
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads
+            await asyncio.sleep(1.0)  # each stream's socket fills; what follows would be its backlog
+            before = _rss_bytes()
+            await asyncio.sleep(2.0)  # a hundred events of about a megabyte for each stalled page
+            assert _rss_bytes() - before < 100 * 2 ** 20
+            async with http.get(server.url + "api/site") as response:
+                assert response.status == 200
+            began = time.monotonic()
+        assert time.monotonic() - began < 3.0  # stopping waits on no stalled page
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 # --- the page never interprets the site's strings ---------------------------------------------

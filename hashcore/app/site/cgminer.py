@@ -16,7 +16,8 @@ pause, so any other firmware is only read.
 
 Failures are :class:`~hashcore.app.site.links.MinerLinkError`: ``refused`` when nothing
 listens at the address, ``timeout`` for everything else (no answer in time, a reset, a
-reply cut short, too long, not JSON, of the wrong shape or with figures that cannot be).
+reply cut short, too long, not JSON, of the wrong shape or with figures that cannot be:
+negative, beyond a float, or above what one machine draws or hashes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -31,10 +33,23 @@ from hashcore import boundedjson
 from hashcore.app.site.links import LinkReading, MinerLinkError
 from hashcore.errors import ConfigError
 from hashcore.listen import parse_listen
-from hashcore.throttle.site import READ_ONLY, REFUSED, SLEEP, TARGET, TIMEOUT, MinerReading
+from hashcore.throttle.site import (
+    MAX_MINER_HASHRATE_HS,
+    MAX_MINER_WATTS,
+    READ_ONLY,
+    REFUSED,
+    SLEEP,
+    TARGET,
+    TIMEOUT,
+    MinerReading,
+)
 
 #: The longest reply read: a SUMMARY is under 1 KiB, a command's STATUS a few hundred bytes.
 MAX_REPLY = 64 * 1024
+
+#: The most a cumulative counter (Energy in J, Total MH) may read: three centuries at the
+#: most one machine draws or hashes.
+_COUNTER_S = 1e10
 
 #: What each kind of peer is.
 KINDS = ("hashcore", "cgminer")
@@ -88,7 +103,7 @@ class CgminerLink:
             if self.kind == "hashcore" and self._write is None:
                 await self._probe(deadline)
             row = await self._summary(deadline)
-            elapsed = _figure(row, "Elapsed")
+            elapsed = self._field(row, "Elapsed", _FLOAT_MAX)
             restarted = elapsed is not None and self._elapsed is not None and elapsed < self._elapsed
             self._elapsed = elapsed
             if self.kind == "hashcore" and restarted:
@@ -153,16 +168,22 @@ class CgminerLink:
         row: dict[str, Any] = rows[0]
         return row
 
+    def _field(self, row: dict[str, Any], key: str, most: float) -> float | None:
+        try:
+            return _figure(row, key, most)
+        except ValueError as exc:
+            raise MinerLinkError(f"miner {self.address}: SUMMARY field {exc}", TIMEOUT) from None
+
     def _reading(self, row: dict[str, Any]) -> LinkReading:
         try:
-            watts = _figure(row, "Power")
-            mhs = _figure(row, "MHS 5s")
+            watts = _figure(row, "Power", MAX_MINER_WATTS)
+            mhs = _figure(row, "MHS 5s", MAX_MINER_HASHRATE_HS / 1e6)
             if mhs is None and self.kind == "cgminer":
-                ghs = _figure(row, "GHS 5s")  # Bitmain's bmminer reports GH/s
+                ghs = _figure(row, "GHS 5s", MAX_MINER_HASHRATE_HS / 1e9)  # Bitmain's bmminer reports GH/s
                 mhs = None if ghs is None else ghs * 1e3
-            total_mh = _figure(row, "Total MH")
-            energy = _figure(row, "Energy")
-            limit = _figure(row, "Power Limit")
+            total_mh = _figure(row, "Total MH", MAX_MINER_HASHRATE_HS / 1e6 * _COUNTER_S)
+            energy = _figure(row, "Energy", MAX_MINER_WATTS * _COUNTER_S)
+            limit = _figure(row, "Power Limit", _FLOAT_MAX)  # the operator's own --power-budget
             paused = row.get("Paused", False)
             if not isinstance(paused, bool):
                 raise ValueError(f"Paused is {_shown(paused)}, not true or false")
@@ -321,8 +342,9 @@ def _status(address: str, command: str, body: dict[str, Any]) -> tuple[str, int 
             _one_line(message) if isinstance(message, str) else "")
 
 
-def _figure(row: dict[str, Any], key: str) -> float | None:
-    """A figure of a row: None where absent or null; ValueError where not a number >= 0."""
+def _figure(row: dict[str, Any], key: str, most: float) -> float | None:
+    """A figure of a row: None where absent or null; ValueError where not a number from 0
+    to ``most`` (a figure above what one machine draws or hashes is the miner's nonsense)."""
     value = row.get(key)
     if value is None:
         return None
@@ -331,22 +353,31 @@ def _figure(row: dict[str, Any], key: str) -> float | None:
     number = float(value)
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"{key} is {_shown(value)}, not a finite number >= 0")
+    if number > most:
+        raise ValueError(f"{key} is {_shown(value)}, above {most:g}: no one machine reports that")
     return number
 
 
 def _all_finite(value: Any) -> None:
-    """ValueError where a number is NaN or infinite (JSON has neither; ``1e400`` overflows).
+    """ValueError where a number is NaN or infinite (JSON has neither; ``1e400`` overflows)
+    or an integer too large for a float (a few hundred digits).
 
     The walk is as deep as the parse allowed (:data:`hashcore.boundedjson.MAX_DEPTH`)."""
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{value!r} is not a JSON number")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > _FLOAT_MAX:
+            raise ValueError(f"an integer of {len(str(abs(value)))} digits is beyond any figure")
     elif isinstance(value, dict):
         for item in value.values():
             _all_finite(item)
     elif isinstance(value, list):
         for item in value:
             _all_finite(item)
+
+
+_FLOAT_MAX = sys.float_info.max
 
 
 def _watts_text(watts: float) -> str:

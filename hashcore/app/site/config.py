@@ -25,20 +25,28 @@ like the ``hashcore mine`` / ``hashcore simulate`` flag that sets it (``power_bu
 ``policy``, ``carbon_cap``, ``battery_kwh``, ``battery_state``, ``forecast``, ``site_lat``,
 ``grid_intensity``, ...). An unknown key, a value of the wrong type or a miner listed
 twice is a :class:`~hashcore.errors.ConfigError` naming the file and the key; a
-password's value is never repeated.
+password's value is never repeated. A miner is the same miner however its address is
+written (``127.0.0.2:4028``, ``[::ffff:127.0.0.2]:4028``; a name in any case); an
+address of digits and dots that is not a plain IPv4 address (``127.000.0.2``, ``127.1``:
+read as octal or short forms by the system's resolver) is refused. Numbers are held to
+what a site can be: a tick of 0.1 s to a day, a miner's deadline of at most a minute, a
+miner's watts at most :data:`~hashcore.throttle.site.MAX_MINER_WATTS`.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hashcore.app.simulate import SimulateOptions
+from hashcore.app.site.pyasic_link import PYASIC_KINDS
 from hashcore.config import CHECKS, check_table, load_toml
 from hashcore.errors import ConfigError
 from hashcore.listen import parse_listen
-from hashcore.throttle.site import MinerRules, SiteRules
+from hashcore.throttle.site import MAX_MINER_WATTS, MinerRules, SiteRules
 
 #: The miner kinds the site speaks to without pyasic.
 CGMINER_KINDS = ("hashcore", "cgminer")
@@ -69,6 +77,20 @@ _MINER_KEYS = {
     "ramp_w_per_s": "positive_number", "j_per_th": "positive_number", "username": "string", "password": "string",
     "timeout_s": "positive_number",
 }
+
+
+#: The most the site's budget may be: every miner at its most.
+MAX_SITE_WATTS = MAX_MINERS * MAX_MINER_WATTS
+#: Key -> the range its number must be in (beyond the type's own check).
+_RANGES = {
+    "tick": (0.1, 86_400.0), "timeout_s": (0.0, 60.0), "budget_poll": (0.0, 86_400.0),
+    "power_budget": (0.0, MAX_SITE_WATTS), "wake_margin_w": (0.0, MAX_SITE_WATTS),
+    "deadband_w": (0.0, MAX_SITE_WATTS), "ramp_w_per_s": (0.0, MAX_SITE_WATTS),
+    "max_watts": (0.0, MAX_MINER_WATTS), "min_watts": (0.0, MAX_MINER_WATTS), "sleep_watts": (0.0, MAX_MINER_WATTS),
+}
+#: A host of numbers and dots only (with 0x hex): an IPv4 address, or one of the system's
+#: other readings of one (octal, short forms), which the site refuses as ambiguous.
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*", re.ASCII | re.IGNORECASE)
 
 
 def _schema(keys: dict[str, str]) -> dict[str, Any]:
@@ -131,6 +153,7 @@ def parse_site_config(data: dict[str, Any], source: str = "site config") -> Site
         if section not in ("site", "miners"):
             raise ConfigError(f"{source}: unknown section {section!r} (known: miners, site)")
     site = check_table(data.get("site", {}), "site", _schema({**_BUDGET_KEYS, **_SITE_KEYS}), source)
+    _check_ranges(site, "site", source)
     if "power_budget" not in site:
         raise ConfigError(f"{source}: site.power_budget is missing (watts, a trace CSV, or a live file or URL)")
     raw = data.get("miners", [])
@@ -140,11 +163,13 @@ def parse_site_config(data: dict[str, Any], source: str = "site config") -> Site
         raise ConfigError(f"{source}: {len(raw)} miners listed; at most {MAX_MINERS}")
     defaults: dict[str, Any] = {k: site[k] for k in ("min_on_s", "min_off_s", "timeout_s") if k in site}
     miners = tuple(_miner(entry, i, defaults, source) for i, entry in enumerate(raw))
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for miner in miners:
-        if miner.address in seen:
-            raise ConfigError(f"{source}: miner {miner.address} is listed twice")
-        seen.add(miner.address)
+        same = _same_miner(miner.address)
+        if same in seen:
+            shown = miner.address if seen[same] == miner.address else f"{miner.address} (as {seen[same]})"
+            raise ConfigError(f"{source}: miner {shown} is listed twice")
+        seen[same] = miner.address
     listen = site.get("listen", "127.0.0.1:8090")
     if listen != "off":
         parse_listen(listen, f"{source}: site.listen")
@@ -185,11 +210,20 @@ _RULE_KEYS = {"headroom": "headroom", "wake_margin_w": "wake_margin_w", "wake_ba
 def _miner(entry: Any, index: int, defaults: dict[str, Any], source: str) -> MinerEntry:
     where = f"miners[{index}]"
     table = check_table(entry, where, _schema(_MINER_KEYS), source)
-    address = table.get("address")
+    _check_ranges(table, where, source)
+    address = table.get("address", "").strip()
     if not address:
         raise ConfigError(f"{source}: {where}.address is missing (host:port of its cgminer API)")
-    parse_listen(address, f"{source}: {where}.address")
+    host, port = parse_listen(address, f"{source}: {where}.address")
+    if port == 0:
+        raise ConfigError(f"{source}: {where}.address {address!r}: port 0 is no miner's port")
+    if _NUMERIC_HOST.fullmatch(host) and not _ipv4(host):
+        raise ConfigError(f"{source}: {where}.address {address!r}: {host} is not an IPv4 address as the site "
+                          "reads one (four numbers 0-255 without leading zeros)")
     kind = table.get("kind", "hashcore").strip().lower()
+    if kind not in CGMINER_KINDS and kind not in PYASIC_KINDS:
+        raise ConfigError(f"{source}: {where}.kind {kind[:40]!r} is not one of "
+                          f"{', '.join([*CGMINER_KINDS, *sorted(PYASIC_KINDS)])}")
     settings = {**defaults, **table}
     try:
         rules = MinerRules(
@@ -205,3 +239,31 @@ def _miner(entry: Any, index: int, defaults: dict[str, Any], source: str) -> Min
         raise ConfigError(f"{source}: {where} ({address}): {exc}") from exc
     return MinerEntry(address, kind, rules, float(settings.get("timeout_s", 2.0)),
                       table.get("username"), table.get("password"))
+
+
+def _check_ranges(table: dict[str, Any], where: str, source: str) -> None:
+    for key, (low, high) in _RANGES.items():
+        value = table.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+            raise ConfigError(f"{source}: {where}.{key} must be from {low:g} to {high:g}, got {value!r}")
+
+
+def _ipv4(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False
+
+
+def _same_miner(address: str) -> str:
+    """One spelling of an address for every way of writing it: an IP address in its short
+    form (an IPv4-mapped IPv6 address as the IPv4 one), a name in lower case without its
+    trailing dot."""
+    host, port = parse_listen(address)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return f"{host.lower().rstrip('.')}:{port}"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return f"[{ip.compressed}]:{port}" if ip.version == 6 else f"{ip.compressed}:{port}"

@@ -1,20 +1,15 @@
 """The site controller live: one budget shared across many miners, tick by tick.
 
-Each tick (``tick_s`` of the clock) it reads every miner at once (each read within its
-link's deadline, at most :data:`MAX_CONCURRENT` connections open), books the tick that
-ended (each miner's energy from the difference of its own energy counter where it keeps
-one, else its power times the tick; a miner that did not answer at what the allocator
-counts it drawing), reads the budget (the signal, capped by the policy, through the
-dispatcher with the battery and forecast where the site has them, exactly as the live
-throttle and the simulation do), lets :class:`~hashcore.throttle.site.SiteAllocator`
-share it, and sends the orders, all at once, each within its deadline. A failed order is
-logged and tried again when the miner's telemetry shows it did not take.
+Each tick it reads every miner at once (at most :data:`MAX_CONCURRENT` connections, the
+quick first, each read within the miner's deadline from the start of the reads), books
+the tick that ended (from each miner's own energy counter, else its power times the
+tick), reads the budget through the policy and dispatcher (battery, forecast) exactly as
+the live throttle and the simulation do, lets :class:`~hashcore.throttle.site.SiteAllocator`
+share it and sends the orders, each within its miner's deadline (a failed one is resent).
 
-The battery: with ``battery_state`` it is read live (a file or URL, as ``hashcore mine``
-reads it); without it, a battery configured with ``battery_kwh`` is modelled from the
-site's measured power with the simulation's own :class:`~hashcore.throttle.battery.Battery`
-(charged by the surplus the miners do not use, discharged where dispatch allows), so a
-live site books its battery and carbon account as a simulated one does.
+A battery is read live (``battery_state``) or modelled from the site's measured power
+with the simulation's :class:`~hashcore.throttle.battery.Battery`, so a live site books
+its battery and carbon account as a simulated one does.
 """
 
 from __future__ import annotations
@@ -29,45 +24,40 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hashcore.app.budget import BudgetOptions, budget_signal
 from hashcore.app.live import LiveBatteryView, in_daemon_thread
-from hashcore.app.plan import account_settings, battery_config, policy_for
-from hashcore.app.simulate import solar_site
-from hashcore.app.site.config import CGMINER_KINDS, MinerEntry, SiteConfig
+from hashcore.app.site.config import MinerEntry, SiteConfig
 from hashcore.app.site.links import LinkReading, MinerLink, MinerLinkError
 from hashcore.app.site.view import SiteMinerView, SiteView
-from hashcore.app.sources import LiveBatteryState, LiveSource
+from hashcore.app.site.wiring import open_link, site_battery, site_budget, site_forecast
+from hashcore.app.sources import LiveSource
 from hashcore.errors import ConfigError
 from hashcore.lograte import RateLimitedLog
 from hashcore.report.account import CarbonBook
 from hashcore.report.run import SERIES_COLUMNS, series_columns, write_run_files
-from hashcore.throttle.battery import Battery
-from hashcore.throttle.clock import Clock, ScaledClock
+from hashcore.throttle.clock import Clock, ScaledClock, sleep_or_stop
 from hashcore.throttle.dispatch import Dispatcher
-from hashcore.throttle.forecast import make_forecast
 from hashcore.throttle.model import BackendModel, FleetModel
 from hashcore.throttle.signals import SignalPoint, Trace
-from hashcore.throttle.site import REFUSED, MinerReading, Observation, Order, SiteAllocator, SiteBook
+from hashcore.throttle.site import (
+    MAX_MINER_HASHRATE_HS,
+    MAX_MINER_WATTS,
+    REFUSED,
+    TIMEOUT,
+    MinerReading,
+    Observation,
+    Order,
+    SiteAllocator,
+    SiteBook,
+)
 
 log = logging.getLogger("hashcore.site")
 
 #: The most miner connections open at once (reads, then orders).
 MAX_CONCURRENT = 256
+#: Why a miner waited its whole deadline for a connection.
+_BUSY = "the {n} connections the site opens at once were all held by slower miners for its {s:g} s"
 #: Per-tick rows kept for the run folder (a week of 2 s ticks; the folder keeps 1,440 means).
 _SERIES_ROWS = 7 * 86_400 // 2
-
-
-def open_link(entry: MinerEntry) -> MinerLink:
-    """The link for one ``[[miners]]`` entry: the cgminer API for hashcore and cgminer,
-    pyasic for the firmwares it knows."""
-    if entry.kind in CGMINER_KINDS:
-        from hashcore.app.site.cgminer import CgminerLink
-
-        return CgminerLink(entry.address, entry.kind, timeout_s=entry.timeout_s)
-    from hashcore.app.site.pyasic_link import PyasicLink
-
-    return PyasicLink(entry.address, entry.kind, username=entry.username, password=entry.password,
-                      timeout_s=entry.timeout_s)
 
 
 @dataclass(slots=True)
@@ -78,7 +68,11 @@ class _Miner:
     link: MinerLink
     reading: LinkReading | None = None
     failure: str | None = None
-    error: str | None = None
+    error: str | None = None          # why the last read failed
+    order_error: str | None = None    # why the last order failed, until one is taken
+    unordered: int = 0                # ticks since it was last sent an order
+    reached: int = -1                 # the last round of reads it had a connection in
+    slow: bool = False                # its last read took half its deadline or more
     counters: tuple[float, float | None, float | None] | None = None  # time, energy J, hashes
     energy_j: float = 0.0
     watts: float | None = None
@@ -108,19 +102,10 @@ class SiteController:
         self._miners = {e.address: _Miner(e, opened[e.address]) for e in config.miners}
         self.allocator = SiteAllocator({e.address: e.rules for e in config.miners}, config.rules)
         self.book = SiteBook()
-        options = BudgetOptions(power_budget=config.power_budget, budget_poll=config.budget_poll,
-                                budget_align=config.budget_align, budget_scale=config.budget_scale,
-                                policy=config.budget.policy, carbon_cap=config.budget.carbon_cap,
-                                interpolation=config.budget.interpolation)
-        self.signal = budget_signal(options)
-        self.policy = policy_for(config.budget, self.signal)
-        self.account = account_settings(config.budget, self.signal)
-        self._battery, self._live_battery = self._battery_for(config)
+        self.signal, self.policy, self.account = site_budget(config)
+        self._battery, self._live_battery = site_battery(config)
         self._live_view = LiveBatteryView(self._live_battery) if self._live_battery is not None else None
-        start = self.clock.now()
-        forecast = make_forecast(config.budget.forecast, self.signal, self.clock,
-                                 site=solar_site(config.budget, getattr(self.signal, "utc_offset_s", 0.0)),
-                                 start=start, end=start + 7 * 86_400)
+        forecast = site_forecast(config, self.signal, self.clock)
         full = sum(e.rules.max_watts or 0.0 for e in config.miners)
         self.dispatcher = Dispatcher(full, sum(e.rules.sleep_watts for e in config.miners),
                                      battery=self._battery or self._live_view, forecast=forecast,
@@ -138,6 +123,7 @@ class SiteController:
         self._tick_cost: float | None = None
         self.signal_error: str | None = None
         self._semaphore = asyncio.Semaphore(MAX_CONCURRENT)
+        self._round = 0
         self._errors = RateLimitedLog(log, interval=30.0)
         #: Called with the view after every tick (the CLI's live line).
         self.on_tick: Callable[[SiteView], None] | None = None
@@ -161,7 +147,7 @@ class SiteController:
             if wait < -self.config.tick_s:
                 next_at = self.clock.now()  # fell behind: do not race to catch up
                 continue
-            await _sleep_or_stop(self.clock, max(0.0, wait), stop)
+            await sleep_or_stop(self.clock, max(0.0, wait), stop)
         if duration is not None and not stop.is_set():
             await self._book_until(started + duration)
         return self.view()
@@ -231,32 +217,53 @@ class SiteController:
                 await in_daemon_thread(self._live_battery.refresh, now)
 
     async def _read_all(self, now: float) -> dict[str, Observation]:
-        miners = list(self._miners.values())
-        results = await asyncio.gather(*(self._read(m) for m in miners))
+        # The quick to answer first, then the slow, each the longest unread first: a silent
+        # miner does not hold a connection another would have answered on in its deadline.
+        self._round += 1
+        miners = sorted(self._miners.values(), key=lambda m: (m.slow, m.reached))
+        began = asyncio.get_running_loop().time()
+        results = await asyncio.gather(*(self._read(m, began) for m in miners))
         observations: dict[str, Observation] = {}
         for miner, result in zip(miners, results, strict=True):
             if isinstance(result, MinerLinkError):
                 miner.failure, miner.error = result.failure, str(result)
                 if result.failure == REFUSED:
-                    miner.counters = None  # it starts its counters again when it returns
+                    miner.counters, miner.order_error = None, None  # it starts afresh when it returns
                 observations[miner.entry.address] = result.failure
                 continue
             miner.failure, miner.error = None, None
             observations[miner.entry.address] = self._observe(miner, result, now)
         return observations
 
-    async def _read(self, miner: _Miner) -> LinkReading | MinerLinkError:
-        async with self._semaphore:
-            try:
-                return await asyncio.wait_for(miner.link.read(), timeout=miner.entry.timeout_s + 1.0)
-            except MinerLinkError as exc:
-                return exc
-            except TimeoutError:
-                return MinerLinkError(f"{miner.entry.address}: no answer within {miner.entry.timeout_s:g} s",
-                                      "timeout")
-            except Exception as exc:  # a link's own bug must not end the site
-                self._errors.warning("read", "reading %s failed: %s", miner.entry.address, exc)
-                return MinerLinkError(f"{miner.entry.address}: {exc}", "timeout")
+    async def _read(self, miner: _Miner, began: float) -> LinkReading | MinerLinkError:
+        """Read ``miner`` within its deadline from ``began``, the wait for a connection included."""
+        address, timeout = miner.entry.address, miner.entry.timeout_s
+        if not await self._slot(began + timeout):
+            return MinerLinkError(f"{address}: not read this tick: {_BUSY.format(n=MAX_CONCURRENT, s=timeout)}",
+                                  TIMEOUT)
+        start, miner.reached = time.monotonic(), self._round
+        try:
+            async with asyncio.timeout_at(began + timeout + 1.0):  # past the link's own deadline: its bug
+                return await miner.link.read()
+        except MinerLinkError as exc:
+            return exc
+        except TimeoutError:
+            return MinerLinkError(f"{address}: no answer within {timeout:g} s", TIMEOUT)
+        except Exception as exc:  # a link's own bug must not end the site
+            self._errors.warning("read", "reading %s failed: %s", address, exc)
+            return MinerLinkError(f"{address}: {exc}", TIMEOUT)
+        finally:
+            miner.slow = time.monotonic() - start >= timeout / 2
+            self._semaphore.release()
+
+    async def _slot(self, deadline: float) -> bool:
+        """Whether one of the connections was had by ``deadline`` (the caller releases it)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     def _observe(self, miner: _Miner, result: LinkReading, now: float) -> MinerReading:
         """The reading the allocator gets: the power over the tick that ended from the
@@ -268,11 +275,14 @@ class SiteController:
         dt = now - last[0] if last is not None else 0.0
         miner.hashes = (reading.hashrate_hs or 0.0) * dt
         if last is not None and dt > 0:
-            # A counter that went back belongs to a restarted miner: the reported figures serve this once.
+            # A counter that went back belongs to a restarted miner, one that leapt further than
+            # any machine runs to a miner's nonsense: the reported figures serve this once.
             if last[1] is not None and result.energy_j is not None and result.energy_j >= last[1]:
-                watts = (result.energy_j - last[1]) / dt
+                counted = (result.energy_j - last[1]) / dt
+                watts = counted if counted <= MAX_MINER_WATTS else watts
             if last[2] is not None and result.hashes is not None and result.hashes >= last[2]:
-                miner.hashes = result.hashes - last[2]
+                done = result.hashes - last[2]
+                miner.hashes = done if done <= MAX_MINER_HASHRATE_HS * dt else miner.hashes
         miner.watts = watts
         return MinerReading(watts, reading.hashrate_hs, reading.asleep, reading.control, reading.target_w)
 
@@ -358,8 +368,9 @@ class SiteController:
         for address, plan in self.allocator.plans().items():
             full = plan.full_w or self._miners[address].entry.rules.max_watts
             j_per_th = plan.j_per_th or self._miners[address].entry.rules.j_per_th
-            if full and j_per_th:
-                models.append(BackendModel(address, full, full / j_per_th * 1e12, kind="asic", source="site"))
+            hashrate = full / j_per_th * 1e12 if full and j_per_th else 0.0
+            if full and 0.0 < hashrate < math.inf:  # a miner that hashes next to nothing is left out
+                models.append(BackendModel(address, full, hashrate, kind="asic", source="site"))
         if not models:  # nothing measured yet: one stand-in so the policy has a fleet to size
             models.append(BackendModel("site", 1.0, 1e9, source="site"))
         return FleetModel(tuple(models))
@@ -368,34 +379,36 @@ class SiteController:
         by_miner: dict[str, list[Order]] = {}
         for order in orders:
             by_miner.setdefault(order.address, []).append(order)
-        await asyncio.gather(*(self._send_one(self._miners[a], o) for a, o in by_miner.items()))
+        began = asyncio.get_running_loop().time()
+        await asyncio.gather(*(self._send_one(self._miners[a], o, began) for a, o in by_miner.items()))
+        for address, miner in self._miners.items():
+            if address not in by_miner:
+                miner.unordered += 1
+                # Left alone a whole confirmation: its telemetry shows the last order took.
+                if miner.unordered > self.config.rules.confirm_ticks:
+                    miner.order_error = None
 
-    async def _send_one(self, miner: _Miner, orders: list[Order]) -> None:
-        async with self._semaphore:
-            for order in orders:  # in order: a target before a wake
-                try:
+    async def _send_one(self, miner: _Miner, orders: list[Order], began: float) -> None:
+        """Send ``miner`` its orders, all within its deadline from ``began``."""
+        miner.unordered, timeout, action = 0, miner.entry.timeout_s, orders[0].action
+        if not await self._slot(began + timeout):
+            miner.order_error = f"{action} not sent this tick: {_BUSY.format(n=MAX_CONCURRENT, s=timeout)}"
+            return
+        try:
+            async with asyncio.timeout_at(began + timeout + 1.0):
+                for order in orders:  # in order: a target before a wake
+                    action = order.action
                     if order.action == "target" and order.watts is not None:
-                        await asyncio.wait_for(miner.link.set_target(order.watts), miner.entry.timeout_s + 1.0)
-                    elif order.action == "sleep":
-                        await asyncio.wait_for(miner.link.sleep(), miner.entry.timeout_s + 1.0)
-                    elif order.action == "wake":
-                        await asyncio.wait_for(miner.link.wake(), miner.entry.timeout_s + 1.0)
-                except Exception as exc:  # told again when its telemetry shows the order did not take
-                    miner.error = f"{order.action} failed: {exc}"
-                    self._errors.warning("order", "%s: %s failed: %s", miner.entry.address, order.action, exc)
-                    return
-
-    # --- the battery ---------------------------------------------------------------------
-
-    @staticmethod
-    def _battery_for(config: SiteConfig) -> tuple[Battery | None, LiveBatteryState | None]:
-        settings = battery_config(config.budget)
-        if config.battery_state:
-            if settings is None:
-                raise ConfigError(f"{config.source}: battery_state needs the battery's size: battery_kwh "
-                                  "(and battery_kw)")
-            return None, LiveBatteryState(config.battery_state, settings, config.budget_poll or 10.0)
-        return (Battery(settings) if settings is not None else None), None
+                        await miner.link.set_target(order.watts)
+                    elif order.action in ("sleep", "wake"):
+                        await (miner.link.sleep() if order.action == "sleep" else miner.link.wake())
+            miner.order_error = None
+        except Exception as exc:
+            reason = str(exc) or f"no answer within {timeout:g} s"
+            miner.order_error = f"{action} failed: {reason}"
+            self._errors.warning("order", "%s: %s failed: %s", miner.entry.address, action, reason)
+        finally:
+            self._semaphore.release()
 
     # --- reporting -----------------------------------------------------------------------
 
@@ -416,7 +429,7 @@ class SiteController:
                 control=reading.control if reading is not None else "none",
                 rank=plan.rank, locked=plan.locked, since_s=since,
                 energy_source=None if miner.reading is None else miner.reading.energy_source,
-                error=miner.error, note="" if miner.reading is None else miner.reading.note))
+                error=miner.error or miner.order_error, note="" if miner.reading is None else miner.reading.note))
         account = None if self.carbon is None else self.carbon.account()
         battery: dict[str, Any] | None = None
         if self._battery is not None:
@@ -435,12 +448,3 @@ class SiteController:
             co2_market_g=None if account is None else account.co2_market_g,
             miners=tuple(miners))
 
-
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (sleeper, stopper):
-            task.cancel()

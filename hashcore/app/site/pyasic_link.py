@@ -49,6 +49,7 @@ import functools
 import ipaddress
 import math
 import socket
+import sys
 from collections.abc import Awaitable, Iterable, Mapping
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -57,6 +58,7 @@ from hashcore.app.site.links import LinkReading, MinerLinkError
 from hashcore.errors import ConfigError
 from hashcore.listen import parse_listen
 from hashcore.throttle.site import READ_ONLY, REFUSED, SLEEP, TARGET, TIMEOUT, MinerReading
+from hashcore.throttle.site.rules import MAX_MINER_HASHRATE_HS, MAX_MINER_WATTS
 
 #: The port of the cgminer API, the one pyasic's detection probes besides HTTP's.
 PYASIC_RPC_PORT = 4028
@@ -204,12 +206,12 @@ async def _port_refuses(host: str, port: int, seconds: float) -> bool:
     return False
 
 
-def _number(value: object) -> float | None:
-    """A finite number >= 0 from pyasic, else None (absent, or nonsense from the miner)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _number(value: object, most: float = math.inf) -> float | None:
+    """A finite number from 0 to ``most`` from pyasic, else None (absent, or nonsense from the miner)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > sys.float_info.max:
         return None
     number = float(value)
-    return number if math.isfinite(number) and number >= 0 else None
+    return number if math.isfinite(number) and 0 <= number <= most else None
 
 
 def hashrate_hs(hashrate: Any) -> float | None:
@@ -223,7 +225,7 @@ def hashrate_hs(hashrate: Any) -> float | None:
     rate, unit = _number(getattr(hashrate, "rate", None)), getattr(hashrate, "unit", None)
     if rate is None or not isinstance(unit, int):
         return None
-    return rate * int(unit)
+    return _number(rate * int(unit), MAX_MINER_HASHRATE_HS)
 
 
 class PyasicLink:
@@ -284,7 +286,7 @@ class PyasicLink:
         miner = await self._ensure(deadline)
         data = await self._call(miner.get_data(include=list(_READ_ITEMS)), deadline, "read")
         rate = hashrate_hs(data.hashrate)
-        watts = _number(data.wattage)
+        watts = _number(data.wattage, MAX_MINER_WATTS)
         if rate is None and watts is None:
             raise await self._silent(deadline, "answered, but pyasic read neither power nor hashrate from it")
         reading = MinerReading(
@@ -292,7 +294,7 @@ class PyasicLink:
             hashrate_hs=rate,
             asleep=data.is_mining is False,
             control=self._control,
-            target_w=_number(data.wattage_limit) if self._control == TARGET else None,
+            target_w=_number(data.wattage_limit, MAX_MINER_WATTS) if self._control == TARGET else None,
         )
         note = f"{self._firmware} through pyasic's {type(miner).__name__}: {_CONTROL_NOTES[self._control]}"
         return LinkReading(reading, energy_source=self._firmware if watts is not None else None, note=note)

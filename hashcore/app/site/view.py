@@ -3,6 +3,7 @@ metrics (:class:`SiteView`), read through :class:`SiteSource`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -127,7 +128,7 @@ class SiteView:
             "energy_over_budget_j": _figure(self.energy_over_budget_j),
             "curtailed_j": _figure(self.curtailed_j),
             "absorbed_j": _figure(self.absorbed_j),
-            "hashes": self.hashes,
+            "hashes": self.hashes if math.isfinite(self.hashes) else None,
             "ticks": self.ticks,
             "tick_s": self.tick_s,
             "last_tick_cost_s": _figure(self.last_tick_cost_s, 4),

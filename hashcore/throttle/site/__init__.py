@@ -7,6 +7,8 @@ from hashcore.throttle.site.book import SiteBook
 from hashcore.throttle.site.rules import (
     CONTROLS,
     FAILURES,
+    MAX_MINER_HASHRATE_HS,
+    MAX_MINER_WATTS,
     READ_ONLY,
     REFUSED,
     SLEEP,
@@ -22,7 +24,8 @@ from hashcore.throttle.site.rules import (
 )
 
 __all__ = [
-    "CONTROLS", "FAILURES", "READ_ONLY", "REFUSED", "SLEEP", "STATES", "TARGET", "TIMEOUT", "Allocation",
+    "CONTROLS", "FAILURES", "MAX_MINER_HASHRATE_HS", "MAX_MINER_WATTS", "READ_ONLY", "REFUSED", "SLEEP", "STATES",
+    "TARGET", "TIMEOUT", "Allocation",
     "MinerPlan", "MinerReading", "MinerRules", "Observation", "Order", "SiteAllocator", "SiteBook", "SiteRules",
     "ranked",
 ]

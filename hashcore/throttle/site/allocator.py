@@ -47,6 +47,7 @@ from hashcore.errors import ConfigError
 from hashcore.throttle.site.rules import (
     CONTROLS,
     FAILURES,
+    MAX_MINER_WATTS,
     READ_ONLY,
     REFUSED,
     TARGET,
@@ -287,7 +288,7 @@ class SiteAllocator:
             locked = "min_off"
         if full is None:
             # Never measured at full power: offer what is left, and learn its draw from the answer.
-            full = max(remaining + sleep_w, sleep_w + 1.0)
+            full = min(max(remaining + sleep_w, sleep_w + 1.0), MAX_MINER_WATTS)
             learning = True
         else:
             learning = False

@@ -22,6 +22,10 @@ FAILURES = (TIMEOUT, REFUSED)
 #: A miner's state as the site reports it.
 STATES = ("on", "asleep", "waking", "sleeping", "read-only", "unresponsive", "down")
 
+#: The most one miner can draw or hash: a figure above these is a miner's nonsense, not a
+#: measurement (a megawatt, a zettahash a second: the whole network is under one).
+MAX_MINER_WATTS = 1e6
+MAX_MINER_HASHRATE_HS = 1e21
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,23 @@ def test_devices_lists_every_backend_with_a_reason():
     assert all(d["detail"] for d in devices.values())
 
 
+def test_devices_remeasure_replaces_a_measurement_taken_on_a_busy_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    assert hashcore("devices", "--json").returncode == 0
+    cache = tmp_path / "path-choice.json"
+    data = json.loads(cache.read_text())
+    # What a neighbour that held the core through the whole measurement would leave: 1 H/s.
+    data["entries"]["c"]["rates_hs"] = {path: 1.0 for path in data["entries"]["c"]["rates_hs"]}
+    cache.write_text(json.dumps(data))
+    stale = {d["name"]: d for d in json.loads(hashcore("devices", "--json").stdout)}
+    assert stale["c"]["rate"]["per_core_hs"] == 1.0
+    done = hashcore("devices", "--remeasure", "--json")
+    assert done.returncode == 0, done.stderr
+    fresh = {d["name"]: d for d in json.loads(done.stdout)}
+    assert fresh["c"]["rate"]["per_core_hs"] > 1e5
+    assert json.loads(cache.read_text())["entries"]["c"]["rates_hs"] != data["entries"]["c"]["rates_hs"]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hashcore.errors import HashcoreError
+
 log = logging.getLogger("hashcore.backends.pathchoice")
 
 CACHE_NAME = "path-choice.json"
@@ -217,6 +219,20 @@ def forget() -> None:
     """Drop what this process remembers (the file stays); the next choice reads it again."""
     with _lock:
         _memo.clear()
+
+
+def discard() -> None:
+    """Drop every cached choice, in this process and in the cache file, so that each
+    backend measures its paths again: a measurement taken while the machine was busy
+    would otherwise stand until the machine or the build changes."""
+    with _lock:
+        _memo.clear()
+        try:
+            cache_file().unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise HashcoreError(f"cannot remove the path-choice cache {cache_file()}: {exc}") from exc
 
 
 def _read_file() -> dict[str, Any]:

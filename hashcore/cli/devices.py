@@ -12,14 +12,18 @@ from hashcore.liveview import format_rate
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    commands.add_parser("devices", help="list backends, available or not, and why").add_argument(
-        "--json", action="store_true"
-    )
+    parser = commands.add_parser("devices", help="list backends, available or not, and why")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="forget the cached path choices and measure every backend's paths again "
+                             "(run it on an idle machine)")  # fmt: skip
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from hashcore.backends import pathchoice  # CPU probing: only this command needs it
 
+    if args.remeasure:
+        pathchoice.discard()
     infos = registry.probe_all()
     rates = registry.measured_rates()
     auto = pathchoice.fastest(rates) if rates else registry.fastest_available()
@@ -37,5 +41,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         pick = "  <- --backend auto" if name == auto else ""
         console.print(f"  {name:8} {rate.path:9} {per_core}{format_rate(rate.all_cores_hs)} on all "
                       f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
-    console.print(f"measured once per machine and build; cache: {pathchoice.cache_file()}", highlight=False)
+    console.print(f"measured once per machine and build (--remeasure measures again); cache: "
+                  f"{pathchoice.cache_file()}", highlight=False)
     return 0

@@ -222,3 +222,18 @@ def test_opencl_auto_takes_the_measured_path_and_an_explicit_path_does_not_measu
     backend = opencl.open_opencl(device=devices[0].id, path="x86sha", tune=False)
     backend.close()
     assert backend.path == "x86sha" and len(seen) == 1
+
+
+def test_discard_forgets_every_choice_so_the_next_one_is_measured_again(clock: FakeClock) -> None:
+    first = _choose(clock)
+    assert pathchoice.cache_file().exists() and not first.cached
+    pathchoice.forget()  # a new process: only the file remains
+    measured = len(clock.calls)
+    assert _choose(clock).cached and len(clock.calls) == measured
+    pathchoice.discard()
+    assert not pathchoice.cache_file().exists()
+    again = _choose(clock)
+    assert not again.cached and len(clock.calls) > measured
+    pathchoice.discard()
+    pathchoice.discard()  # nothing left to remove is no error
+    assert not pathchoice.cache_file().exists()

@@ -1,4 +1,4 @@
-"""The issue bound of a hot loop, measured: its own instructions with every dependency cut.
+"""The issue bound of a hot loop, measured: its own instructions with their dependencies cut.
 
 A per-resource count (``ceiling.ISSUE``) assumes that every operation finds a free pipe
 the cycle it is ready, that register moves cost nothing and that the front end keeps up
@@ -6,18 +6,29 @@ with any amount of code. The core's real limits (which pipes each instruction ma
 double-pumped 512-bit operations, the op cache and L1i against a loop of tens of
 kilobytes, loads and stores) are all in play when the loop's own instructions are run
 with nothing to wait for. So this module rewrites the disassembled loop into one whose
-instructions, encodings and memory traffic are the same but whose results feed nothing:
+instructions, encodings and memory traffic are those of the real loop but whose results
+feed nothing:
 
-- every vector destination is renamed in turn through the registers of its bank that no
-  instruction reads (bank: 0-15 or 16-31, so VEX and legacy-SSE encodings stay legal),
-  and every vector source reads one of a few registers that nothing writes (xmm0 among
-  them: ``sha256rnds2`` reads it implicitly);
-- loads read one buffer and stores write another, at the loop's own displacements
-  (rip-relative constants move past 8 KiB, so they keep a 32-bit displacement), so no
-  load waits for a store;
-- instructions on general registers only (loop counters, the rare candidate call and
-  its spills) are left out: they run on the integer side, which the vector paths leave
-  idle, and are counted in ``dropped``.
+- every vector destination is renamed in turn through the registers of its group of
+  eight (0-7, 8-15, 16-23, 24-31: the encodings keep their length and stay legal) that
+  no instruction reads, and every vector source reads a register of its group that
+  nothing writes (xmm0 among them: ``sha256rnds2`` reads it implicitly); mask registers
+  likewise (k1 is read, k2-k7 written);
+- a general register beside vector operands (``vpinsrd``, ``vmovd``) becomes r9 when
+  read and r10 when written, which nothing else touches;
+- loads read one buffer and stores write another, at the loop's own displacements from a
+  base of the same kind (a stack or indexed operand keeps its SIB byte, with rax, which
+  holds 0, as the index; rip-relative constants move
+  to 16-28 KiB, where they keep a 32-bit displacement), so no load waits for a store;
+- instructions on general registers only (loop counters, address arithmetic) are left
+  out: they run on the integer side, which the vector paths leave idle, and are counted
+  in ``dropped``.
+
+What is not cut: an instruction that also reads its destination (legacy-SSE two-operand
+forms such as the SHA instructions, and ``vpternlogd``) reads the value written to that
+register one rotation earlier, six or seven writes back in its group. Such short chains
+do not carry from one pass to the next and cost a few percent at most; they make the
+bound a little high (safe for a ceiling), never low.
 
 The cycles one pass takes, timed over many passes in this thread's CPU time and divided
 by the nonces one pass of the real loop hashes, are a ceiling no schedule of those
@@ -37,17 +48,42 @@ from pathlib import Path
 
 _VREG = re.compile(r"%([xyz])mm(\d+)")
 _KREG = re.compile(r"%k([0-7])")
-_GPR = re.compile(r"%(r[a-z0-9]+|e[a-z]{2}|[a-d]x|[sd]il?|[bs]pl?)\b")
-_MEMORY = re.compile(r"(-?0x[0-9a-f]+|-?\d+)?\((%r\w+)(,%r\w+,\d)?\)")
-#: Registers read but never written, per bank; the rest of each bank takes the writes.
-_SOURCES = {0: (0, 1, 2, 3), 16: (16, 17, 18, 19)}
-_RIP_BASE = 8192
-_LOAD_SPAN = 1 << 16
-
+_GPR = re.compile(r"%(r[0-9]{1,2}[dwb]?|[re]?[abcd]x|[abcd][lh]|[re]?(si|di|bp|sp)|(si|di|bp|sp)l)\b")
+_MEMORY = re.compile(r"(-?0x[0-9a-f]+|-?\d+)?\((%r\w+)?(,%r\w+)?(,\d)?\)")
+#: Per group of eight registers: those read but never written; the rest take the writes.
+_SOURCES = {0: (0, 1), 8: (8,), 16: (16,), 24: (24,)}
+#: Where the replay's base registers point inside their buffers, and where rip-relative
+#: constants go (a 64-byte slot in [_RIP_BASE, _RIP_BASE + _RIP_SPAN)).
+_BASE_OFFSET = 1 << 15
+_RIP_BASE, _RIP_SPAN = 0x4000, 0x3000
+_BUFFER = 3 << 15
+#: Stores land this far from loads of the same displacement (no 4 KiB aliasing).
+_STORE_SHIFT = 2048
 
 _LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 _JUMP = re.compile(r"^j\w+$")
-_COUNTER_CMP = re.compile(r"^\$(0x[0-9a-f]+|\d+),%(e\w+|r\w+)$")
+_NOT_WRITTEN = ("cmp", "test", "bt", "push")
+
+
+def _family(register: str) -> str:
+    """The architectural register a name is part of: ``ecx``, ``cl`` and ``rcx`` are one."""
+    name = register.lstrip("%")
+    if match := re.fullmatch(r"r(\d{1,2})[dwb]?", name):
+        return f"r{match[1]}"
+    if match := re.fullmatch(r"[re]?([abcd])x|([abcd])[lh]", name):
+        return match[1] or match[2]
+    return re.sub(r"^[re]|l$", "", name)
+
+
+def _gpr_bits(register: str) -> int:
+    name = register.lstrip("%")
+    if re.fullmatch(r"r\d{1,2}", name) or re.fullmatch(r"r[a-z]{2}", name):
+        return 64
+    if name.endswith("d") or name.startswith("e"):
+        return 32
+    if name.endswith(("b", "l", "h")):
+        return 8
+    return 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,40 +113,68 @@ class Listing:
         return out + self.instructions[index:]
 
 
+def _strip(operands: str) -> str:
+    """Operands without objdump's comments (``# 3000 <hc_k>``) and symbol names."""
+    return re.sub(r"\s*(<[^>]*>|#.*)$", "", operands).strip()
+
+
+def _writes(mnemonic: str, operands: str, family: str) -> bool:
+    parts = _split_operands(operands)
+    if not parts or mnemonic.startswith(_NOT_WRITTEN) or not _GPR.fullmatch(parts[-1]):
+        return False
+    return _family(parts[-1]) == family
+
+
 def _trips(lines: list[tuple[int, str, str]], head: int, tail: int, outer: int) -> int:
-    """Trips of the counted loop head..tail as GCC lays it out: ``mov $a,%r`` before the
-    head, ``add $s,%r`` in the body and ``cmp $b,%r; jne head`` at its end."""
+    """Trips of the counted loop head..tail as GCC lays it out: the counter set to a
+    constant before the head (``mov $a,%r`` or ``xor %r,%r``), one ``add $s,%r`` in the
+    body, and ``cmp $b,%r; jne head`` closing it. Anything else is refused: a count
+    that is not read is not guessed."""
     body = [(m, o) for a, m, o in lines if head <= a <= tail]
-    compare = next((_COUNTER_CMP.match(o) for m, o in reversed(body) if m == "cmp"), None)
-    if compare is None:
-        raise ValueError(f"the inner loop at {head:#x} has no counter compare")
-    end, register = int(compare[1], 0), compare[2]
-    steps = [int(o.split(",")[0][1:], 0) for m, o in body if m == "add" and o.endswith(f",%{register}")]
-    starts = [int(o.split(",")[0][1:], 0) for a, m, o in lines
-              if outer <= a < head and m == "mov" and o.startswith("$") and o.endswith(f",%{register}")]  # fmt: skip
-    if len(steps) != 1 or not starts or (end - starts[-1]) % steps[0]:
-        raise ValueError(f"the inner loop at {head:#x} does not count {register} in even steps")
-    return (end - starts[-1]) // steps[0]
+    (jump, _), (compare, operands) = body[-1], body[-2] if len(body) > 1 else ("", "")
+    counter = re.fullmatch(r"\$(0x[0-9a-f]+|\d+),(%\w+)", operands)
+    if jump != "jne" or compare != "cmp" or counter is None:
+        raise ValueError(f"the inner loop at {head:#x} has no counter compare closing it")
+    end, family = int(counter[1], 0), _family(counter[2])
+    writes = [(m, o) for m, o in body if _writes(m, o, family)]
+    step = re.fullmatch(r"\$(0x[0-9a-f]+|\d+),(%\w+)", writes[0][1]) if len(writes) == 1 else None
+    if step is None or writes[0][0] != "add":
+        raise ValueError(f"the inner loop at {head:#x} does not step its counter by one constant")
+    before = [(m, o) for a, m, o in lines if outer <= a < head and _writes(m, o, family)]
+    start = None
+    if before and before[-1][0] == "mov" and (value := re.fullmatch(r"\$(0x[0-9a-f]+|\d+),%\w+", before[-1][1])):
+        start = int(value[1], 0)
+    elif before and before[-1][0] == "xor" and len(set(_split_operands(before[-1][1]))) == 1:
+        start = 0
+    if start is None:
+        raise ValueError(f"the inner loop at {head:#x} does not start its counter from a constant")
+    trips, left = divmod(end - start, int(step[1], 0))
+    if left or trips <= 0:
+        raise ValueError(f"the inner loop at {head:#x} does not reach {end:#x} in whole steps")
+    return trips
 
 
 def hot_loop_listing(disassembly: str, function: str) -> Listing:
-    """The hot loop of ``function`` in objdump's output: the widest backward jump
-    encloses the nonce loop. Backward jumps inside it to another header are inner loops
-    (unless a call is inside: that is the rare candidate path), each counted trips times."""
+    """The hot loop of ``function`` in objdump's output: the widest backward jump with no
+    call in between encloses the nonce loop (a jump back from the rare candidate path,
+    which calls out, is not its end). Backward jumps inside it are inner loops, each
+    counted as often as it runs."""
     body = disassembly.split(f"<{function}>:\n", 1)[1].split("\n\n", 1)[0]
-    lines = [(int(m[1], 16), m[2], m[3]) for m in map(_LINE.match, body.splitlines()) if m]
+    lines = [(int(m[1], 16), m[2], _strip(m[3])) for m in map(_LINE.match, body.splitlines()) if m]
     spans = []
     for address, mnemonic, operands in lines:
         target = re.match(r"([0-9a-f]+)\s", operands + " ")
         if _JUMP.match(mnemonic) and target and int(target[1], 16) < address:
-            spans.append((int(target[1], 16), address))
+            head = int(target[1], 16)
+            if not any(m.startswith("call") for a, m, _ in lines if head <= a <= address):
+                spans.append((head, address))
+    if not spans:
+        raise ValueError(f"{function}: no loop without a call")
     start, end = max(spans, key=lambda s: s[1] - s[0])
     kept = [(a, m, o) for a, m, o in lines if start <= a <= end]
     index = {a: i for i, (a, _, _) in enumerate(kept)}
-    inner = []
-    for head, tail in sorted(spans):
-        if start < head and tail <= end and not any(m.startswith("call") for a, m, _ in kept if head <= a <= tail):
-            inner.append(InnerLoop(index[head], index[tail], _trips(kept, head, tail, start)))
+    inner = [InnerLoop(index[head], index[tail], _trips(kept, head, tail, start))
+             for head, tail in sorted(spans) if start < head and tail <= end]  # fmt: skip
     for before, after in itertools.pairwise(inner):
         if after.first <= before.last:
             raise ValueError(f"{function}: nested inner loops are not counted")
@@ -140,42 +204,52 @@ def _split_operands(operands: str) -> list[str]:
 
 
 def _rebase(operand: str, store: bool) -> str:
-    """A memory operand moved to the load buffer (%rsi) or the store buffer (%rdx)."""
+    """A memory operand moved to the load buffer (%rsi) or the store buffer (%rdx), with
+    an addressing form of the same length (a stack or indexed operand keeps a SIB byte)."""
     match = _MEMORY.search(operand)
     if not match:
         return operand
     disp = int(match[1], 0) if match[1] else 0
-    if match[2] == "%rip":
-        # Constants: 64-byte slots past _RIP_BASE keep the 32-bit displacement of rip.
-        disp = _RIP_BASE + (disp // 64 * 64) % (_LOAD_SPAN - _RIP_BASE)
-    else:
-        disp %= _RIP_BASE
     base = "%rdx" if store else "%rsi"
-    return operand[: match.start()] + f"{disp}({base})" + operand[match.end() :]
+    if match[2] == "%rip":
+        disp = _RIP_BASE + (disp // 64 * 64) % _RIP_SPAN
+        address = f"{disp}({base})"
+    elif match[2] == "%rsp" or match[3]:
+        address = f"{disp}({base},%rax,{(match[4] or ',1')[1:]})"  # rax: 0 throughout
+    else:
+        address = f"{disp}({base})"
+    if not -_BASE_OFFSET <= disp < _BUFFER - _BASE_OFFSET - _STORE_SHIFT - 64:
+        raise ValueError(f"a displacement of {disp:#x} does not fit the replay's buffers")
+    return operand[: match.start()] + address + operand[match.end() :]
 
 
 class _Renamer:
     def __init__(self) -> None:
-        self.next = {0: 0, 16: 0}
+        self.next = dict.fromkeys(_SOURCES, 0)
         self.next_mask = 0
 
     def destination(self, kind: str, number: int) -> str:
-        bank = 16 if number >= 16 else 0
-        pool = [r for r in range(bank, bank + 16) if r not in _SOURCES[bank]]
-        register = pool[self.next[bank] % len(pool)]
-        self.next[bank] += 1
+        group = number // 8 * 8
+        pool = [r for r in range(group, group + 8) if r not in _SOURCES[group]]
+        register = pool[self.next[group] % len(pool)]
+        self.next[group] += 1
         return f"%{kind}mm{register}"
 
     @staticmethod
     def source(kind: str, number: int) -> str:
-        bank = 16 if number >= 16 else 0
-        if number in _SOURCES[bank]:
-            return f"%{kind}mm{number}"
-        return f"%{kind}mm{_SOURCES[bank][number % len(_SOURCES[bank])]}"
+        group = number // 8 * 8
+        sources = _SOURCES[group]
+        return f"%{kind}mm{number if number in sources else sources[-1]}"
 
     def mask(self) -> str:
         self.next_mask += 1
-        return f"%k{1 + self.next_mask % 7}"
+        return f"%k{2 + self.next_mask % 6}"
+
+
+def _general(part: str, written: bool) -> str:
+    bits = _gpr_bits(part)
+    name = "r10" if written else "r9"
+    return f"%{name}" + {64: "", 32: "d", 16: "w", 8: "b"}[bits]
 
 
 def rewrite(listing: Listing) -> Replay:
@@ -192,25 +266,28 @@ def rewrite(listing: Listing) -> Replay:
             body += [f"\tmov ${opens[position].trips},%r8d", f"{2 + position}:"]
         if position in closes:
             body += ["\tdec %r8d", f"\tjnz {2 + closes[position].first}b"]
-        operands = re.sub(r"\s*(<.*>|#.*)$", "", raw).strip()
+        operands = _strip(raw)
+        if "{%k" in operands or "{z}" in operands:
+            raise ValueError(f"masked operations are not replayed: {mnemonic} {operands}")
         parts = _split_operands(operands)
-        registers = [p for p in parts if _VREG.fullmatch(p) or _KREG.fullmatch(p)]
-        general = [p for p in parts if _GPR.search(_MEMORY.sub("", p))]
-        if not registers or general or mnemonic.startswith(("j", "call", "nop", "k")):
+        vector = [p for p in parts if _VREG.fullmatch(p) or _KREG.fullmatch(p)]
+        if not vector or mnemonic.startswith(("j", "call", "nop")):
             dropped += 1
             continue
         destination = len(parts) - 1
-        store = not (_VREG.fullmatch(parts[-1]) or _KREG.fullmatch(parts[-1]))
+        store = bool(_MEMORY.search(parts[-1]))
         out = []
         for index, part in enumerate(parts):
+            written = index == destination and not store
             if _MEMORY.search(part):
                 out.append(_rebase(part, store and index == destination))
             elif _KREG.fullmatch(part):
-                out.append(renamer.mask() if index == destination else "%k1")
-            elif vector := _VREG.fullmatch(part):
-                kind, number = vector[1], int(vector[2])
-                written = index == destination and not store
+                out.append(renamer.mask() if written else "%k1")
+            elif match := _VREG.fullmatch(part):
+                kind, number = match[1], int(match[2])
                 out.append(renamer.destination(kind, number) if written else renamer.source(kind, number))
+            elif _GPR.fullmatch(part):
+                out.append(_general(part, written))
             else:
                 out.append(part)
         body.append(f"\t{mnemonic} {','.join(out)}")
@@ -221,6 +298,7 @@ _FUNCTION = """\t.text
 \t.globl hc_replay
 \t.type hc_replay, @function
 hc_replay:
+	xor %eax,%eax
 1:
 {body}
 \tdec %rdi
@@ -231,7 +309,7 @@ hc_replay:
 """
 
 
-def cycles_per_pass(replay: Replay, clock_hz: float, repeats: int = 5) -> float:
+def cycles_per_pass(replay: Replay, clock_hz: float, repeats: int = 9) -> float:
     """Cycles one pass of the rewritten loop takes: the best of ``repeats`` timings of
     about 0.05 s each, in this thread's CPU time."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,13 +319,14 @@ def cycles_per_pass(replay: Replay, clock_hz: float, repeats: int = 5) -> float:
         run = ctypes.CDLL(str(library)).hc_replay
         run.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]
         run.restype = None
-        loads = (ctypes.c_uint8 * (_LOAD_SPAN + 4096))()
-        stores = (ctypes.c_uint8 * (_LOAD_SPAN + 4096))()
-        aligned = [ctypes.addressof(b) + (-ctypes.addressof(b)) % 64 for b in (loads, stores)]
+        # One allocation: loads and stores then sit a fixed 2 KiB apart modulo 4 KiB.
+        memory = (ctypes.c_uint8 * (2 * _BUFFER + 64))()
+        aligned = ctypes.addressof(memory) + (-ctypes.addressof(memory)) % 64
+        bases = (aligned + _BASE_OFFSET, aligned + _BUFFER + _BASE_OFFSET + _STORE_SHIFT)
         passes = 16
         while True:
             began = time.thread_time()
-            run(passes, *aligned)
+            run(passes, *bases)
             if time.thread_time() - began > 0.01:
                 break
             passes *= 2
@@ -255,6 +334,6 @@ def cycles_per_pass(replay: Replay, clock_hz: float, repeats: int = 5) -> float:
         best = float("inf")
         for _ in range(repeats):
             began = time.thread_time()
-            run(passes, *aligned)
+            run(passes, *bases)
             best = min(best, (time.thread_time() - began) * clock_hz / passes)
         return best

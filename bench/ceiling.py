@@ -183,11 +183,14 @@ def c_function(path: str) -> str:
     return f"hc_scan_{path}"
 
 
-def loop_listing(module: Path, path: str) -> loop_replay.Listing:
-    """The hot loop of the function the dispatcher runs for ``path``."""
-    text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(module)], check=True, capture_output=True,
+def disassemble(module: Path) -> str:
+    return subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(module)], check=True, capture_output=True,
                           text=True).stdout  # fmt: skip
-    return loop_replay.hot_loop_listing(text, c_function(path))
+
+
+def loop_listing(disassembly: str, path: str) -> loop_replay.Listing:
+    """The hot loop of the function the dispatcher runs for ``path``."""
+    return loop_replay.hot_loop_listing(disassembly, c_function(path))
 
 
 def _is_plain_move(mnemonic: str, operands: str) -> bool:
@@ -198,9 +201,9 @@ def _is_plain_move(mnemonic: str, operands: str) -> bool:
     return bool(_MEMORY.search(operands)) or operands.count("mm") == 2
 
 
-def hot_loop(module: Path, path: str) -> LoopCount:
+def hot_loop(listing: loop_replay.Listing, path: str) -> LoopCount:
     """The instructions one pass of the hot loop executes, per nonce."""
-    loop = loop_listing(module, path).executed()
+    loop = listing.executed()
     per = NONCES_PER_ITERATION[path]
 
     def count(test: Any) -> float:
@@ -274,20 +277,20 @@ def ceiling_cycles(loop: LoopCount, issue: dict[str, float], replayed: float | N
 
 def ceilings(rates: dict[str, Any]) -> dict[str, Any]:
     hz = clock_hz()
-    module = Path(cffi_c._extension().__file__ or "")
+    disassembly = disassemble(Path(cffi_c._extension().__file__ or ""))
     kind = machine_kind()
     best = {r["config"]: r["best_slice_mhs_per_core"] * 1e6 for r in rates["rows"]}
     median = {r["config"]: r["mhs"] * 1e6 for r in rates["rows"]}
     rows = []
     for path in cffi_c.supported_paths():
         try:
-            listing = loop_listing(module, path)
+            listing = loop_listing(disassembly, path)
         except ValueError as exc:
             # GCC keeps some loops rolled (the scalar path's schedule, counted by pointers):
             # a count that cannot say how often they run is no count at all.
             rows.append({"path": path, "not_counted": str(exc)})
             continue
-        loop = hot_loop(module, path)
+        loop = hot_loop(listing, path)
         model = model_bounds(loop, ISSUE[kind])
         # The scalar path works on general registers, which the replay leaves out.
         replay = loop_replay.rewrite(listing) if path != "scalar" else None

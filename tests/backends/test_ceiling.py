@@ -160,8 +160,8 @@ def test_a_masked_operation_is_refused_rather_than_replayed_wrong(replay):
 @pytest.mark.parametrize("path", [p for p in ("shani", "avx2", "avx512") if p in cffi_c.supported_paths()])
 def test_each_vector_path_of_the_built_module_is_read_and_replayed(ceiling, replay, path: str):
     module = Path(cffi_c._extension().__file__ or "")
-    listing = ceiling.loop_listing(module, path)
-    counted = ceiling.hot_loop(module, path)
+    listing = ceiling.loop_listing(ceiling.disassemble(module), path)
+    counted = ceiling.hot_loop(listing, path)
     # Every nonce of the path runs its rounds: SHA-NI's 2 rounds a sha256rnds2 over about
     # 61 + 61 rounds; the lane paths' round and schedule work in the vector count.
     if path == "shani":

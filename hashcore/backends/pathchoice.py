@@ -226,7 +226,7 @@ def discard() -> None:
     backend measures its paths again: a measurement taken while the machine was busy
     would otherwise stand until the machine or the build changes."""
     with _lock:
-        _memo.clear()
+        forget()
         try:
             cache_file().unlink()
         except FileNotFoundError:

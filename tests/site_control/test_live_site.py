@@ -275,7 +275,7 @@ def _check_budget_steps(views: list[dict[str, Any]], killed: str | None) -> None
             assert views[i]["measured_w"] is not None
             assert views[i]["measured_w"] <= ran_against + 1e-6, (
                 f"tick {views[i]['ticks']}: {views[i]['measured_w']} W measured against {ran_against} W, "
-                f"{i - event} ticks after the step or return; miners: {_summary(views[i])}")
+                f"{i - event} ticks after the step, loss or return; miners: {_summary(views[i])}")
 
 
 def _summary(view: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:

@@ -96,7 +96,7 @@ def measure_rates(seconds: float, rounds: int) -> dict[str, Any]:
         slices[name].append(done / (time.perf_counter() - began))
         return done
 
-    rates, stick = pathchoice.measure(names, timed, seconds * len(names) * rounds, rounds)
+    rates, stick, _ = pathchoice.measure(names, timed, seconds * len(names) * rounds, rounds, threads=None)
     c_best = max(r for n, r in rates.items() if n.startswith("c "))
     rows = [
         {

@@ -1,12 +1,32 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hashcore.backends import pathchoice
+
 VECTORS = Path(__file__).parent / "vectors"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The run's caches (path choice, OpenCL tune) live in a directory of its own, which
+    the miners it starts inherit: a measurement taken while the suite keeps the cores
+    busy must never land in the user's cache."""
+    old = os.environ.get("HASHCORE_CACHE_DIR")
+    os.environ["HASHCORE_CACHE_DIR"] = str(tmp_path_factory.mktemp("hashcore-cache"))
+    pathchoice.forget()
+    yield
+    pathchoice.forget()
+    if old is None:
+        os.environ.pop("HASHCORE_CACHE_DIR", None)
+    else:
+        os.environ["HASHCORE_CACHE_DIR"] = old
 
 
 def load_vectors(name: str) -> Any:

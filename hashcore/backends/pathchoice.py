@@ -15,6 +15,13 @@ SHA-256 compressions per second on one core. Backends measured at different time
 yardstick of their own measurement, not by raw rates. Measurements of different
 backends never overlap (one lock), so they do not disturb each other.
 
+A measurement also records the share of its cores the measuring process got (CPU time
+over wall time, per thread it keeps busy). Below ``BUSY_SHARE`` other programs were
+taking the cores and every rate reads low (a PoCL device measured beside a busy
+neighbour showed a third of its rate): such a choice holds for the running process
+only and is not cached, so the next start measures again rather than keep a low rate
+until the machine or the build changes.
+
 The result is cached in ``path-choice.json`` beside the OpenCL tune cache (see
 :func:`cache_dir`), one entry per backend, stored with the key it holds for: the CPU
 (model, family, the flags that decide code paths), the build (hashcore's version and a
@@ -44,11 +51,15 @@ log = logging.getLogger("hashcore.backends.pathchoice")
 
 CACHE_NAME = "path-choice.json"
 #: Bumped when the file's layout or the measurement method changes.
-FORMAT = 1
+FORMAT = 2
 #: Seconds of measuring per backend, all its paths together.
 BUDGET_SECONDS = 2.0
 #: Slices per path; the median of them is the path's rate.
 ROUNDS = 5
+#: The least share of its cores a measurement must get to be cached. Idle, one thread
+#: gets 0.99-1.00 of its core and a 2-unit PoCL device 0.98-0.99 of its two; beside one
+#: busy neighbour on 2 cores they got 0.54-0.63.
+BUSY_SHARE = 0.85
 #: CPU flags that decide which code paths exist or how compilers schedule them.
 RELEVANT_FLAGS = (
     "ssse3", "sse4_1", "avx", "avx2", "bmi2", "sha_ni", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -123,6 +134,8 @@ class Choice:
             in the same rounds (0 where unknown).
         key: what the measurement holds for.
         cached: True when read from the file rather than measured by this process.
+        cpu_share: the share of its cores the measurement got (see ``BUSY_SHARE``);
+            None where the work ran off the CPU (a GPU) or was not recorded.
     """
 
     entry: str
@@ -134,10 +147,16 @@ class Choice:
     yardstick_hs: float = 0.0
     key: dict[str, str] = field(default_factory=dict)
     cached: bool = False
+    cpu_share: float | None = None
 
     @property
     def best_hs(self) -> float:
         return self.rates_hs[self.chosen]
+
+    @property
+    def busy(self) -> bool:
+        """Measured while other programs took the cores: the rates read low."""
+        return self.cpu_share is not None and self.cpu_share < BUSY_SHARE
 
     @property
     def ratio(self) -> float:
@@ -148,7 +167,8 @@ class Choice:
         """``avx512 24.6, shani 22.0 MH/s per thread`` (fastest first)."""
         unit = "per thread" if self.cores == 1 else f"on {self.cores} cores"
         ranked = sorted(self.rates_hs.items(), key=lambda item: -item[1])
-        return ", ".join(f"{p} {r / 1e6:.1f}" for p, r in ranked) + f" MH/s {unit}"
+        busy = f" (measured while busy: {self.cpu_share:.0%} of the cores; not cached)" if self.busy else ""
+        return ", ".join(f"{p} {r / 1e6:.1f}" for p, r in ranked) + f" MH/s {unit}{busy}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +178,7 @@ class Choice:
             "seconds": self.seconds,
             "measured_at": self.measured_at,
             "yardstick_hs": round(self.yardstick_hs, 1),
+            "cpu_share": None if self.cpu_share is None else round(self.cpu_share, 3),
             "cached": self.cached,
             "key": self.key,
             "cache_file": str(cache_file()),
@@ -189,24 +210,42 @@ def yardstick() -> float:
     return len(_YARDSTICK_BUFFER) / 64 / max(time.perf_counter() - began, 1e-9)
 
 
+def cpu_clock(threads: int) -> Callable[[], float]:
+    """The CPU time a measurement on ``threads`` threads is charged: this thread's for
+    one (the scan runs in the caller), the whole process's for more (PoCL's workers)."""
+    return time.thread_time if threads == 1 else time.process_time
+
+
 def measure(
-    paths: Sequence[str], run: Runner, budget_seconds: float = BUDGET_SECONDS, rounds: int = ROUNDS
-) -> tuple[dict[str, float], float]:
+    paths: Sequence[str],
+    run: Runner,
+    budget_seconds: float = BUDGET_SECONDS,
+    rounds: int = ROUNDS,
+    threads: int | None = 1,
+) -> tuple[dict[str, float], float, float | None]:
     """Every path's median rate (nonces per second) over ``rounds`` interleaved slices,
-    and the median yardstick (:func:`yardstick`) of the same rounds."""
+    the median yardstick (:func:`yardstick`) of the same rounds, and the share of its
+    ``threads`` cores the timed slices got (None when ``threads`` is None: the work ran
+    off the CPU)."""
     paths = list(paths)
     slice_seconds = budget_seconds / (rounds * len(paths))
     counts = {p: _calibrate(run, p, slice_seconds) for p in paths}
     samples: dict[str, list[float]] = {p: [] for p in paths}
     sticks = []
+    cpu = cpu_clock(threads or 1)
+    wall_total = cpu_total = 0.0
     for r in range(rounds):
         sticks.append(yardstick())
         # Rotated, so no path always runs right after the same one.
         for path in paths[r % len(paths) :] + paths[: r % len(paths)]:
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), cpu()
             done = run(path, counts[path])
-            samples[path].append(done / max(time.perf_counter() - began, 1e-9))
-    return {p: statistics.median(s) for p, s in samples.items()}, statistics.median(sticks)
+            wall = max(time.perf_counter() - began, 1e-9)
+            wall_total += wall
+            cpu_total += cpu() - cpu_began
+            samples[path].append(done / wall)
+    share = cpu_total / (wall_total * threads) if threads else None
+    return {p: statistics.median(s) for p, s in samples.items()}, statistics.median(sticks), share
 
 
 # --- the cache ----------------------------------------------------------------------------
@@ -270,8 +309,10 @@ def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) 
         chosen = str(raw["chosen"])
         if sorted(rates) != sorted(paths) or chosen not in rates or not all(r > 0 for r in rates.values()):
             raise ValueError("paths or rates do not match")
+        share = raw.get("cpu_share")
         return Choice(name, chosen, rates, int(raw["cores"]), float(raw["seconds"]), float(raw["measured_at"]),
-                      float(raw.get("yardstick_hs", 0.0)), key, cached=True)  # fmt: skip
+                      float(raw.get("yardstick_hs", 0.0)), key, cached=True,
+                      cpu_share=None if share is None else float(share))  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         log.warning("ignoring the %s entry of the path-choice cache %s (%s); measuring again", name, cache_file(), exc)
         return None
@@ -287,6 +328,7 @@ def _write(choice: Choice) -> None:
         "seconds": choice.seconds,
         "measured_at": choice.measured_at,
         "yardstick_hs": choice.yardstick_hs,
+        "cpu_share": choice.cpu_share,
         "key": choice.key,
     }
     try:
@@ -319,6 +361,7 @@ def choose(
     key: Mapping[str, str],
     *,
     cores: int = 1,
+    threads: int | None = 1,
     budget_seconds: float = BUDGET_SECONDS,
 ) -> Choice:
     """The fastest of ``paths``: from this process's memory, else the cache file when it
@@ -332,6 +375,8 @@ def choose(
         key: what the measurement holds for (CPU, build, library versions); the CPU's
             identity is added here.
         cores: cores behind each rate (1 for one thread; a PoCL device's compute units).
+        threads: CPU threads the paths keep busy, for the busy check (see
+            ``BUSY_SHARE``); None where the work runs off the CPU, as on a GPU.
         budget_seconds: the measurement's length, every path together.
     """
     if not paths:
@@ -346,12 +391,17 @@ def choose(
                     entry, ", ".join(paths), budget_seconds)  # fmt: skip
         run = prepare()
         began = time.perf_counter()
-        rates, stick = measure(paths, run, budget_seconds)
+        rates, stick, share = measure(paths, run, budget_seconds, threads=threads)
         chosen = max(paths, key=rates.__getitem__)
         elapsed = round(time.perf_counter() - began, 3)
-        choice = Choice(entry, chosen, rates, cores, elapsed, time.time(), stick, full_key)
+        choice = Choice(entry, chosen, rates, cores, elapsed, time.time(), stick, full_key, cpu_share=share)
         log.info("%s: %s; auto takes %s", entry, choice.describe(), chosen)
-        _write(choice)
+        if choice.busy:
+            log.warning("%s: the measurement got %.0f%% of its %d core(s): other programs are busy, so the "
+                        "rates read low; this choice holds for this run only and the next start measures again",
+                        entry, 100 * (share or 0.0), threads or 1)  # fmt: skip
+        else:
+            _write(choice)
         _memo[entry] = choice
         return choice
 

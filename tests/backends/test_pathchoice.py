@@ -7,8 +7,10 @@ the choice is one of the paths it measured: speed is never asserted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +50,7 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock({"fast": 30e6, "slow": 10e6, "mid": 20e6})
     monkeypatch.setattr(pathchoice.time, "perf_counter", fake)
+    monkeypatch.setattr(pathchoice, "cpu_clock", lambda threads: fake)  # an idle machine: all of it on the CPU
     monkeypatch.setattr(pathchoice, "yardstick", lambda: 20e6)
     return fake
 
@@ -57,9 +60,10 @@ def _choose(clock: FakeClock, key: str = "k1", paths: tuple[str, ...] = ("slow",
 
 
 def test_measure_gives_each_path_its_rate_interleaved_in_rotated_rounds(clock: FakeClock) -> None:
-    rates, stick = pathchoice.measure(["slow", "fast"], clock.run, budget_seconds=1.0, rounds=4)
+    rates, stick, share = pathchoice.measure(["slow", "fast"], clock.run, budget_seconds=1.0, rounds=4)
     assert rates == pytest.approx({"slow": 10e6, "fast": 30e6}, rel=1e-3)
     assert stick == 20e6
+    assert share == pytest.approx(1.0)
     timed = clock.calls[-8:]  # after calibration: two paths per round, the order rotating
     assert timed == ["slow", "fast", "fast", "slow", "slow", "fast", "fast", "slow"]
 
@@ -82,6 +86,59 @@ def test_a_cached_choice_is_reused_without_measuring(clock: FakeClock, _own_cach
     assert again.cached and again.chosen == first.chosen and again.rates_hs == first.rates_hs
     entry = json.loads((_own_cache / pathchoice.CACHE_NAME).read_text())["entries"]["stub"]
     assert entry["chosen"] == "fast" and entry["key"]["build"] == "k1"
+
+
+def test_a_measurement_on_a_busy_machine_holds_for_this_run_only(
+    clock: FakeClock, _own_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Other programs held the core for 40% of the time: every rate reads low, so the
+    choice is used now but not cached, and the next start measures again."""
+    monkeypatch.setattr(pathchoice, "cpu_clock", lambda threads: lambda: clock.now * 0.6)
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends.pathchoice"):
+        choice = _choose(clock)
+    assert choice.chosen == "fast" and choice.busy
+    assert choice.cpu_share == pytest.approx(0.6)
+    assert "measured while busy: 60% of the cores; not cached" in choice.describe()
+    assert any("got 60% of its 1 core" in r.message for r in caplog.records)
+    assert not (_own_cache / pathchoice.CACHE_NAME).exists()
+    measured = len(clock.calls)
+    assert _choose(clock) is choice  # the same process does not measure twice
+    assert len(clock.calls) == measured
+
+    pathchoice.forget()  # the next start, on an idle machine
+    monkeypatch.setattr(pathchoice, "cpu_clock", lambda threads: clock)
+    again = _choose(clock)
+    assert len(clock.calls) > measured and not again.busy and not again.cached
+    entry = json.loads((_own_cache / pathchoice.CACHE_NAME).read_text())["entries"]["stub"]
+    assert entry["cpu_share"] == pytest.approx(1.0)
+    pathchoice.forget()
+    assert _choose(clock).cached
+
+
+def test_work_off_the_cpu_is_cached_without_a_share(clock: FakeClock, _own_cache: Path) -> None:
+    """A GPU's work does not run on the CPU, so its measurement has no CPU share to check."""
+    choice = pathchoice.choose("gpu", ("slow", "fast"), lambda: clock.run, {"build": "k"}, cores=132, threads=None)
+    assert choice.cpu_share is None and not choice.busy
+    pathchoice.forget()
+    assert pathchoice.choose("gpu", ("slow", "fast"), lambda: clock.run, {"build": "k"}, threads=None).cached
+
+
+def test_the_cpu_share_is_read_from_the_real_clocks() -> None:
+    """No stand-ins: a path that computes keeps its thread on the CPU; one that waits as
+    long again (as a thread does while other programs hold its core) gets about half."""
+
+    def run(path: str, count: int) -> int:
+        began = time.perf_counter()
+        for _ in range(count):
+            hashlib.sha256(b"\x00" * 64).digest()
+        if path == "waits":
+            time.sleep(time.perf_counter() - began)
+        return count
+
+    _, _, computes = pathchoice.measure(["computes"], run, budget_seconds=0.3, rounds=3)
+    _, _, waits = pathchoice.measure(["waits"], run, budget_seconds=0.3, rounds=3)
+    assert computes is not None and computes > pathchoice.BUSY_SHARE
+    assert waits is not None and 0.3 < waits < pathchoice.BUSY_SHARE
 
 
 def test_a_changed_key_measures_again(clock: FakeClock) -> None:

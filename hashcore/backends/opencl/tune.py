@@ -194,7 +194,10 @@ def path_choice(dev: DeviceRunner, ready: dict[str, Settings]) -> pathchoice.Cho
         return run
 
     key = _choice_key(dev.ref, dev.source, ready, dev.build_options)
-    return pathchoice.choose(_choice_entry(dev.ref), list(ready), prepare, key, cores=dev.ref.compute_units)
+    # PoCL's workers run in this process, so its CPU time shows a busy neighbour; a GPU's does not.
+    threads = dev.ref.compute_units if dev.ref.kind == "CPU" else None
+    return pathchoice.choose(_choice_entry(dev.ref), list(ready), prepare, key, cores=dev.ref.compute_units,
+                             threads=threads)  # fmt: skip
 
 
 def known_choice(ref: DeviceRef, source: str) -> pathchoice.Choice | None:

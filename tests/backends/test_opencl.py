@@ -7,6 +7,7 @@ implementation). Only a machine with no platform at all skips them, loudly; with
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -325,6 +326,8 @@ def test_x86sha_on_a_device_without_it_is_unavailable_with_the_fix(monkeypatch: 
 
 
 def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The caching, as on an idle machine (a tune beside busy programs is not cached: below).
+    monkeypatch.setattr(opencl.DeviceRunner, "cpu_share", lambda self, since: 1.0)
     first = base.open_backend("opencl", nonces_per_item=None)
     assert isinstance(first, opencl.OpenCLBackend)
     first.close()
@@ -348,6 +351,47 @@ def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest
     # Another kernel source is another key: its tune is not taken for this one.
     ref = first.devices[0]
     assert opencl.cached_settings(ref, settings.path, "// another kernel") is None
+
+
+def test_a_tune_while_other_programs_hold_the_cores_is_not_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every candidate ran slow and uneven, so the tune is used for this run only."""
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(opencl.DeviceRunner, "cpu_share", lambda self, since: 0.55)
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends.opencl"):
+        backend = base.open_backend("opencl", path="portable")
+    assert isinstance(backend, opencl.OpenCLBackend)
+    backend.close()
+    settings = backend.settings[0]
+    assert settings.tuned and settings.rate_hs > 0
+    assert any("the tune got 55% of the device's" in r.message for r in caplog.records)
+    source = opencl.load_source(opencl.default_kernel_dir())
+    assert opencl.cached_settings(backend.devices[0], "portable", source) is None
+
+
+def test_the_cpu_share_of_timed_launches_is_read_from_the_process_clock() -> None:
+    """PoCL's workers run in this process: its CPU time over the launches' wall time is
+    the share of the device's cores they got (about 1 when idle). A GPU has none."""
+    import dataclasses
+
+    import numpy as np
+
+    ref, handle = DEVICES[0]
+    source = opencl.load_source(opencl.default_kernel_dir())
+    dev = opencl.DeviceRunner(cl, np, ref, handle, source, ())
+    try:
+        since = (dev.timed_wall, dev.timed_cpu)
+        assert dev.cpu_share(since) is None  # nothing timed yet
+        dev.rate(opencl.Settings("portable", 4, 64, 4), 0.2)
+        assert dev.timed_wall > 0
+        share = dev.cpu_share(since)
+        if ref.kind == "CPU":
+            assert share is not None and 0.2 < share < 1.3
+        dev.ref = dataclasses.replace(ref, kind="GPU")
+        assert dev.cpu_share(since) is None
+    finally:
+        dev.close()
 
 
 def test_the_launch_size_follows_the_tuned_rate() -> None:

@@ -59,6 +59,9 @@ class DeviceRunner:
             ) from exc
         self._zero = np.zeros(1, dtype=np.uint32)
         self._pre_key: tuple[bytes, int] | None = None
+        #: Wall and process CPU seconds of the launches ``rate`` timed (see ``cpu_share``).
+        self.timed_wall = 0.0
+        self.timed_cpu = 0.0
 
     # -- building
 
@@ -190,8 +193,23 @@ class DeviceRunner:
             elapsed = self._time(count, settings)
         count = min(MAX_LAUNCH, max(count, int(count * seconds / max(elapsed, 1e-6))))
         count = -(-count // settings.granule) * settings.granule
-        best = min(self._time(count, settings) for _ in range(2))  # best of two: others share the machine
-        return count / best
+        timed = []
+        for _ in range(2):  # best of two: others share the machine
+            cpu_began = time.process_time()
+            timed.append(self._time(count, settings))
+            self.timed_cpu += time.process_time() - cpu_began
+            self.timed_wall += timed[-1]
+        return count / min(timed)
+
+    def cpu_share(self, since: tuple[float, float]) -> float | None:
+        """The share of its compute units a CPU device's timed launches got since
+        ``since`` (``(timed_wall, timed_cpu)`` taken before): PoCL's workers run in this
+        process, so other programs busy on the cores show as a share under 1. None for a
+        device that is not the CPU, or when nothing was timed."""
+        wall = self.timed_wall - since[0]
+        if self.ref.kind != "CPU" or wall <= 0:
+            return None
+        return (self.timed_cpu - since[1]) / (wall * max(self.ref.compute_units, 1))
 
     def _time(self, count: int, settings: Settings) -> float:
         began = time.perf_counter()

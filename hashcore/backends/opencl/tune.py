@@ -114,10 +114,16 @@ def ready_path(dev: DeviceRunner, path: str, tune: bool, fixed: dict[str, Any]) 
     key = tune_key(dev.ref, path, dev.source, dev.build_options)
     settings = cached_settings(dev.ref, path, dev.source, dev.build_options) if not fixed else None
     if settings is None:
-        began = time.perf_counter()
+        began, since = time.perf_counter(), (dev.timed_wall, dev.timed_cpu)
         settings = autotune(dev, path, fixed)
         log.info("OpenCL %s tuned in %.1f s: %s", dev.ref.id, time.perf_counter() - began, settings.describe())
-        if not fixed:
+        share = dev.cpu_share(since)
+        if share is not None and share < pathchoice.BUSY_SHARE:
+            # Every candidate ran slow and uneven: keep the tune for this run, tune again next start.
+            log.warning("OpenCL %s: the tune got %.0f%% of the device's %d cores: other programs are busy; "
+                        "its settings hold for this run only", dev.ref.id, 100 * share,
+                        dev.ref.compute_units)  # fmt: skip
+        elif not fixed:
             write_tune_cache(key, dev.ref, settings)
     if settings.width != start.width:
         known_answer(dev, settings)  # another width is another build: check it too

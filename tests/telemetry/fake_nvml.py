@@ -19,6 +19,7 @@ NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
+NVML_TEMPERATURE_GPU = 0
 
 _STRINGS = {
     NVML_ERROR_UNINITIALIZED: "Uninitialized",
@@ -48,6 +49,8 @@ class FakeGpu:
     energy_mj: int | None  # None: pre-Volta, no energy counter
     power_mw: int
     lost: bool = False
+    power_limit_mw: int = 700_000
+    temperature_c: int = 34
 
 
 class FakeNvml:
@@ -63,6 +66,7 @@ class FakeNvml:
     NVML_ERROR_DRIVER_NOT_LOADED = NVML_ERROR_DRIVER_NOT_LOADED
     NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
     NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
+    NVML_TEMPERATURE_GPU = NVML_TEMPERATURE_GPU
 
     def __init__(self, gpus: list[FakeGpu], *, init_error: int | None = None) -> None:
         self.gpus = gpus
@@ -121,3 +125,15 @@ class FakeNvml:
 
     def nvmlDeviceGetPowerUsage(self, handle: SimpleNamespace) -> int:
         return self._gpu(handle).power_mw
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._check()
+        return "550.54.15"
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: SimpleNamespace) -> int:
+        return self._gpu(handle).power_limit_mw
+
+    def nvmlDeviceGetTemperature(self, handle: SimpleNamespace, sensor: int) -> int:
+        if sensor != NVML_TEMPERATURE_GPU:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return self._gpu(handle).temperature_c

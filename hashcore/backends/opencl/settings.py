@@ -70,10 +70,18 @@ def tune_file() -> Path:
     return cache_dir() / "opencl-tune.json"
 
 
+#: Part of every tune's key, changed with the way tunes are taken: tunes from before a CPU
+#: device's busy check (version 2) may have been taken beside busy programs, so they are
+#: not read.
+TUNE_METHOD = "2"
+
+
 def tune_key(ref: DeviceRef, path: str, source: str, build_options: Sequence[str]) -> str:
-    """Tuning results hold for one device, driver, kernel source, path and grid."""
+    """Tuning results hold for one device, driver, kernel source, path and grid, taken
+    the current way (``TUNE_METHOD``)."""
     grid = tuning.OPENCL_TUNE_GRID[grid_name(ref, path)]
     parts = [
+        f"method {TUNE_METHOD}",
         ref.platform,
         ref.platform_version,
         ref.name,

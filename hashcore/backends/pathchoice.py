@@ -15,12 +15,9 @@ SHA-256 compressions per second on one core. Backends measured at different time
 yardstick of their own measurement, not by raw rates. Measurements of different
 backends never overlap (one lock), so they do not disturb each other.
 
-A measurement also records the share of its cores the measuring process got (CPU time
-over wall time, per thread it keeps busy). Below ``BUSY_SHARE`` other programs were
-taking the cores and every rate reads low (a PoCL device measured beside a busy
-neighbour showed a third of its rate): such a choice holds for the running process
-only and is not cached, so the next start measures again rather than keep a low rate
-until the machine or the build changes.
+A measurement also records the share of its cores it got (CPU over wall time, per
+thread it keeps busy). Below ``BUSY_SHARE`` other programs took the cores and every rate
+reads low: such a choice holds for this process only and is not cached.
 
 The result is cached in ``path-choice.json`` beside the OpenCL tune cache (see
 :func:`cache_dir`), one entry per backend, stored with the key it holds for: the CPU
@@ -56,9 +53,8 @@ FORMAT = 2
 BUDGET_SECONDS = 2.0
 #: Slices per path; the median of them is the path's rate.
 ROUNDS = 5
-#: The least share of its cores a measurement must get to be cached. Idle, one thread
-#: gets 0.99-1.00 of its core and a 2-unit PoCL device 0.98-0.99 of its two; beside one
-#: busy neighbour on 2 cores they got 0.54-0.63.
+#: The least share of its cores a measurement must get to be cached (idle: 0.98-1.00;
+#: beside one busy program on 2 cores: 0.54-0.63).
 BUSY_SHARE = 0.85
 #: CPU flags that decide which code paths exist or how compilers schedule them.
 RELEVANT_FLAGS = (
@@ -211,8 +207,8 @@ def yardstick() -> float:
 
 
 def cpu_clock(threads: int) -> Callable[[], float]:
-    """The CPU time a measurement on ``threads`` threads is charged: this thread's for
-    one (the scan runs in the caller), the whole process's for more (PoCL's workers)."""
+    """This thread's CPU clock for one thread (the scan runs in the caller), the process's
+    for more (PoCL's workers)."""
     return time.thread_time if threads == 1 else time.process_time
 
 
@@ -375,8 +371,7 @@ def choose(
         key: what the measurement holds for (CPU, build, library versions); the CPU's
             identity is added here.
         cores: cores behind each rate (1 for one thread; a PoCL device's compute units).
-        threads: CPU threads the paths keep busy, for the busy check (see
-            ``BUSY_SHARE``); None where the work runs off the CPU, as on a GPU.
+        threads: CPU threads the paths keep busy (``BUSY_SHARE``); None off the CPU (a GPU).
         budget_seconds: the measurement's length, every path together.
     """
     if not paths:
@@ -396,12 +391,11 @@ def choose(
         elapsed = round(time.perf_counter() - began, 3)
         choice = Choice(entry, chosen, rates, cores, elapsed, time.time(), stick, full_key, cpu_share=share)
         log.info("%s: %s; auto takes %s", entry, choice.describe(), chosen)
-        if choice.busy:
-            log.warning("%s: the measurement got %.0f%% of its %d core(s): other programs are busy, so the "
-                        "rates read low; this choice holds for this run only and the next start measures again",
-                        entry, 100 * (share or 0.0), threads or 1)  # fmt: skip
-        else:
+        if not choice.busy:
             _write(choice)
+        else:
+            log.warning("%s: the measurement got %.0f%% of its %d core(s), other programs busy: rates read low, "
+                        "held for this run only", entry, 100 * (share or 0), threads or 1)  # fmt: skip
         _memo[entry] = choice
         return choice
 

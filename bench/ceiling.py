@@ -12,9 +12,12 @@ Two parts, one process:
    core); measured cycles per nonce = clock / the path's best slice. The ceiling is the
    issue bound, the loop's own instructions replayed on this core with every dependency
    cut (``loop_replay``: it pays for shared pipes, register moves, loads, stores and a
-   front end fetching tens of kilobytes of loop, all of which a count per pipe misses),
-   and for SHA-NI the latency chain of its rounds, whichever is tighter. The issue model
-   per machine kind (``ISSUE``) is printed beside it to say which resource is busiest.
+   front end fetching tens of kilobytes of loop, all of which a count per pipe misses).
+   For SHA-NI the rounds' latency chain binds as well: its ceiling is the same replay with
+   each nonce's rnds2 kept in a chain (``rounds_chained``), which pays for the chain and
+   every instruction's issue together. A replay with the chain's registers only set
+   aside is printed beside it as the control. The issue model per machine kind
+   (``ISSUE``) and the latency model are printed beside them.
 
     python bench/ceiling.py [--seconds 0.3] [--rounds 7] [--json]
 
@@ -258,19 +261,29 @@ def model_bounds(loop: LoopCount, issue: dict[str, float]) -> dict[str, float]:
     }
 
 
-def ceiling_cycles(loop: LoopCount, issue: dict[str, float], replayed: float | None = None) -> tuple[float, str]:
+def latency_model(loop: LoopCount) -> float:
+    """SHA-NI's rounds alone: each nonce's rnds2 read the last one's state, RNDS2_LATENCY
+    cycles apart, and NONCES_PER_ITERATION nonces are in flight to hide that."""
+    return loop.sha_rnds2 * RNDS2_LATENCY / NONCES_PER_ITERATION["shani"]
+
+
+def ceiling_cycles(
+    loop: LoopCount, issue: dict[str, float], replayed: float | None = None, chained: float | None = None
+) -> tuple[float, str]:
     """Cycles per nonce of the ceiling, and what sets it. The issue bound is ``replayed``
     (the loop's own instructions with every dependency cut, run on this core) where there
     is one, else the issue model's busiest resource; the model counts operations per pipe
     and misses what the replay pays or saves, so it only stands in. For SHA-NI the rounds'
-    latency chain is a second bound: each nonce's rnds2 read the last one's state, and
-    NONCES_PER_ITERATION nonces are in flight to hide that. That bound is a model: the
-    reorder buffer can overlap the end of one pass with the start of the next, so it is
-    not strict, and it only decides where it is above the replayed issue bound."""
+    chain binds too: ``chained`` is the replay with each nonce's rnds2 kept in order,
+    which pays for the chain and the issue together. Without it the latency model
+    stands in, and only where it is above the issue bound: it is not strict (the
+    reorder buffer can overlap the end of one pass with the start of the next)."""
     bounds = {"issue, replayed": replayed} if replayed is not None else model_bounds(loop, issue)
     if loop.path == "shani":
-        ways = NONCES_PER_ITERATION["shani"]
-        bounds[f"rnds2 latency ({ways} in flight)"] = loop.sha_rnds2 * RNDS2_LATENCY / ways
+        if chained is not None:
+            bounds["issue with the rounds chained, replayed"] = chained
+        else:
+            bounds[f"rnds2 latency ({NONCES_PER_ITERATION['shani']} in flight)"] = latency_model(loop)
     name = max(bounds, key=bounds.__getitem__)
     return bounds[name], name
 
@@ -294,10 +307,18 @@ def ceilings(rates: dict[str, Any]) -> dict[str, Any]:
         model = model_bounds(loop, ISSUE[kind])
         # The scalar path works on general registers, which the replay leaves out.
         replay = loop_replay.rewrite(listing) if path != "scalar" else None
-        # The fastest of three builds: where the loader puts the code shifts a replay by a few percent.
-        replayed = min(loop_replay.cycles_per_pass(replay, hz) for _ in range(3)) / NONCES_PER_ITERATION[path] \
-            if replay else None
-        cycles, bound = ceiling_cycles(loop, ISSUE[kind], replayed)
+        per = NONCES_PER_ITERATION[path]
+
+        def timed(rewritten: loop_replay.Replay) -> float:
+            # The fastest of three builds: where the loader puts the code shifts a replay by a few percent.
+            return min(loop_replay.cycles_per_pass(rewritten, hz) for _ in range(3)) / per  # noqa: B023
+
+        replayed = timed(replay) if replay else None
+        chained = control = None
+        if path == "shani":
+            chained = timed(loop_replay.rewrite(listing, rounds_chained=True))
+            control = timed(loop_replay.rewrite(listing, reserved=loop_replay.CHAIN_REGISTERS))
+        cycles, bound = ceiling_cycles(loop, ISSUE[kind], replayed, chained)
         measured = hz / best[f"c {path}"]
         rows.append(
             {
@@ -306,6 +327,9 @@ def ceilings(rates: dict[str, Any]) -> dict[str, Any]:
                 "model_bound_by": max(model, key=model.__getitem__),
                 "replayed_cycles_per_nonce": replayed,
                 "replay_left_out_per_nonce": replay.dropped / NONCES_PER_ITERATION[path] if replay else None,
+                "chained_cycles_per_nonce": chained,
+                "chain_registers_control_cycles_per_nonce": control,
+                "latency_model_cycles_per_nonce": latency_model(loop) if path == "shani" else None,
                 "bound_by": bound,
                 "ceiling_cycles_per_nonce": cycles,
                 "ceiling_mhs": hz / cycles / 1e6,
@@ -348,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{p['sha_rnds2']:6.0f} {p['stack_accesses']:6.0f} {p['model_cycles_per_nonce']:9.0f} {replayed} "
               f"{p['ceiling_cycles_per_nonce']:11.0f} {p['cycles_per_nonce_best']:12.0f} "
               f"{p['percent_of_ceiling_best']:9.0f}  {p['bound_by']}")  # fmt: skip
+        if p.get("chained_cycles_per_nonce"):
+            print(f"{'':7} rounds chained {p['chained_cycles_per_nonce']:.1f} c/n; control (chain registers set "
+                  f"aside, nothing chained) {p['chain_registers_control_cycles_per_nonce']:.1f}; latency model "
+                  f"{p['latency_model_cycles_per_nonce']:.1f}")  # fmt: skip
     return 0
 
 

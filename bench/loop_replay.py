@@ -24,6 +24,18 @@ feed nothing:
   out: they run on the integer side, which the vector paths leave idle, and are counted
   in ``dropped``.
 
+For SHA-NI a second replay keeps one chain the algorithm cannot do without: each
+nonce's ``sha256rnds2`` in order, each reading the last one's result (``rounds_chained``).
+The nonces (streams) are told apart by the loop's own data flow: a chain starts at an
+rnds2 whose inputs hold no round's result, and goes on through every value computed
+from its results (the second hash's message words carry the first hash's state). In the
+replay each stream's rnds2 all read and write one register set aside for it (xmm13-15,
+which group 8's renaming then leaves out), and a zero idiom before its first rnds2 of a
+pass lets passes overlap as the real loop's may. What this leaves out of the real
+chain (the moves, additions and shuffles between the two hashes) only makes it shorter,
+so the replay stays a bound; it measures the rounds' latency and every instruction's
+issue cost together, where the two bounds alone each assume the other costs nothing.
+
 What is not cut: an instruction that also reads its destination (legacy-SSE two-operand
 forms such as the SHA instructions, and ``vpternlogd``) reads the value written to that
 register one rotation earlier, six or seven writes back in its group. Such short chains
@@ -59,6 +71,10 @@ _RIP_BASE, _RIP_SPAN = 0x4000, 0x3000
 _BUFFER = 3 << 15
 #: Stores land this far from loads of the same displacement (no 4 KiB aliasing).
 _STORE_SHIFT = 2048
+#: Where the kept rounds' chains run, one register per stream (legacy SSE encodings
+#: reach xmm0-15 only).
+CHAIN_REGISTERS = (13, 14, 15)
+_LEGACY_MOVES = ("movdqa", "movdqu", "movaps", "movups", "movapd", "movupd", "movd", "movq")
 
 _LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 _JUMP = re.compile(r"^j\w+$")
@@ -224,13 +240,14 @@ def _rebase(operand: str, store: bool) -> str:
 
 
 class _Renamer:
-    def __init__(self) -> None:
+    def __init__(self, reserved: tuple[int, ...] = ()) -> None:
         self.next = dict.fromkeys(_SOURCES, 0)
         self.next_mask = 0
+        self.reserved = reserved
 
     def destination(self, kind: str, number: int) -> str:
         group = number // 8 * 8
-        pool = [r for r in range(group, group + 8) if r not in _SOURCES[group]]
+        pool = [r for r in range(group, group + 8) if r not in _SOURCES[group] and r not in self.reserved]
         register = pool[self.next[group] % len(pool)]
         self.next[group] += 1
         return f"%{kind}mm{register}"
@@ -252,11 +269,69 @@ def _general(part: str, written: bool) -> str:
     return f"%{name}" + {64: "", 32: "d", 16: "w", 8: "b"}[bits]
 
 
-def rewrite(listing: Listing) -> Replay:
+def _vector_flow(mnemonic: str, parts: list[str]) -> tuple[int | None, list[int]]:
+    """The vector register an instruction writes (None for a store, a compare or a
+    general-register result) and those it reads, by number (xmm5, ymm5, zmm5 are one)."""
+    numbers = [int(m[2]) if (m := _VREG.fullmatch(p)) else None for p in parts]
+    written = numbers[-1] if parts and not mnemonic.startswith(_NOT_WRITTEN) else None
+    reads = [n for n in numbers[:-1] if n is not None]
+    # Legacy SSE two-operand forms (the SHA instructions among them) read their destination.
+    if written is not None and not mnemonic.startswith("v") and mnemonic not in _LEGACY_MOVES:
+        reads.append(written)
+    return written, reads
+
+
+def rnds2_chains(listing: Listing) -> dict[int, int]:
+    """The stream of each ``sha256rnds2`` of one pass (position -> stream), read from the
+    loop's data flow: an rnds2 takes the stream of its state inputs, else that of its
+    message input (xmm0: the second hash's first rounds), else starts one; every other
+    vector result carries the stream of its inputs. Raises ValueError when the flow
+    mixes two streams or the streams are not of one length."""
+    if listing.inner:
+        raise ValueError("the rounds' chains are read only from a loop without inner loops")
+    owner: dict[int, int] = {}
+    chains: dict[int, int] = {}
+    streams = 0
+    for position, (mnemonic, raw) in enumerate(listing.instructions):
+        parts = _split_operands(_strip(raw))
+        written, reads = _vector_flow(mnemonic, parts)
+        if mnemonic == "sha256rnds2":
+            message, state, cdgh = (int(_VREG.fullmatch(p)[2]) for p in parts)  # type: ignore[index]
+            held = {owner[r] for r in (state, cdgh) if r in owner}
+            if len(held) > 1:
+                raise ValueError(f"an rnds2 at {position} mixes the states of two streams")
+            stream = held.pop() if held else owner.get(message)
+            if stream is None:
+                stream, streams = streams, streams + 1
+            chains[position] = stream
+            owner[cdgh] = stream
+            continue
+        if written is None:
+            continue
+        found = {owner[r] for r in reads if r in owner}
+        if len(found) > 1:
+            raise ValueError(f"{mnemonic} at {position} mixes values of two streams")
+        if found:
+            owner[written] = found.pop()
+        else:
+            owner.pop(written, None)
+    lengths = {sum(1 for s in chains.values() if s == stream) for stream in range(streams)}
+    if not chains or len(lengths) != 1:
+        raise ValueError(f"the rounds do not form streams of one length ({sorted(lengths)})")
+    return chains
+
+
+def rewrite(listing: Listing, *, rounds_chained: bool = False, reserved: tuple[int, ...] = ()) -> Replay:
     """The listing's vector instructions with their dependencies cut; each inner loop
     stays a loop (counted in %r8, which nothing else touches), so the code is as big as
-    the real loop's and runs as often."""
-    renamer = _Renamer()
+    the real loop's and runs as often. With ``rounds_chained`` each stream's rnds2 stay
+    a chain (see the module's notes); ``reserved`` takes registers out of the renaming
+    without chaining anything (the control for the registers the chains take)."""
+    chains = rnds2_chains(listing) if rounds_chained else {}
+    if len(set(chains.values())) > len(CHAIN_REGISTERS):
+        raise ValueError(f"{len(set(chains.values()))} streams, registers for {len(CHAIN_REGISTERS)}")
+    firsts = {min(p for p, s in chains.items() if s == stream) for stream in set(chains.values())}
+    renamer = _Renamer(CHAIN_REGISTERS if rounds_chained else reserved)
     body: list[str] = []
     dropped = 0
     opens = {loop.first: loop for loop in listing.inner}
@@ -267,6 +342,12 @@ def rewrite(listing: Listing) -> Replay:
         if position in closes:
             body += ["\tdec %r8d", f"\tjnz {2 + closes[position].first}b"]
         operands = _strip(raw)
+        if position in chains:
+            register = f"%xmm{CHAIN_REGISTERS[chains[position]]}"
+            if position in firsts:  # a new pass's stream owes nothing to the last pass's
+                body.append(f"\tpxor {register},{register}")
+            body.append(f"\tsha256rnds2 %xmm0,{register},{register}")
+            continue
         if "{%k" in operands or "{z}" in operands:
             raise ValueError(f"masked operations are not replayed: {mnemonic} {operands}")
         parts = _split_operands(operands)
@@ -291,7 +372,7 @@ def rewrite(listing: Listing) -> Replay:
             else:
                 out.append(part)
         body.append(f"\t{mnemonic} {','.join(out)}")
-    return Replay(body=body, kept=len(body) - 2 * 2 * len(listing.inner), dropped=dropped)
+    return Replay(body=body, kept=len(body) - 2 * 2 * len(listing.inner) - len(firsts), dropped=dropped)
 
 
 _FUNCTION = """\t.text

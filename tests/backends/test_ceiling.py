@@ -173,6 +173,14 @@ def test_each_vector_path_of_the_built_module_is_read_and_replayed(ceiling, repl
     assert rewritten.kept > 0.9 * (rewritten.kept + rewritten.dropped)
     cycles = replay.cycles_per_pass(rewritten, clock_hz=3e9, repeats=1)
     assert math.isfinite(cycles) and cycles > 0
+    if path == "shani":
+        # One chain of rounds for each nonce a pass hashes, all of one length.
+        chains = replay.rnds2_chains(listing)
+        ways = ceiling.NONCES_PER_ITERATION["shani"]
+        assert sorted(set(chains.values())) == list(range(ways))
+        assert len(chains) == ways * counted.sha_rnds2
+        chained = replay.cycles_per_pass(replay.rewrite(listing, rounds_chained=True), clock_hz=3e9, repeats=1)
+        assert math.isfinite(chained) and chained > 0
 
 
 def test_the_ceiling_is_the_tighter_of_issue_and_latency(ceiling):
@@ -183,3 +191,64 @@ def test_the_ceiling_is_the_tighter_of_issue_and_latency(ceiling):
     lanes = ceiling.LoopCount("avx512", 227, 180, 74, 0, 0, 18, 7264)
     # Without a replay the model's busiest resource stands in: 180 zmm operations, 2 a cycle.
     assert ceiling.ceiling_cycles(lanes, issue) == (90.0, "vector pipes (zmm)")
+    # With the rounds' chain replayed, that measurement binds and the model only prints.
+    assert ceiling.ceiling_cycles(shani, issue, replayed=88.0, chained=96.5) == (
+        96.5, "issue with the rounds chained, replayed")  # fmt: skip
+
+
+#: Two nonces' rounds as a compiler lays them out: state moved between registers, the
+#: second hash's first rounds fed its message (xmm0) from the first hash's state.
+TWO_STREAMS = [
+    ("vmovq", "%rax,%xmm0"),  # the nonce's message words, and constants: no stream yet
+    ("movdqa", "0x10(%rsp),%xmm1"),
+    ("movdqa", "0x20(%rsp),%xmm2"),
+    ("vmovdqa", "%xmm1,%xmm3"),
+    ("sha256rnds2", "%xmm0,%xmm1,%xmm2"),  # 4: stream 0 starts
+    ("sha256rnds2", "%xmm0,%xmm1,%xmm3"),  # 5: stream 1 starts
+    ("vmovdqa", "%xmm2,%xmm4"),  # stream 0's state moves
+    ("sha256rnds2", "%xmm0,%xmm4,%xmm1"),  # 7: stream 0
+    ("sha256rnds2", "%xmm0,%xmm3,%xmm5"),  # 8: stream 1
+    ("vpaddd", "%xmm1,%xmm6,%xmm0"),  # stream 0's state becomes its message
+    ("sha256rnds2", "%xmm0,%xmm7,%xmm8"),  # 10: stream 0, second hash
+    ("vpaddd", "%xmm5,%xmm6,%xmm0"),
+    ("sha256rnds2", "%xmm0,%xmm7,%xmm9"),  # 12: stream 1, second hash
+]
+
+
+def test_the_rounds_chains_are_read_from_the_data_flow(replay):
+    chains = replay.rnds2_chains(replay.Listing(TWO_STREAMS, []))
+    assert chains == {4: 0, 5: 1, 7: 0, 8: 1, 10: 0, 12: 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ((9, ("vpaddd", "%xmm1,%xmm5,%xmm0")), "mixes values of two streams"),
+        ((7, ("sha256rnds2", "%xmm0,%xmm4,%xmm3")), "mixes the states of two streams"),
+        ((12, ("sha256rnds2", "%xmm0,%xmm8,%xmm9")), "one length"),
+    ],
+)
+def test_a_data_flow_that_is_not_separate_streams_is_refused(replay, change, reason: str):
+    loop = list(TWO_STREAMS)
+    loop[change[0]] = change[1]
+    with pytest.raises(ValueError, match=reason):
+        replay.rnds2_chains(replay.Listing(loop, []))
+
+
+def test_the_chained_replay_keeps_each_streams_rounds_in_order_and_nothing_else(replay):
+    rewritten = replay.rewrite(replay.Listing(TWO_STREAMS, []), rounds_chained=True)
+    rounds = [line for line in rewritten.body if "sha256rnds2" in line]
+    assert rounds == ["\tsha256rnds2 %xmm0,%xmm13,%xmm13", "\tsha256rnds2 %xmm0,%xmm14,%xmm14"] * 3
+    # One zero idiom a stream, before its first round: passes do not wait on each other.
+    assert [line for line in rewritten.body if "pxor" in line] == ["\tpxor %xmm13,%xmm13", "\tpxor %xmm14,%xmm14"]
+    assert rewritten.body.index("\tpxor %xmm13,%xmm13") + 1 == rewritten.body.index(rounds[0])
+    # Nothing else touches the chains' registers.
+    others = [line for line in rewritten.body if "sha256rnds2" not in line and "pxor" not in line]
+    assert not any(re.search(r"%xmm1[345]\b", line) for line in others)
+    assert rewritten.kept == len(TWO_STREAMS) and rewritten.dropped == 0
+
+
+def test_the_control_sets_the_chain_registers_aside_and_chains_nothing(replay):
+    rewritten = replay.rewrite(replay.Listing(TWO_STREAMS * 3, []), reserved=replay.CHAIN_REGISTERS)
+    assert not any(re.search(r"%xmm1[345]\b", line) or "pxor" in line for line in rewritten.body)
+    assert sum("sha256rnds2" in line for line in rewritten.body) == 18

@@ -74,7 +74,10 @@ _STORE_SHIFT = 2048
 #: Where the kept rounds' chains run, one register per stream (legacy SSE encodings
 #: reach xmm0-15 only).
 CHAIN_REGISTERS = (13, 14, 15)
-_LEGACY_MOVES = ("movdqa", "movdqu", "movaps", "movups", "movapd", "movupd", "movd", "movq")
+#: Legacy SSE forms that write their destination without reading it.
+_LEGACY_NOT_READING = ("movdqa", "movdqu", "movaps", "movups", "movapd", "movupd", "movd", "movq", "pshufd",
+                       "pshuflw", "pshufhw", "cvtdq2ps", "cvttps2dq")  # fmt: skip
+_ZERO_IDIOMS = ("pxor", "xorps", "xorpd", "pcmpgtd", "psubd", "vpxor", "vpxord", "vpxorq", "vxorps")
 
 _LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
 _JUMP = re.compile(r"^j\w+$")
@@ -276,8 +279,11 @@ def _vector_flow(mnemonic: str, parts: list[str]) -> tuple[int | None, list[int]
     written = numbers[-1] if parts and not mnemonic.startswith(_NOT_WRITTEN) else None
     reads = [n for n in numbers[:-1] if n is not None]
     # Legacy SSE two-operand forms (the SHA instructions among them) read their destination.
-    if written is not None and not mnemonic.startswith("v") and mnemonic not in _LEGACY_MOVES:
+    if written is not None and not mnemonic.startswith("v") and mnemonic not in _LEGACY_NOT_READING:
         reads.append(written)
+    # xor of a register with itself: a fresh zero, whatever the register held.
+    if mnemonic in _ZERO_IDIOMS and len(set(numbers)) == 1 and None not in numbers:
+        reads = []
     return written, reads
 
 
@@ -296,7 +302,10 @@ def rnds2_chains(listing: Listing) -> dict[int, int]:
         parts = _split_operands(_strip(raw))
         written, reads = _vector_flow(mnemonic, parts)
         if mnemonic == "sha256rnds2":
-            message, state, cdgh = (int(_VREG.fullmatch(p)[2]) for p in parts)  # type: ignore[index]
+            registers = [_VREG.fullmatch(p) for p in parts]
+            if len(parts) != 3 or not all(registers):
+                raise ValueError(f"an rnds2 at {position} reads memory: {raw}")
+            message, state, cdgh = (int(r[2]) for r in registers)  # type: ignore[index]
             held = {owner[r] for r in (state, cdgh) if r in owner}
             if len(held) > 1:
                 raise ValueError(f"an rnds2 at {position} mixes the states of two streams")

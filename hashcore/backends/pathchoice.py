@@ -15,9 +15,9 @@ SHA-256 compressions per second on one core. Backends measured at different time
 yardstick of their own measurement, not by raw rates. Measurements of different
 backends never overlap (one lock), so they do not disturb each other.
 
-A measurement also records the share of its cores it got (CPU over wall time, per
-thread it keeps busy). Below ``BUSY_SHARE`` other programs took the cores and every rate
-reads low: such a choice holds for this process only and is not cached.
+A measurement also records the share of its cores it got (:mod:`cpushare`). Below its
+threshold other programs took the cores and every rate reads low: such a choice holds
+for this process only and is not cached.
 
 The result is cached in ``path-choice.json`` beside the OpenCL tune cache (see
 :func:`cache_dir`), one entry per backend, stored with the key it holds for: the CPU
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hashcore.backends import cpushare
 from hashcore.errors import HashcoreError
 
 log = logging.getLogger("hashcore.backends.pathchoice")
@@ -53,9 +54,6 @@ FORMAT = 2
 BUDGET_SECONDS = 2.0
 #: Slices per path; the median of them is the path's rate.
 ROUNDS = 5
-#: The least share of its cores a measurement must get to be cached (idle: 0.98-1.00;
-#: beside one busy program on 2 cores: 0.54-0.63).
-BUSY_SHARE = 0.85
 #: CPU flags that decide which code paths exist or how compilers schedule them.
 RELEVANT_FLAGS = (
     "ssse3", "sse4_1", "avx", "avx2", "bmi2", "sha_ni", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -130,7 +128,7 @@ class Choice:
             in the same rounds (0 where unknown).
         key: what the measurement holds for.
         cached: True when read from the file rather than measured by this process.
-        cpu_share: the share of its cores the measurement got (see ``BUSY_SHARE``);
+        cpu_share: the share of its cores the measurement got (see ``cpushare``);
             None where the work ran off the CPU (a GPU) or was not recorded.
     """
 
@@ -152,7 +150,7 @@ class Choice:
     @property
     def busy(self) -> bool:
         """Measured while other programs took the cores: the rates read low."""
-        return self.cpu_share is not None and self.cpu_share < BUSY_SHARE
+        return self.cpu_share is not None and self.cpu_share < cpushare.threshold()
 
     @property
     def ratio(self) -> float:
@@ -206,29 +204,24 @@ def yardstick() -> float:
     return len(_YARDSTICK_BUFFER) / 64 / max(time.perf_counter() - began, 1e-9)
 
 
-def cpu_clock(threads: int) -> Callable[[], float]:
-    """This thread's CPU clock for one thread (the scan runs in the caller), the process's
-    for more (PoCL's workers)."""
-    return time.thread_time if threads == 1 else time.process_time
-
-
 def measure(
     paths: Sequence[str],
     run: Runner,
     budget_seconds: float = BUDGET_SECONDS,
     rounds: int = ROUNDS,
     threads: int | None = 1,
+    in_caller: bool = True,
 ) -> tuple[dict[str, float], float, float | None]:
     """Every path's median rate (nonces per second) over ``rounds`` interleaved slices,
     the median yardstick (:func:`yardstick`) of the same rounds, and the share of its
     ``threads`` cores the timed slices got (None when ``threads`` is None: the work ran
-    off the CPU)."""
+    off the CPU; ``in_caller``: the scans run in the calling thread, not in workers)."""
     paths = list(paths)
     slice_seconds = budget_seconds / (rounds * len(paths))
     counts = {p: _calibrate(run, p, slice_seconds) for p in paths}
     samples: dict[str, list[float]] = {p: [] for p in paths}
     sticks = []
-    cpu = cpu_clock(threads or 1)
+    cpu = cpushare.clock(in_caller)
     wall_total = cpu_total = 0.0
     for r in range(rounds):
         sticks.append(yardstick())
@@ -240,7 +233,7 @@ def measure(
             wall_total += wall
             cpu_total += cpu() - cpu_began
             samples[path].append(done / wall)
-    share = cpu_total / (wall_total * threads) if threads else None
+    share = cpushare.share(cpu_total, wall_total, threads) if threads else None
     return {p: statistics.median(s) for p, s in samples.items()}, statistics.median(sticks), share
 
 
@@ -358,6 +351,7 @@ def choose(
     *,
     cores: int = 1,
     threads: int | None = 1,
+    in_caller: bool = True,
     budget_seconds: float = BUDGET_SECONDS,
 ) -> Choice:
     """The fastest of ``paths``: from this process's memory, else the cache file when it
@@ -371,7 +365,8 @@ def choose(
         key: what the measurement holds for (CPU, build, library versions); the CPU's
             identity is added here.
         cores: cores behind each rate (1 for one thread; a PoCL device's compute units).
-        threads: CPU threads the paths keep busy (``BUSY_SHARE``); None off the CPU (a GPU).
+        threads / in_caller: CPU threads the paths keep busy, and whether the scans run
+            in the calling thread (``cpushare``); threads None: off the CPU (a GPU).
         budget_seconds: the measurement's length, every path together.
     """
     if not paths:
@@ -386,7 +381,7 @@ def choose(
                     entry, ", ".join(paths), budget_seconds)  # fmt: skip
         run = prepare()
         began = time.perf_counter()
-        rates, stick, share = measure(paths, run, budget_seconds, threads=threads)
+        rates, stick, share = measure(paths, run, budget_seconds, threads=threads, in_caller=in_caller)
         chosen = max(paths, key=rates.__getitem__)
         elapsed = round(time.perf_counter() - began, 3)
         choice = Choice(entry, chosen, rates, cores, elapsed, time.time(), stick, full_key, cpu_share=share)

@@ -252,3 +252,22 @@ def test_the_control_sets_the_chain_registers_aside_and_chains_nothing(replay):
     rewritten = replay.rewrite(replay.Listing(TWO_STREAMS * 3, []), reserved=replay.CHAIN_REGISTERS)
     assert not any(re.search(r"%xmm1[345]\b", line) or "pxor" in line for line in rewritten.body)
     assert sum("sha256rnds2" in line for line in rewritten.body) == 18
+
+
+def test_a_shuffle_or_zero_idiom_does_not_read_what_it_overwrites(replay):
+    flow = replay._vector_flow
+    assert flow("pshufd", ["$0x1b", "%xmm6", "%xmm5"]) == (5, [6])
+    assert flow("pxor", ["%xmm5", "%xmm5"]) == (5, [])
+    assert flow("paddd", ["%xmm6", "%xmm5"]) == (5, [6, 5])  # a legacy two-operand form does
+    assert flow("sha256msg2", ["%xmm6", "%xmm5"]) == (5, [6, 5])
+    loop = list(TWO_STREAMS)
+    # Stream 1's old state register zeroed and reused for stream 0's work: no mixing.
+    loop[9:9] = [("pxor", "%xmm3,%xmm3"), ("vpaddd", "%xmm3,%xmm1,%xmm11")]
+    assert sorted(replay.rnds2_chains(replay.Listing(loop, [])).values()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_an_rnds2_reading_memory_is_refused_not_misread(replay):
+    loop = list(TWO_STREAMS)
+    loop[7] = ("sha256rnds2", "%xmm0,0x30(%rsp),%xmm1")
+    with pytest.raises(ValueError, match="reads memory"):
+        replay.rnds2_chains(replay.Listing(loop, []))

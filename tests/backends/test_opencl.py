@@ -358,6 +358,7 @@ def test_a_tune_while_other_programs_hold_the_cores_is_not_cached(
 ) -> None:
     """Every candidate ran slow and uneven, so the tune is used for this run only."""
     monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("HASHCORE_BUSY_SHARE", "0.85")  # the suite itself caches whatever it measures
     monkeypatch.setattr(opencl.DeviceRunner, "cpu_share", lambda self, since: 0.55)
     with caplog.at_level(logging.WARNING, logger="hashcore.backends.opencl"):
         backend = base.open_backend("opencl", path="portable")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from hashcore.backends import tuning
+from hashcore.backends import cpushare, tuning
 from hashcore.backends._precompute import OFFSETS, P_SIZE, precompute
 from hashcore.backends.opencl.devices import DeviceRef
 from hashcore.backends.opencl.settings import MAX_LAUNCH, Settings
@@ -209,7 +209,7 @@ class DeviceRunner:
         wall = self.timed_wall - since[0]
         if self.ref.kind != "CPU" or wall <= 0:
             return None
-        return (self.timed_cpu - since[1]) / (wall * max(self.ref.compute_units, 1))
+        return cpushare.share(self.timed_cpu - since[1], wall, max(self.ref.compute_units, 1))
 
     def _time(self, count: int, settings: Settings) -> float:
         began = time.perf_counter()

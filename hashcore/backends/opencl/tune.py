@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from hashcore.backends import pathchoice, tuning
+from hashcore.backends import cpushare, pathchoice, tuning
 from hashcore.backends.base import ScanResult
 from hashcore.backends.known_answer import GENESIS_HEADER, GENESIS_NONCE, genesis_work, wrong_answer
 from hashcore.backends.opencl.devices import DeviceRef, load_pyopencl, x86sha_possible
@@ -118,7 +118,7 @@ def ready_path(dev: DeviceRunner, path: str, tune: bool, fixed: dict[str, Any]) 
         settings = autotune(dev, path, fixed)
         log.info("OpenCL %s tuned in %.1f s: %s", dev.ref.id, time.perf_counter() - began, settings.describe())
         share = dev.cpu_share(since)
-        if share is not None and share < pathchoice.BUSY_SHARE:
+        if share is not None and share < cpushare.threshold():
             # Every candidate ran slow and uneven: keep the tune for this run, tune again next start.
             log.warning("OpenCL %s: the tune got %.0f%% of the device's %d cores: other programs are busy; "
                         "its settings hold for this run only", dev.ref.id, 100 * share,
@@ -203,7 +203,7 @@ def path_choice(dev: DeviceRunner, ready: dict[str, Settings]) -> pathchoice.Cho
     # PoCL's workers run in this process, so its CPU time shows a busy neighbour; a GPU's does not.
     threads = dev.ref.compute_units if dev.ref.kind == "CPU" else None
     return pathchoice.choose(_choice_entry(dev.ref), list(ready), prepare, key, cores=dev.ref.compute_units,
-                             threads=threads)  # fmt: skip
+                             threads=threads, in_caller=False)  # fmt: skip
 
 
 def known_choice(ref: DeviceRef, source: str) -> pathchoice.Choice | None:

@@ -267,6 +267,15 @@ def latency_model(loop: LoopCount) -> float:
     return loop.sha_rnds2 * RNDS2_LATENCY / NONCES_PER_ITERATION["shani"]
 
 
+def chain_bound(chained: float | None, control: float | None, replayed: float | None) -> float | None:
+    """The chained replay less what setting the chains' registers aside costs by itself
+    (the control over the plain replay): that cost is not the chain's, and taking it off
+    keeps the bound from reading tighter than the chain makes it. None without both."""
+    if chained is None or control is None:
+        return None
+    return chained - max(0.0, control - (replayed if replayed is not None else control))
+
+
 def ceiling_cycles(
     loop: LoopCount, issue: dict[str, float], replayed: float | None = None, chained: float | None = None
 ) -> tuple[float, str]:
@@ -321,10 +330,7 @@ def ceilings(rates: dict[str, Any]) -> dict[str, Any]:
                 control = timed(loop_replay.rewrite(listing, reserved=loop_replay.CHAIN_REGISTERS))
             except ValueError as exc:  # streams not read: the latency model stands in
                 chain_refused = str(exc)
-        # What setting the chains' registers aside costs by itself is not the chain's:
-        # taken off, so that the bound never reads tighter than the chain makes it.
-        chain_bound = chained - max(0.0, control - (replayed or control)) if chained and control else None
-        cycles, bound = ceiling_cycles(loop, ISSUE[kind], replayed, chain_bound)
+        cycles, bound = ceiling_cycles(loop, ISSUE[kind], replayed, chain_bound(chained, control, replayed))
         measured = hz / best[f"c {path}"]
         rows.append(
             {

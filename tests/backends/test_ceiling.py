@@ -271,3 +271,10 @@ def test_an_rnds2_reading_memory_is_refused_not_misread(replay):
     loop[7] = ("sha256rnds2", "%xmm0,0x30(%rsp),%xmm1")
     with pytest.raises(ValueError, match="reads memory"):
         replay.rnds2_chains(replay.Listing(loop, []))
+
+
+def test_what_the_set_aside_registers_cost_alone_is_taken_off_the_chained_bound(ceiling):
+    assert ceiling.chain_bound(93.7, 87.6, 87.6) == 93.7  # the control costs nothing: as measured
+    assert ceiling.chain_bound(96.0, 90.0, 87.5) == pytest.approx(93.5)  # 2.5 of it is not the chain's
+    assert ceiling.chain_bound(93.7, 86.0, 87.6) == 93.7  # a faster control never raises it
+    assert ceiling.chain_bound(None, None, 87.6) is None  # chains refused: the latency model stands in

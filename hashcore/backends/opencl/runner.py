@@ -194,22 +194,28 @@ class DeviceRunner:
         count = min(MAX_LAUNCH, max(count, int(count * seconds / max(elapsed, 1e-6))))
         count = -(-count // settings.granule) * settings.granule
         timed = []
+        cpu = cpushare.clock(in_caller=False)  # PoCL's workers hash, not this thread
         for _ in range(2):  # best of two: others share the machine
-            cpu_began = time.process_time()
+            cpu_began = cpu()
             timed.append(self._time(count, settings))
-            self.timed_cpu += time.process_time() - cpu_began
+            self.timed_cpu += cpu() - cpu_began
             self.timed_wall += timed[-1]
         return count / min(timed)
 
+    @property
+    def cpu_threads(self) -> int | None:
+        """The CPU threads this device keeps busy: a CPU device's compute units, whose
+        workers run in this process; None for a device that is not the CPU."""
+        return max(self.ref.compute_units, 1) if self.ref.kind == "CPU" else None
+
     def cpu_share(self, since: tuple[float, float]) -> float | None:
         """The share of its compute units a CPU device's timed launches got since
-        ``since`` (``(timed_wall, timed_cpu)`` taken before): PoCL's workers run in this
-        process, so other programs busy on the cores show as a share under 1. None for a
-        device that is not the CPU, or when nothing was timed."""
+        ``since`` (``(timed_wall, timed_cpu)`` taken before): other programs busy on the
+        cores show as a share under 1. None off the CPU, or when nothing was timed."""
         wall = self.timed_wall - since[0]
-        if self.ref.kind != "CPU" or wall <= 0:
+        if self.cpu_threads is None or wall <= 0:
             return None
-        return cpushare.share(self.timed_cpu - since[1], wall, max(self.ref.compute_units, 1))
+        return cpushare.share(self.timed_cpu - since[1], wall, self.cpu_threads)
 
     def _time(self, count: int, settings: Settings) -> float:
         began = time.perf_counter()

@@ -200,10 +200,8 @@ def path_choice(dev: DeviceRunner, ready: dict[str, Settings]) -> pathchoice.Cho
         return run
 
     key = _choice_key(dev.ref, dev.source, ready, dev.build_options)
-    # PoCL's workers run in this process, so its CPU time shows a busy neighbour; a GPU's does not.
-    threads = dev.ref.compute_units if dev.ref.kind == "CPU" else None
     return pathchoice.choose(_choice_entry(dev.ref), list(ready), prepare, key, cores=dev.ref.compute_units,
-                             threads=threads, in_caller=False)  # fmt: skip
+                             threads=dev.cpu_threads, in_caller=False)  # fmt: skip
 
 
 def known_choice(ref: DeviceRef, source: str) -> pathchoice.Choice | None:

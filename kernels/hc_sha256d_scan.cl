@@ -29,16 +29,20 @@ HC_KERNEL void hc_sha256d_scan(HC_CONSTANT const uint *pre, const uint base, con
         if (offset >= count)
             return;
         const hc_u32x nonce = (hc_u32x)(base + offset) + HC_LANE_OFFSETS;
-        hc_u32x h1[8], w[64], s[8];
+        hc_u32x h1[8];
         hc_first_hash(pre, nonce, h1);
-        hc_second_hash_top(h1, w, s);
-        const hc_u32x top = HC_BSWAP(s[4] + HC_IV[7]);
+        const hc_u32x top = HC_BSWAP(hc_second_hash_top(h1));
         if (HC_ANY(top <= (hc_u32x)(pre[HC_P_TARGET + 7]))) {
-            hc_second_hash_finish(w, s);
+            /* Rare: hash these lanes again in full and compare all 256 bits. */
+            hc_u32x s[8];
+            hc_first_hash(pre, nonce, h1);
+            hc_second_hash(h1, s);
             uint words[8 * HC_VECTOR_WIDTH];
             for (int i = 0; i < 8; i++)
                 HC_STORE(s[i], words + i * HC_VECTOR_WIDTH);
-            for (uint lane = 0; lane < HC_VECTOR_WIDTH && offset + lane < count; lane++) {
+            /* Lanes past this item's share (per_item need not be a multiple of the
+             * width) or past the launch belong to no one here. */
+            for (uint lane = 0; lane < HC_VECTOR_WIDTH && offset + lane < count && j + lane < per_item; lane++) {
                 uint digest[8];
                 for (int i = 0; i < 8; i++)
                     digest[i] = words[i * HC_VECTOR_WIDTH + lane];
@@ -52,10 +56,9 @@ HC_KERNEL void hc_sha256d_scan(HC_CONSTANT const uint *pre, const uint base, con
 HC_KERNEL void hc_sha256d_hash(HC_CONSTANT const uint *pre, const uint base, HC_GLOBAL uint *out)
 {
     const uint first = (uint)get_global_id(0) * HC_VECTOR_WIDTH;
-    hc_u32x h1[8], w[64], s[8];
+    hc_u32x h1[8], s[8];
     hc_first_hash(pre, (hc_u32x)(base + first) + HC_LANE_OFFSETS, h1);
-    hc_second_hash_top(h1, w, s);
-    hc_second_hash_finish(w, s);
+    hc_second_hash(h1, s);
     uint words[8 * HC_VECTOR_WIDTH];
     for (int i = 0; i < 8; i++)
         HC_STORE(s[i], words + i * HC_VECTOR_WIDTH);

@@ -8,9 +8,11 @@ that importing this module stays cheap and works without Numba):
 * ``lanes``: ``lanes`` nonces side by side in SIMD vectors (AVX2 on Zen 3), anywhere
   (there about 0.42 of C's SHA-NI path and 0.9 of C's AVX2 path).
 
-``path="auto"`` takes the faster of the paths LLVM can target here, measured once per
-machine, build and Numba version (short interleaved scans, see ``pathchoice``) and
-cached: SHA-NI wins on AMD Zen 3, the lanes on AVX-512 Intel (2x there). Kernels are
+``path="auto"`` takes the fastest of the paths LLVM can target here, the lanes path at
+each count of ``tuning.NUMBA_LANE_CANDIDATES`` (unless ``lanes`` is given), measured
+once per machine, build and Numba version (short interleaved scans, see
+``pathchoice``) and cached: SHA-NI wins on AMD Zen 3, the lanes on AVX-512 Intel (2x
+there), 32 lanes on Zen 5 (1.6x 16 lanes, 1.7x SHA-NI there). Kernels are
 compiled once and cached on disk beside the module (Numba's ``cache=True``); the first
 open in a process loads or compiles them and runs a
 known-answer test (the genesis block), and ``hashcore devices`` shows how long that
@@ -42,6 +44,8 @@ from hashcore.work import Work
 PATHS: tuple[str, ...] = ("shani", "lanes")
 CHOICES: tuple[str, ...] = ("auto", *PATHS)
 LANE_CHOICES: tuple[int, ...] = (4, 8, 16, 32)
+#: The lane count of a backend built without one (the shani path does not use it).
+DEFAULT_LANES = 16
 _FIX = "pip install numba (hashcore's dependencies include it: pip install -e .)"
 #: Results fetched per kernel call; a scan with more loops, so memory stays bounded.
 _BATCH = 4096
@@ -84,27 +88,43 @@ def _kernel_hash() -> str:
         return "unknown"
 
 
-def path_choice(lanes: int = tuning.NUMBA_LANES) -> pathchoice.Choice:
-    """Every path's measured rate (one thread) and the fastest: measured once per machine,
-    kernel source and Numba version, then read from the cache."""
+def candidates(lanes: int | None = None) -> list[str]:
+    """What ``auto`` measures: ``shani`` where it runs, and the lanes path at ``lanes``
+    or, unset, at each count of ``tuning.NUMBA_LANE_CANDIDATES`` (``lanes32`` ...)."""
+    counts = tuning.NUMBA_LANE_CANDIDATES if lanes is None else (lanes,)
+    return [*(["shani"] if has_sha_ni() else []), *(f"lanes{n}" for n in counts)]
+
+
+def config(candidate: str, lanes: int | None = None) -> tuple[str, int]:
+    """(path, lanes) of a measured candidate: ``lanes32`` is ("lanes", 32); shani takes
+    ``lanes`` or the default, which it does not use."""
+    if candidate.startswith("lanes"):
+        return "lanes", int(candidate.removeprefix("lanes"))
+    return candidate, lanes or DEFAULT_LANES
+
+
+def path_choice(lanes: int | None = None) -> pathchoice.Choice:
+    """Every candidate's measured rate (one thread) and the fastest: measured once per
+    machine, kernel source and Numba version, then read from the cache."""
     import llvmlite
     import llvmlite.binding as llvm
     import numba
-    from numba.core import config
+    from numba.core import config as numba_config
 
     from hashcore._version import __version__
 
-    paths = supported_paths()
+    names = candidates(lanes)
 
     def prepare() -> pathchoice.Runner:
         backends: dict[str, NumbaBackend] = {}
-        for path in paths:
-            _ready(path, lanes, False)  # compiled and checked before anything is timed
-            backends[path] = NumbaBackend(path, lanes)
+        for name in names:
+            path, count = config(name, lanes)
+            _ready(path, count, False)  # compiled and checked before anything is timed
+            backends[name] = NumbaBackend(path, count)
         work = Work.from_header(bytes(range(76)), 1)  # target 1: nothing found, full scans
 
-        def run(path: str, count: int) -> int:
-            return backends[path].scan(work, 0, min(count, 1 << 32), 1).hashes_done
+        def run(name: str, count: int) -> int:
+            return backends[name].scan(work, 0, min(count, 1 << 32), 1).hashes_done
 
         return run
 
@@ -113,17 +133,28 @@ def path_choice(lanes: int = tuning.NUMBA_LANES) -> pathchoice.Choice:
         "kernels": _kernel_hash(),
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
-        "llvm_cpu": getattr(config, "CPU_NAME", None) or llvm.get_host_cpu_name(),
+        "llvm_cpu": getattr(numba_config, "CPU_NAME", None) or llvm.get_host_cpu_name(),
         "llvm_features": os.environ.get("NUMBA_CPU_FEATURES", "host"),
-        "lanes": str(lanes),
+        "lanes": ",".join(map(str, tuning.NUMBA_LANE_CANDIDATES)) if lanes is None else str(lanes),
     }
-    entry = "numba" if lanes == tuning.NUMBA_LANES else f"numba lanes={lanes}"
-    return pathchoice.choose(entry, paths, prepare, key)
+    entry = "numba" if lanes is None else f"numba lanes={lanes}"
+    return pathchoice.choose(entry, names, prepare, key)
 
 
-def auto_path(lanes: int = tuning.NUMBA_LANES) -> str:
-    """The path ``auto`` picks on this machine: the fastest measured."""
-    return path_choice(lanes).chosen
+def auto_config(lanes: int | None = None) -> tuple[str, int]:
+    """The (path, lanes) ``auto`` takes on this machine: the fastest measured."""
+    return config(path_choice(lanes).chosen, lanes)
+
+
+def auto_path(lanes: int | None = None) -> str:
+    """The path ``auto`` picks on this machine."""
+    return auto_config(lanes)[0]
+
+
+def fastest_lanes() -> int:
+    """The lane count the lanes path runs fastest at here (measured with ``auto``)."""
+    rates = path_choice().rates_hs
+    return config(max((n for n in rates if n.startswith("lanes")), key=rates.__getitem__))[1]
 
 
 def backend_rate() -> pathchoice.BackendRate:
@@ -143,7 +174,7 @@ class NumbaBackend:
     name = "numba"
     releases_gil = True
 
-    def __init__(self, path: str, lanes: int = tuning.NUMBA_LANES, parallel: bool = False) -> None:
+    def __init__(self, path: str, lanes: int = DEFAULT_LANES, parallel: bool = False) -> None:
         import numpy as np
 
         self.path = path
@@ -233,36 +264,39 @@ def _ready(path: str, lanes: int, parallel: bool) -> tuple[float, bool]:
     return seconds, from_cache
 
 
-def _check_options(path: str, lanes: int, parallel: bool) -> None:
+def _check_options(path: str, lanes: int | None, parallel: bool) -> None:
     if path not in CHOICES:
         raise ConfigError(f"unknown numba code path {path!r} (choose from {', '.join(CHOICES)})")
-    if isinstance(lanes, bool) or lanes not in LANE_CHOICES:
+    if lanes is not None and (isinstance(lanes, bool) or lanes not in LANE_CHOICES):
         raise ConfigError(f"numba lanes must be one of {', '.join(map(str, LANE_CHOICES))}, got {lanes!r}")
     if not isinstance(parallel, bool):
         raise ConfigError(f"numba parallel must be true or false, got {parallel!r}")
 
 
-def _open(
-    *, path: str = "auto", lanes: int = tuning.NUMBA_LANES, parallel: bool = False, **_options: Any
-) -> NumbaBackend:
+def _open(*, path: str = "auto", lanes: int | None = None, parallel: bool = False, **_options: Any) -> NumbaBackend:
     """Open the numba backend on ``path`` (auto, shani or lanes).
 
     Args:
         path: the code path; ``auto`` takes the fastest measured here.
-        lanes: nonces per SIMD vector on the lanes path (4, 8, 16 or 32).
+        lanes: nonces per SIMD vector on the lanes path (4, 8, 16 or 32); unset, the
+            fastest measured here.
         parallel: split each scan over Numba's threads (prange) instead of relying on
             one engine thread per core.
     """
     _check_options(path, lanes, parallel)
     _kernels()
-    chosen = auto_path(lanes) if path == "auto" else path
-    if chosen not in supported_paths():
+    if path == "auto":
+        path, lanes = auto_config(lanes)
+    elif path == "lanes" and lanes is None:
+        lanes = fastest_lanes()
+    if path not in supported_paths():
         raise BackendUnavailable(
             "numba backend: the shani path needs the SHA extensions (SHA-NI), which LLVM does not "
             "target here (the CPU lacks them, or NUMBA_CPU_FEATURES leaves them out); fix: use path auto or lanes"
         )
-    _ready(chosen, lanes, parallel)
-    return NumbaBackend(chosen, lanes, parallel)
+    lanes = lanes or DEFAULT_LANES
+    _ready(path, lanes, parallel)
+    return NumbaBackend(path, lanes, parallel)
 
 
 def _probe() -> BackendInfo:
@@ -271,22 +305,22 @@ def _probe() -> BackendInfo:
 
     try:
         choice = path_choice()
-        seconds, from_cache = _ready(choice.chosen, tuning.NUMBA_LANES, False)
+        path, lanes = config(choice.chosen)
+        seconds, from_cache = _ready(path, lanes, False)
     except BackendError as exc:  # a failed known answer: listed as unavailable, with why
         return BackendInfo("numba", False, str(exc))
-    path = choice.chosen
     how = "loaded from the disk cache" if from_cache else "compiled (cached on disk for next time)"
     measured = "cached" if choice.cached else "measured now"
     return BackendInfo(
         "numba",
         True,
-        f"Numba {numba.__version__}; code paths here: {choice.describe()} (auto: {path}, {measured}); "
+        f"Numba {numba.__version__}; code paths here: {choice.describe()} (auto: {choice.chosen}, {measured}); "
         f"kernels {how} in {seconds:.1f} s",
         extra={
             "paths": supported_paths(),
             "auto": path,
             "path_choice": choice.to_json(),
-            "lanes": tuning.NUMBA_LANES,
+            "lanes": lanes,
             "numba": numba.__version__,
             "compile_seconds": round(seconds, 3),
             "from_cache": from_cache,

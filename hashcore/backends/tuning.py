@@ -10,10 +10,13 @@ from __future__ import annotations
 
 # --- Numba ------------------------------------------------------------------------------
 
-#: Nonces per SIMD vector in the portable Numba path. 8 fill one AVX2 register; 16 give
-#: two independent chains per round, which hides latency better than it costs in
-#: spills: on Zen 3 (AVX2) 16 lanes ran 12.0 MH/s against 10.9 for 8, one thread.
-NUMBA_LANES = 16
+#: Nonces side by side that the portable Numba path is measured at (``lanes`` option
+#: unset): one AVX2 vector; two AVX2 or one AVX-512 vector; two AVX-512 vectors. More
+#: vectors in flight hide the latency of each round's chain where registers allow:
+#: on Zen 3 (AVX2) 16 lanes ran 12.0 MH/s against 10.9 for 8, and on Zen 5 (full-width
+#: AVX-512) 32 lanes ran 51 against 33 for 16 and 16.5 for 8, one thread. The fastest
+#: here is kept with the path choice.
+NUMBA_LANE_CANDIDATES: tuple[int, ...] = (8, 16, 32)
 
 # --- OpenCL -----------------------------------------------------------------------------
 
@@ -37,8 +40,10 @@ OPENCL_TUNE_GRID: dict[str, dict[str, tuple[int, ...]]] = {
     # 4 -> 21.9, 6 -> 22.2, 8 -> 21.1 MH/s). Nonces per item: multiples of 12.
     "x86sha": {"widths": (3, 4, 6), "nonces_per_item": (48, 192, 768), "local_sizes": (1, 4, 16),
                "start": (4, 192, 4)},
-    # CPUs without them: 8 lanes fill AVX2, 16 give two independent chains.
-    "cpu": {"widths": (4, 8, 16), "nonces_per_item": (64, 256), "local_sizes": (4, 16), "start": (16, 256, 16)},
+    # Other CPUs (and x86 ones where the lanes win): 8 lanes fill AVX2, 16 give two
+    # independent chains there or fill AVX-512, and 32 give two AVX-512 chains (Zen 5,
+    # 2 cores: 32 -> 101, 16 -> 75, 8 -> 35 MH/s).
+    "cpu": {"widths": (4, 8, 16, 32), "nonces_per_item": (64, 256), "local_sizes": (4, 16), "start": (16, 256, 16)},
     # GPUs: one nonce per lane already runs in lockstep; enough items to hide latency.
     "gpu": {"widths": (1, 2), "nonces_per_item": (16, 64, 256), "local_sizes": (64, 128, 256),
             "start": (1, 64, 128)},

@@ -112,7 +112,8 @@ def test_auto_picks_the_measured_path_and_reports_the_compile_time() -> None:
     info = base.probe("numba")
     assert info.available
     assert info.extra["auto"] == backend.path
-    assert sorted(info.extra["path_choice"]["rates_hs"]) == sorted(numba_cpu.supported_paths())
+    assert sorted(info.extra["path_choice"]["rates_hs"]) == sorted(numba_cpu.candidates())
+    assert (info.extra["auto"], info.extra["lanes"]) == numba_cpu.config(info.extra["path_choice"]["chosen"])
     assert info.extra["compile_seconds"] >= 0
     assert "compiled" in info.detail or "loaded from the disk cache" in info.detail
 

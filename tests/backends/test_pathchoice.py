@@ -230,7 +230,32 @@ def test_an_explicit_numba_path_bypasses_the_measurement(monkeypatch: pytest.Mon
     except BackendUnavailable as exc:
         pytest.skip(str(exc))
     monkeypatch.setattr(pathchoice, "measure", _no_measuring)
-    assert base.open_backend("numba", path=supported[-1]).path == supported[-1]  # type: ignore[attr-defined]
+    for path in supported:
+        backend = base.open_backend("numba", path=path, lanes=8)
+        assert (backend.path, backend.lanes) == (path, 8)  # type: ignore[attr-defined]
+
+
+def test_numba_lanes_without_a_count_takes_the_fastest_count_measured(
+    monkeypatch: pytest.MonkeyPatch, _own_cache: Path
+) -> None:
+    try:
+        numba_cpu.supported_paths()
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    names = numba_cpu.candidates()
+    # Shaped as a real measurement: the shani path fastest, then 8 lanes, then the rest.
+    rates = {name: 30e6 if name == "shani" else 20e6 if name == "lanes8" else 10e6 for name in names}
+
+    def measured(paths: list[str], *_args: object, **_kw: object) -> tuple[dict[str, float], float, float]:
+        assert sorted(paths) == sorted(names)
+        return {p: rates[p] for p in paths}, 1e6, 1.0
+
+    monkeypatch.setattr(pathchoice, "measure", measured)
+    auto = base.open_backend("numba")
+    lanes = base.open_backend("numba", path="lanes")
+    expected = ("shani", numba_cpu.DEFAULT_LANES) if "shani" in names else ("lanes", 8)
+    assert (auto.path, auto.lanes) == expected  # type: ignore[attr-defined]
+    assert (lanes.path, lanes.lanes) == ("lanes", 8)  # type: ignore[attr-defined]
 
 
 def test_auto_backend_ranks_by_rate_over_the_yardstick_of_each_measurement() -> None:

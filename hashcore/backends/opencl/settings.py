@@ -25,7 +25,7 @@ log = logging.getLogger("hashcore.backends.opencl")
 PATHS: tuple[str, ...] = ("x86sha", "portable")
 CHOICES: tuple[str, ...] = ("auto", *PATHS)
 #: Widths each path's kernels are written for: vector lanes, or SHA streams in flight.
-WIDTHS: dict[str, tuple[int, ...]] = {"portable": (1, 2, 4, 8, 16), "x86sha": (2, 3, 4, 5, 6, 7, 8)}
+WIDTHS: dict[str, tuple[int, ...]] = {"portable": (1, 2, 4, 8, 16, 32), "x86sha": (2, 3, 4, 5, 6, 7, 8)}
 #: Launches at most this many nonces, so offsets inside one launch fit in 32 bits.
 MAX_LAUNCH = 1 << 31
 

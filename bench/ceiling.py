@@ -230,7 +230,11 @@ def hot_loop(listing: loop_replay.Listing, path: str) -> LoopCount:
 #: loops of independent instructions: sha256rnds2 1 per cycle (latency 4), sha256msg1
 #: 1.5, sha256msg2 0.5 (on another pipe than rnds2: 4 rnds2 + 1 msg2 take 4 cycles),
 #: zmm vprold/vpsrld 1, vpternlogd 1.75, vpaddd 2, a mix of the three 2 per cycle.
+#: Zen 5: timed the same way on one (family 26 model 2, 4.15 GHz): zmm vpaddd and
+#: vpternlogd 4, vprold/vpsrld 2, a mix of the three 4, sha256rnds2 and sha256msg2 0.5,
+#: sha256msg1 1.8, independent general-register adds 4 per cycle.
 ISSUE: dict[str, dict[str, float]] = {
+    "zen5": {"zmm": 4, "ymm": 4, "zmm_shift": 2, "ymm_shift": 2, "rnds2": 0.5, "msg2": 1 / 2, "scalar": 4},
     "zen4": {"zmm": 2, "ymm": 4, "zmm_shift": 1, "ymm_shift": 2, "rnds2": 1, "msg2": 1 / 2, "scalar": 4},
     "zen3": {"zmm": 0, "ymm": 4, "zmm_shift": 0, "ymm_shift": 2, "rnds2": 1, "msg2": 1 / 2.2, "scalar": 4},
     "intel-avx512": {"zmm": 2, "ymm": 3, "zmm_shift": 1, "ymm_shift": 2, "rnds2": 0.5, "msg2": 1, "scalar": 4},
@@ -239,6 +243,8 @@ ISSUE: dict[str, dict[str, float]] = {
 
 def machine_kind() -> str:
     cpu = pathchoice.cpu_identity()
+    if cpu["vendor"] == "AuthenticAMD" and cpu["family"] == "26":
+        return "zen5"
     if cpu["vendor"] == "AuthenticAMD" and cpu["family"] == "25":
         return "zen4" if "avx512f" in cpu["flags"] else "zen3"
     return "intel-avx512" if "avx512f" in cpu["flags"] else "zen3"

@@ -36,11 +36,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         mark = "[green]available[/]" if info.available else "[red]unavailable[/]"
         console.print(f"{info.name:10} {mark}  {info.detail}")
     console.print(f"CPU: {pathchoice.cpu_label()}", highlight=False)
-    for name, rate in sorted(rates.items(), key=lambda item: -item[1].all_cores_hs):
+    for name in pathchoice.ranked(rates):
+        rate = rates[name]
         per_core = f"{format_rate(rate.per_core_hs)} per core, " if rate.per_core_hs else ""
         pick = "  <- --backend auto" if name == auto else ""
         console.print(f"  {name:8} {rate.path:9} {per_core}{format_rate(rate.all_cores_hs)} on all "
                       f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
-    console.print(f"measured once per machine and build (--remeasure measures again); cache: "
-                  f"{pathchoice.cache_file()}", highlight=False)
+    console.print(f"ranked by rate over the hashlib yardstick timed beside each measurement; measured once per "
+                  f"machine and build (--remeasure measures again); cache: {pathchoice.cache_file()}",
+                  highlight=False)  # fmt: skip
     return 0

@@ -110,8 +110,9 @@ class OperatingPointControl(Protocol):
 
 
 def backend_path(backend: object) -> str | None:
-    """The code path ``backend`` runs; None where it has no choice of paths."""
-    path = getattr(backend, "path", None)
+    """The code path ``backend`` runs, as reports name it (``path_label`` where a backend
+    has one, such as numba's ``lanes32``); None where it has no choice of paths."""
+    path = getattr(backend, "path_label", None) or getattr(backend, "path", None)
     return path if isinstance(path, str) else None
 
 

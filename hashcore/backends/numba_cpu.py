@@ -186,6 +186,11 @@ class NumbaBackend:
         # (header76, target) -> prepared array: the nonce-independent work of one Work.
         self._prepared: tuple[bytes, int, Any] | None = None
 
+    @property
+    def path_label(self) -> str:
+        """The path as the path choice names it: ``lanes32``, ``shani``."""
+        return f"lanes{self.lanes}" if self.path == "lanes" else self.path
+
     def _prepare(self, work: Work) -> Any:
         cached = self._prepared
         if cached is not None and cached[0] == work.header76 and cached[1] == work.target:

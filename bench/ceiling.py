@@ -69,8 +69,9 @@ def runners() -> tuple[dict[str, pathchoice.Runner], dict[str, int]]:
         cores[f"c {path}"] = 1
     try:
         for path in numba_cpu.supported_paths():
-            run[f"numba {path}"] = _runner(base.open_backend("numba", path=path))
-            cores[f"numba {path}"] = 1
+            numba = base.open_backend("numba", path=path)
+            run[f"numba {base.backend_path(numba)}"] = _runner(numba)  # lanes named with their count
+            cores[f"numba {base.backend_path(numba)}"] = 1
     except BackendUnavailable as exc:
         print(f"numba left out: {exc}", file=sys.stderr)
     try:

@@ -46,14 +46,14 @@ def names(text: str) -> list[str]:
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("backend options")
     group.add_argument("--c-path", choices=["auto", "avx512", "avx2", "shani", "scalar"], default=None,
-                       help="C backend code path (default: the fastest this CPU has)")
+                       help="C backend code path (default: the fastest measured here)")
     group.add_argument("--numba-path", choices=["auto", "shani", "lanes"], default=None,
-                       help="Numba code path (default: shani where the CPU has SHA-NI, else lanes)")
+                       help="Numba code path (default: the fastest measured here, lanes at their fastest lane count)")
     group.add_argument("--opencl-device", metavar="PLATFORM:DEVICE", default=None,
                        help="OpenCL device(s): auto (every GPU, else the CPU through PoCL), all, or "
                             "PLATFORM:DEVICE indices, comma-separated (hashcore devices lists them)")
     group.add_argument("--opencl-path", choices=["auto", "x86sha", "portable"], default=None,
-                       help="OpenCL kernels (default: x86sha on PoCL with SHA-NI, else portable)")
+                       help="OpenCL kernels (default: on PoCL with SHA-NI the faster measured, else portable)")
     group.add_argument("--asic-port", default=None, help="ASIC serial port, or 'emulator'")
     group.add_argument("--asic-chip", choices=["bm1366", "bm1397"], default=None, help="ASIC chip model")
     group.add_argument("--asic-emulator-faults", type=asic_flags.emulator_faults, default=None, metavar="FAULTS",

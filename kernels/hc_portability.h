@@ -1,8 +1,9 @@
 /*
  * hc_portability.h: the one place where OpenCL implementations differ.
  *
- * Kernels use only the names defined here. The host (hashcore/backends/opencl.py)
- * chooses everything device-specific and passes it as -D options:
+ * Kernels use only the names defined here. The host (hashcore/backends/opencl/)
+ * chooses the path and sizes and passes them as -D options; what this file tests
+ * itself is only what the compiler says of itself (__clang__, __AVX512F__):
  *
  *   HC_VECTOR_WIDTH   nonces per vector in the portable kernel: 1, 2, 4, 8 or 16, and
  *                     32 where the compiler is clang (PoCL)

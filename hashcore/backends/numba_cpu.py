@@ -325,7 +325,7 @@ def _probe() -> BackendInfo:
             "paths": supported_paths(),
             "auto": path,
             "path_choice": choice.to_json(),
-            "lanes": lanes,
+            "lanes": lanes if path == "lanes" else None,  # shani runs no lanes
             "numba": numba.__version__,
             "compile_seconds": round(seconds, 3),
             "from_cache": from_cache,

@@ -427,11 +427,17 @@ class BackendRate:
         }
 
 
+def by_yardstick(rates: Mapping[str, BackendRate]) -> bool:
+    """Whether :func:`ranked` compares rates over their yardsticks: only when every
+    measurement has one (a GPU's has none)."""
+    return all(r.yardstick_hs > 0 for r in rates.values())
+
+
 def ranked(rates: Mapping[str, BackendRate]) -> list[str]:
     """The backends fastest first: by the most on all cores, as a multiple of the
     yardstick of its own measurement where every one has one (so that a neighbour busy
     during one measurement does not decide), else by the raw rates."""
-    if all(r.yardstick_hs > 0 for r in rates.values()):
+    if by_yardstick(rates):
         return sorted(rates, key=lambda name: -rates[name].all_cores_hs / rates[name].yardstick_hs)
     return sorted(rates, key=lambda name: -rates[name].all_cores_hs)
 

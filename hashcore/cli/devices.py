@@ -42,7 +42,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         pick = "  <- --backend auto" if name == auto else ""
         console.print(f"  {name:8} {rate.path:9} {per_core}{format_rate(rate.all_cores_hs)} on all "
                       f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
-    console.print(f"ranked by rate over the hashlib yardstick timed beside each measurement; measured once per "
-                  f"machine and build (--remeasure measures again); cache: {pathchoice.cache_file()}",
-                  highlight=False)  # fmt: skip
+    ranking = ("ranked by rate over the hashlib yardstick timed beside each measurement"
+               if pathchoice.by_yardstick(rates) else "ranked by rate")  # fmt: skip
+    console.print(f"{ranking}; measured once per machine and build (--remeasure measures again); cache: "
+                  f"{pathchoice.cache_file()}", highlight=False)  # fmt: skip
     return 0

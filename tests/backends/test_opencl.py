@@ -125,8 +125,8 @@ def test_other_widths_and_item_sizes_match_hashlib(path: str, width: int, per_it
     # Items whose nonce count is not a multiple of the width end inside a step.
     if path == "x86sha" and not X86SHA:
         pytest.skip("no device here can take the x86sha path")
-    if width == 32 and DEVICES[0][0].kind != "CPU":
-        pytest.skip("32 lanes are for CPU devices (clang's vector extension)")
+    if width == 32 and "Portable Computing Language" not in DEVICES[0][0].platform:
+        pytest.skip("32 lanes need clang's vector extension (PoCL)")
     device = X86SHA[0] if path == "x86sha" else DEVICES[0][0].id
     backend = _open(device=device, path=path, width=width, nonces_per_item=per_item, local_size=2)
     try:
@@ -372,6 +372,30 @@ def test_a_tune_while_other_programs_hold_the_cores_is_not_cached(
     assert any("the tune got 55% of the device's" in r.message for r in caplog.records)
     source = opencl.load_source(opencl.default_kernel_dir())
     assert opencl.cached_settings(backend.devices[0], "portable", source) is None
+
+
+def test_a_width_the_compiler_does_not_build_is_left_out_of_the_tune(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OpenCL compiler other than clang refuses 32 lanes (#error): the tune goes on
+    without that width instead of losing the portable path."""
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    real = opencl.DeviceRunner.kernels
+
+    def no_wide_lanes(self: Any, path: str, width: int) -> Any:
+        if path == "portable" and width == 32:
+            raise BackendUnavailable("OpenCL backend: the kernels do not build (HC_VECTOR_WIDTH 32)\nbuild log")
+        return real(self, path, width)
+
+    monkeypatch.setattr(opencl.DeviceRunner, "kernels", no_wide_lanes)
+    with caplog.at_level(logging.INFO, logger="hashcore.backends.opencl"):
+        backend = base.open_backend("opencl", path="portable")
+    assert isinstance(backend, opencl.OpenCLBackend)
+    backend.close()
+    assert backend.settings[0].tuned and backend.settings[0].width != 32
+    assert any("width 32 left out" in r.message for r in caplog.records)
+    with pytest.raises(BackendUnavailable, match="HC_VECTOR_WIDTH 32"):  # asked for, it is the answer
+        base.open_backend("opencl", path="portable", width=32)
 
 
 def test_the_cpu_share_of_timed_launches_is_read_from_the_process_clock() -> None:

@@ -266,8 +266,10 @@ def test_auto_backend_ranks_by_rate_over_the_yardstick_of_each_measurement() -> 
         "opencl": BackendRate("opencl", "portable", 12e6, 24e6, "stub", yardstick_hs=20e6),
     }
     assert pathchoice.fastest(rates) == "c"
+    assert pathchoice.ranked(rates) == ["c", "numba", "opencl"] and pathchoice.by_yardstick(rates)
     rates["gpu"] = BackendRate("opencl", "portable", None, 5e9, "stub")  # no yardstick: raw rates decide
     assert pathchoice.fastest(rates) == "gpu"
+    assert pathchoice.ranked(rates) == ["gpu", "numba", "c", "opencl"] and not pathchoice.by_yardstick(rates)
 
 
 def test_fastest_available_takes_the_best_measured_backend(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,13 +2,14 @@
 
 Kernels live in ``kernels/`` (hashcat's layout: ``hc_portability.h`` maps what differs
 between implementations, ``hc_sha256.cl`` holds the SHA-256 primitives, and
-``hc_sha256d_scan.cl`` the thin entry kernels). The host chooses everything
-device-specific and passes it as ``-D`` options; the kernels carry no vendor checks.
+``hc_sha256d_scan.cl`` the thin entry kernels). The host chooses the path and sizes
+and passes them as ``-D`` options; the kernels test only what the compiler says of
+itself (clang, and AVX-512 in its target), never a vendor.
 
 Code paths, per device:
 
-* ``portable``: ``width`` nonces per vector (1 on GPUs; 8 or 16 on CPUs, where the
-  lanes fill SIMD registers), any OpenCL 1.2 device;
+* ``portable``: ``width`` nonces per vector (1 on GPUs; 4 to 32 on CPUs, where the
+  lanes fill SIMD registers, 32 only with clang), any OpenCL 1.2 device;
 * ``x86sha``: ``width`` nonces in flight through the x86 SHA extensions, on PoCL's CPU
   device where the CPU has them (PoCL compiles with clang, whose builtins reach them).
 

@@ -91,7 +91,19 @@ def autotune(dev: DeviceRunner, path: str, fixed: dict[str, Any] | None = None) 
         for value in [fixed[field]] if field in fixed else values:
             change: dict[str, Any] = {field: value}
             candidate = replace(best, **change)
-            if candidate in rates or candidate.local_size > dev.max_local_size(path, candidate.width):
+            if candidate in rates:
+                continue
+            try:
+                limit = dev.max_local_size(path, candidate.width)  # builds the width first
+            except BackendUnavailable as exc:
+                if field in fixed:
+                    raise
+                # A width this compiler does not build (32 lanes need clang) is left out;
+                # the start width was built and checked before the tune.
+                log.info("OpenCL tune %s: width %d left out: %s", dev.ref.id, candidate.width,
+                         str(exc).splitlines()[0])  # fmt: skip
+                continue
+            if candidate.local_size > limit:
                 continue
             rates[candidate] = dev.rate(candidate, tuning.OPENCL_TUNE_SECONDS)
             log.debug("OpenCL tune %s: %s -> %.2f MH/s", dev.ref.id, candidate.describe(), rates[candidate] / 1e6)

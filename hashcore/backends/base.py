@@ -163,7 +163,7 @@ class BackendInfo:
 
 Factory = Callable[..., Backend]
 Probe = Callable[[], BackendInfo]
-#: How fast a backend runs here with its auto path (``pathchoice.BackendRate``),
+#: How fast a backend runs here with its auto path (``backendrank.BackendRate``),
 #: measured once per machine and cached.
 Rate = Callable[[], Any]
 
@@ -246,7 +246,7 @@ def probe_all() -> list[BackendInfo]:
 
 
 def measured_rates() -> dict[str, Any]:
-    """Each available backend's rate here (``pathchoice.BackendRate``) with its auto path;
+    """Each available backend's rate here (``backendrank.BackendRate``) with its auto path;
     measured once per machine and cached, so only the first call takes seconds."""
     _load_all()
     rates: dict[str, Any] = {}
@@ -264,11 +264,11 @@ def measured_rates() -> dict[str, Any]:
 def fastest_available() -> str:
     """The fastest backend on this machine, by measurement on all cores (each CPU
     backend one thread per core; OpenCL on every device ``auto`` selects)."""
-    from hashcore.backends import pathchoice
+    from hashcore.backends import backendrank
 
     rates = measured_rates()
     if rates:
-        return pathchoice.fastest(rates)
+        return backendrank.fastest(rates)
     for name in FASTEST_FIRST:
         if name in _REGISTRY and probe(name).available:
             return name

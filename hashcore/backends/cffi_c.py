@@ -22,7 +22,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from hashcore.backends import known_answer, pathchoice
+from hashcore.backends import backendrank, known_answer, pathchoice
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import Work
@@ -134,8 +134,8 @@ def auto_path() -> str:
     return path_choice().chosen
 
 
-def backend_rate() -> pathchoice.BackendRate:
-    return pathchoice.threaded_rate("c", path_choice())
+def backend_rate() -> backendrank.BackendRate:
+    return backendrank.threaded_rate("c", path_choice())
 
 
 class CBackend:

@@ -36,7 +36,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from hashcore.backends import known_answer, pathchoice, tuning
+from hashcore.backends import backendrank, known_answer, pathchoice, tuning
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import Work
@@ -157,8 +157,8 @@ def fastest_lanes() -> int:
     return config(max((n for n in rates if n.startswith("lanes")), key=rates.__getitem__))[1]
 
 
-def backend_rate() -> pathchoice.BackendRate:
-    return pathchoice.threaded_rate("numba", path_choice())
+def backend_rate() -> backendrank.BackendRate:
+    return backendrank.threaded_rate("numba", path_choice())
 
 
 def _lane_offsets(lanes: int) -> tuple[Any, ...]:

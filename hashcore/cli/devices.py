@@ -20,13 +20,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from hashcore.backends import pathchoice  # CPU probing: only this command needs it
+    from hashcore.backends import backendrank, pathchoice  # CPU probing: only this command needs it
 
     if args.remeasure:
         pathchoice.discard()
     infos = registry.probe_all()
     rates = registry.measured_rates()
-    auto = pathchoice.fastest(rates) if rates else registry.fastest_available()
+    auto = backendrank.fastest(rates) if rates else registry.fastest_available()
     if args.json:
         print_json([{"name": i.name, "available": i.available, "detail": i.detail, **i.extra,
                      "rate": rates[i.name].to_json() if i.name in rates else None,
@@ -36,14 +36,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         mark = "[green]available[/]" if info.available else "[red]unavailable[/]"
         console.print(f"{info.name:10} {mark}  {info.detail}")
     console.print(f"CPU: {pathchoice.cpu_label()}", highlight=False)
-    for name in pathchoice.ranked(rates):
+    for name in backendrank.ranked(rates):
         rate = rates[name]
         per_core = f"{format_rate(rate.per_core_hs)} per core, " if rate.per_core_hs else ""
         pick = "  <- --backend auto" if name == auto else ""
         console.print(f"  {name:8} {rate.path:9} {per_core}{format_rate(rate.all_cores_hs)} on all "
                       f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
     ranking = ("ranked by rate over the hashlib yardstick timed beside each measurement"
-               if pathchoice.by_yardstick(rates) else "ranked by rate")  # fmt: skip
+               if backendrank.by_yardstick(rates) else "ranked by rate")  # fmt: skip
     console.print(f"{ranking}; measured once per machine and build (--remeasure measures again); cache: "
                   f"{pathchoice.cache_file()}", highlight=False)  # fmt: skip
     return 0

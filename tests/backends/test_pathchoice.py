@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hashcore.backends import base, cffi_c, cpushare, numba_cpu, pathchoice
-from hashcore.backends.pathchoice import BackendRate
+from hashcore.backends import backendrank, base, cffi_c, cpushare, numba_cpu, pathchoice
 from hashcore.errors import BackendUnavailable
 
 
@@ -261,21 +260,21 @@ def test_numba_lanes_without_a_count_takes_the_fastest_count_measured(
 def test_auto_backend_ranks_by_rate_over_the_yardstick_of_each_measurement() -> None:
     rates = {
         # Measured while a neighbour slowed the machine: fewer raw hashes, but more per yardstick.
-        "c": BackendRate("c", "avx512", 15e6, 30e6, "stub", yardstick_hs=10e6),
-        "numba": BackendRate("numba", "lanes", 20e6, 40e6, "stub", yardstick_hs=20e6),
-        "opencl": BackendRate("opencl", "portable", 12e6, 24e6, "stub", yardstick_hs=20e6),
+        "c": backendrank.BackendRate("c", "avx512", 15e6, 30e6, "stub", yardstick_hs=10e6),
+        "numba": backendrank.BackendRate("numba", "lanes", 20e6, 40e6, "stub", yardstick_hs=20e6),
+        "opencl": backendrank.BackendRate("opencl", "portable", 12e6, 24e6, "stub", yardstick_hs=20e6),
     }
-    assert pathchoice.fastest(rates) == "c"
-    assert pathchoice.ranked(rates) == ["c", "numba", "opencl"] and pathchoice.by_yardstick(rates)
-    rates["gpu"] = BackendRate("opencl", "portable", None, 5e9, "stub")  # no yardstick: raw rates decide
-    assert pathchoice.fastest(rates) == "gpu"
-    assert pathchoice.ranked(rates) == ["gpu", "numba", "c", "opencl"] and not pathchoice.by_yardstick(rates)
+    assert backendrank.fastest(rates) == "c"
+    assert backendrank.ranked(rates) == ["c", "numba", "opencl"] and backendrank.by_yardstick(rates)
+    rates["gpu"] = backendrank.BackendRate("opencl", "portable", None, 5e9, "stub")  # no yardstick: raw rates decide
+    assert backendrank.fastest(rates) == "gpu"
+    assert backendrank.ranked(rates) == ["gpu", "numba", "c", "opencl"] and not backendrank.by_yardstick(rates)
 
 
 def test_fastest_available_takes_the_best_measured_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     stub = {
-        "c": BackendRate("c", "shani", 20e6, 40e6, "stub", 20e6),
-        "numba": BackendRate("numba", "lanes", 25e6, 50e6, "stub", 20e6),
+        "c": backendrank.BackendRate("c", "shani", 20e6, 40e6, "stub", 20e6),
+        "numba": backendrank.BackendRate("numba", "lanes", 25e6, 50e6, "stub", 20e6),
     }
     monkeypatch.setattr(base, "measured_rates", lambda: stub)
     assert base.fastest_available() == "numba"

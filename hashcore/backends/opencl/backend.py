@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from hashcore.backends import pathchoice, tuning
+from hashcore.backends import backendrank, tuning
 from hashcore.backends.base import BackendInfo, EnergyKind, ScanResult, check_range, register
 from hashcore.backends.opencl.devices import DeviceRef, list_devices, load_pyopencl, select_devices
 from hashcore.backends.opencl.runner import DeviceRunner
@@ -193,7 +193,7 @@ def open_opencl(
     return backend
 
 
-def backend_rate() -> pathchoice.BackendRate:
+def backend_rate() -> backendrank.BackendRate:
     """OpenCL with its defaults (the devices auto selects): from the caches where they
     hold, else opened, tuned and measured once."""
     entries = [ref for ref, _ in select_devices("auto", list_devices())]
@@ -211,9 +211,9 @@ def backend_rate() -> pathchoice.BackendRate:
     stick = min(sticks) if all(sticks) else 0.0
     cpu_cores = sum(ref.compute_units for ref, _, _, _ in known if ref.kind == "CPU")
     if all(ref.kind == "CPU" for ref, _, _, _ in known):
-        return pathchoice.BackendRate("opencl", paths, total / max(cpu_cores, 1), total,
+        return backendrank.BackendRate("opencl", paths, total / max(cpu_cores, 1), total,
                                       f"measured on {cpu_cores} cores", stick)  # fmt: skip
-    return pathchoice.BackendRate("opencl", paths, None, total, f"measured on {len(known)} device(s)", stick)
+    return backendrank.BackendRate("opencl", paths, None, total, f"measured on {len(known)} device(s)", stick)
 
 
 def _known_rates(refs: list[DeviceRef], source: str) -> list[tuple[DeviceRef, str, float, float]] | None:

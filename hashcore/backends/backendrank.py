@@ -4,7 +4,8 @@ auto`` takes.
 Each CPU backend's rate comes from its :class:`~hashcore.backends.pathchoice.Choice`
 (one thread measured, times the cores); OpenCL's from its tune. Rates measured at
 different times are compared over the yardstick of their own measurement, so that a
-neighbour busy during one of them does not decide.
+neighbour busy during one of them does not decide; backends within a few percent of
+the fastest tie, and the first of them in the order of preference (C first) takes it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hashcore.backends.pathchoice import Choice
+
+#: Backends within this fraction of the fastest tie: rates measured at different times
+#: move by 1-2 % between runs. Of tied backends ``auto`` takes the first in the order the
+#: rates come in (``base.FASTEST_FIRST``: C starts at once, OpenCL and Numba build first),
+#: so a tie neither flips the choice from one measurement to the next nor costs a start-up.
+TIE = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +59,28 @@ def by_yardstick(rates: Mapping[str, BackendRate]) -> bool:
     return all(r.yardstick_hs > 0 for r in rates.values())
 
 
-def ranked(rates: Mapping[str, BackendRate]) -> list[str]:
-    """The backends fastest first: by the most on all cores, as a multiple of the
-    yardstick of its own measurement where every one has one (so that a neighbour busy
-    during one measurement does not decide), else by the raw rates."""
+def _scores(rates: Mapping[str, BackendRate]) -> dict[str, float]:
+    """Each backend's most on all cores, as a multiple of the yardstick of its own
+    measurement where every one has one (so that a neighbour busy during one measurement
+    does not decide), else its raw rate."""
     if by_yardstick(rates):
-        return sorted(rates, key=lambda name: -rates[name].all_cores_hs / rates[name].yardstick_hs)
-    return sorted(rates, key=lambda name: -rates[name].all_cores_hs)
+        return {name: rate.all_cores_hs / rate.yardstick_hs for name, rate in rates.items()}
+    return {name: rate.all_cores_hs for name, rate in rates.items()}
 
 
 def fastest(rates: Mapping[str, BackendRate]) -> str:
-    """The backend ``auto`` takes: the first of :func:`ranked`."""
-    return ranked(rates)[0]
+    """The backend ``auto`` takes: the fastest, or where others are within :data:`TIE`
+    of it, the first of those in the order ``rates`` is given in."""
+    scores = _scores(rates)
+    best = max(scores.values())
+    return next(name for name in rates if scores[name] >= best * (1 - TIE))
+
+
+def ranked(rates: Mapping[str, BackendRate]) -> list[str]:
+    """The backends as ``auto`` ranks them: its choice (:func:`fastest`), then the others
+    fastest first."""
+    scores, chosen = _scores(rates), fastest(rates)
+    return [chosen, *sorted((name for name in rates if name != chosen), key=lambda name: -scores[name])]
 
 
 def threaded_rate(backend: str, choice: Choice) -> BackendRate:

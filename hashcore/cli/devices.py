@@ -44,6 +44,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       f"({rate.how}){pick}", highlight=False, markup=False)  # fmt: skip
     ranking = ("ranked by rate over the hashlib yardstick timed beside each measurement"
                if backendrank.by_yardstick(rates) else "ranked by rate")  # fmt: skip
-    console.print(f"{ranking}; measured once per machine and build (--remeasure measures again); cache: "
-                  f"{pathchoice.cache_file()}", highlight=False)  # fmt: skip
+    console.print(f"{ranking}; within {backendrank.TIE:.0%} of the fastest, auto takes the first of "
+                  f"{', '.join(rates)}; measured once per machine and build (--remeasure measures again); "
+                  f"cache: {pathchoice.cache_file()}", highlight=False)  # fmt: skip
     return 0

@@ -32,6 +32,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -43,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from hashcore.backends import cpushare
-from hashcore.errors import HashcoreError
+from hashcore.boundedio import read_json_bounded
+from hashcore.errors import ConfigError, HashcoreError
 
 log = logging.getLogger("hashcore.backends.pathchoice")
 
@@ -241,6 +243,9 @@ def measure(
 
 _lock = threading.RLock()
 _memo: dict[str, Choice] = {}
+_warned: set[str] = set()
+#: The largest cache file read; a cache is a few kilobytes.
+MAX_CACHE_BYTES = 4 << 20
 
 
 def forget() -> None:
@@ -263,21 +268,27 @@ def discard() -> None:
             raise HashcoreError(f"cannot remove the path-choice cache {cache_file()}: {exc}") from exc
 
 
+def read_cache(path: Path, what: str) -> Any:
+    """The JSON of a cache file, or None where there is none or it cannot be used: a cache
+    someone replaced by a FIFO, a device, a huge or deeply nested file is logged (once
+    per problem) and measured over, never read without end or raised from."""
+    try:
+        return read_json_bounded(path, what, MAX_CACHE_BYTES)
+    except ConfigError as exc:
+        problem = str(exc) if what in str(exc) else f"{what} {exc}"
+        if not isinstance(exc.__cause__, FileNotFoundError) and problem not in _warned:
+            _warned.add(problem)
+            log.warning("%s: ignored, measuring again", problem)
+        return None
+
+
 def _read_file() -> dict[str, Any]:
-    path = cache_file()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    data = read_cache(cache_file(), "path-choice cache")
+    if data is None:
         return {}
-    except OSError as exc:
-        log.warning("cannot read the path-choice cache %s (%s); measuring again", path, exc)
-        return {}
-    try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
-            raise ValueError(f"not a format-{FORMAT} path-choice file")
-    except ValueError as exc:
-        log.warning("ignoring the path-choice cache %s: it is corrupt or from another version (%s)", path, exc)
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
+        log.warning("ignoring the path-choice cache %s: it is from another version or not one; measuring again",
+                    cache_file())  # fmt: skip
         return {}
     return data["entries"]
 
@@ -296,13 +307,17 @@ def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) 
     try:
         rates = {str(p): float(r) for p, r in raw["rates_hs"].items()}
         chosen = str(raw["chosen"])
-        if sorted(rates) != sorted(paths) or chosen not in rates or not all(r > 0 for r in rates.values()):
-            raise ValueError("paths or rates do not match")
-        share = raw.get("cpu_share")
-        return Choice(name, chosen, rates, int(raw["cores"]), float(raw["seconds"]), float(raw["measured_at"]),
-                      float(raw.get("yardstick_hs", 0.0)), key, cached=True,
-                      cpu_share=None if share is None else float(share))  # fmt: skip
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if sorted(rates) != sorted(paths) or chosen not in rates:
+            raise ValueError("paths do not match")
+        if not all(0 < r < math.inf for r in rates.values()):
+            raise ValueError("a rate is not a positive number")
+        share = None if raw.get("cpu_share") is None else float(raw["cpu_share"])
+        choice = Choice(name, chosen, rates, int(raw["cores"]), float(raw["seconds"]), float(raw["measured_at"]),
+                        float(raw.get("yardstick_hs", 0.0)), key, cached=True, cpu_share=share)  # fmt: skip
+        if choice.cores < 1 or not 0 <= choice.yardstick_hs < math.inf or not (share is None or 0 <= share <= 1):
+            raise ValueError("cores, yardstick or cpu_share out of range")
+        return choice
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         log.warning("ignoring the %s entry of the path-choice cache %s (%s); measuring again", name, cache_file(), exc)
         return None
 

@@ -7,6 +7,7 @@ implementation). Only a machine with no platform at all skips them, loudly; with
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import pytest
 
 from hashcore.backends import base, opencl, tuning
 from hashcore.backends.opencl import devices as opencl_devices
+from hashcore.backends.opencl import settings as opencl_settings
 from hashcore.backends.opencl import tune as opencl_tune
 from hashcore.backends.opencl.settings import grid_name
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
@@ -354,6 +356,43 @@ def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest
     # Another kernel source is another key: its tune is not taken for this one.
     ref = first.devices[0]
     assert opencl.cached_settings(ref, settings.path, "// another kernel") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"width": 3}, {"width": "16"}, {"nonces_per_item": 0}, {"local_size": 1 << 20}, {"rate_hs": float("inf")},
+     {"rate_hs": -1.0}, {"path": "x86sha"}, {"nonces_per_item": 1 << 20, "local_size": 4096}, {"tuned": "yes"}],
+)  # fmt: skip
+def test_a_cached_tune_out_of_range_is_tuned_over_with_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, bad: dict[str, Any]
+) -> None:
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    ref, source = DEVICES[0][0], "// the kernels"
+    key = opencl_settings.tune_key(ref, "portable", source, ())
+    good = opencl.Settings("portable", 16, 256, 16, rate_hs=1e8, launch_nonces=1 << 22, tuned=True)
+    opencl_settings.write_tune_cache(key, ref, good)
+    assert opencl.cached_settings(ref, "portable", source) == good
+    opencl_settings.write_tune_cache(key, ref, dataclasses.replace(good, **bad))
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends.opencl"):
+        assert opencl.cached_settings(ref, "portable", source) is None
+    assert any("ignoring the cached OpenCL tune" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("plant", ["nested", "fifo", "endless"])
+def test_a_tune_cache_that_cannot_be_read_safely_is_named_and_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, plant: str
+) -> None:
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    cache = opencl.tune_file()
+    if plant == "nested":
+        cache.write_text("{" * 100_000)
+    elif plant == "fifo":
+        os.mkfifo(cache)
+    else:
+        cache.symlink_to("/dev/zero")
+    with caplog.at_level(logging.WARNING):
+        assert opencl.cached_settings(DEVICES[0][0], "portable", "// the kernels") is None
+    assert any("OpenCL tune cache" in r.message and str(cache) in r.message for r in caplog.records)
 
 
 def test_a_tune_while_other_programs_hold_the_cores_is_not_cached(

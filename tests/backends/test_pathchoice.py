@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,6 +199,56 @@ def test_a_cache_entry_with_bad_rates_is_ignored(clock: FakeClock, _own_cache: P
     path.write_text(json.dumps(data))
     again = _choose(clock)
     assert not again.cached and again.chosen == first.chosen
+
+
+def _nested(cache: Path) -> None:
+    cache.write_text("[" * 200_000 + "]" * 200_000)
+
+
+def _fifo(cache: Path) -> None:
+    os.mkfifo(cache)  # no writer ever comes: an open that blocks would hang the start
+
+
+def _endless(cache: Path) -> None:
+    cache.symlink_to("/dev/zero")
+
+
+def _huge(cache: Path) -> None:
+    cache.write_text('{"format": 2, "entries": {}, "pad": "' + "x" * (pathchoice.MAX_CACHE_BYTES + 1) + '"}')
+
+
+@pytest.mark.parametrize("plant", [_nested, _fifo, _endless, _huge])
+def test_a_cache_file_that_cannot_be_read_safely_is_named_and_measured_over(
+    clock: FakeClock, _own_cache: Path, caplog: pytest.LogCaptureFixture, plant: Any
+) -> None:
+    cache = _own_cache / pathchoice.CACHE_NAME
+    plant(cache)
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends.pathchoice"):
+        choice = _choose(clock)
+    assert choice.chosen == "fast" and not choice.cached
+    assert any(r.message.startswith(f"path-choice cache {cache}") and "ignored" in r.message for r in caplog.records)
+    # The measurement replaced it with a regular file.
+    assert cache.is_file() and not cache.is_symlink()
+    assert json.loads(cache.read_text())["entries"]["stub"]["chosen"] == "fast"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rates_hs", {"slow": 1e6, "fast": 1e400, "mid": 2e6}), ("rates_hs", {"slow": 1, "fast": -5, "mid": 2}),
+     ("cores", 0), ("cores", 1e400), ("yardstick_hs", -1), ("cpu_share", 7.5), ("chosen", "nonesuch")],
+)  # fmt: skip
+def test_a_cache_entry_with_values_out_of_range_is_measured_over(
+    clock: FakeClock, _own_cache: Path, field: str, value: Any
+) -> None:
+    _choose(clock)
+    pathchoice.forget()
+    path = _own_cache / pathchoice.CACHE_NAME
+    text = path.read_text()
+    data = json.loads(text)
+    data["entries"]["stub"][field] = value
+    path.write_text(json.dumps(data).replace("Infinity", "1e400"))
+    again = _choose(clock)
+    assert not again.cached and again.chosen == "fast" and again.cores == 1
 
 
 def test_the_cache_lives_under_xdg_cache_home_unless_pointed_elsewhere(

@@ -17,7 +17,7 @@ from typing import Any
 
 from hashcore.backends import tuning
 from hashcore.backends.opencl.devices import DeviceRef
-from hashcore.backends.pathchoice import cache_dir
+from hashcore.backends.pathchoice import cache_dir, read_cache
 
 log = logging.getLogger("hashcore.backends.opencl")
 
@@ -28,6 +28,9 @@ CHOICES: tuple[str, ...] = ("auto", *PATHS)
 WIDTHS: dict[str, tuple[int, ...]] = {"portable": (1, 2, 4, 8, 16, 32), "x86sha": (2, 3, 4, 5, 6, 7, 8)}
 #: Launches at most this many nonces, so offsets inside one launch fit in 32 bits.
 MAX_LAUNCH = 1 << 31
+#: Bounds of a tune read back from the cache (the tune grids stay far inside them).
+MAX_PER_ITEM = 1 << 20
+MAX_LOCAL_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +99,7 @@ def tune_key(ref: DeviceRef, path: str, source: str, build_options: Sequence[str
 
 
 def _read_tune_cache() -> dict[str, Any]:
-    try:
-        data = json.loads(tune_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = read_cache(tune_file(), "OpenCL tune cache")
     return data if isinstance(data, dict) else {}
 
 
@@ -121,9 +121,32 @@ def cached_settings(ref: DeviceRef, path: str, source: str, build_options: Seque
     if not isinstance(entry, dict):
         return None
     try:
-        return Settings(**entry["settings"])
+        settings = Settings(**entry["settings"])
+        problem = settings_problem(settings, path)
     except (KeyError, TypeError):
+        problem = "not a tune entry"
+    if problem:
+        log.warning("ignoring the cached OpenCL tune of %s (%s): %s; tuning again", ref.id, path, problem)
         return None
+    return settings
+
+
+def settings_problem(settings: Settings, path: str) -> str | None:
+    """What makes ``settings`` unusable for ``path`` (None when nothing): a tune read
+    back from a file someone edited must not build an unknown width or launch past the
+    32-bit nonce offsets."""
+    values = (settings.width, settings.nonces_per_item, settings.local_size, settings.launch_nonces)
+    if settings.path != path or not all(type(v) is int for v in values) or not isinstance(settings.tuned, bool):
+        return "fields of the wrong kind"
+    if settings.width not in WIDTHS[path]:
+        return f"width {settings.width} is not one the {path} kernels take"
+    if not (1 <= settings.nonces_per_item <= MAX_PER_ITEM and 1 <= settings.local_size <= MAX_LOCAL_SIZE):
+        return f"{settings.nonces_per_item} nonces per item in work groups of {settings.local_size}"
+    if not 1 <= settings.granule <= MAX_LAUNCH:
+        return "a work group spans more nonces than a launch"
+    if not (isinstance(settings.rate_hs, int | float) and 0 <= settings.rate_hs < math.inf):
+        return f"rate {settings.rate_hs!r}"
+    return None
 
 
 def grid_name(ref: DeviceRef, path: str) -> str:

@@ -61,11 +61,15 @@ def test_devices_remeasure_replaces_a_measurement_taken_on_a_busy_machine(tmp_pa
     cache.write_text(json.dumps(data))
     stale = {d["name"]: d for d in json.loads(hashcore("devices", "--json").stdout)}
     assert stale["c"]["rate"]["per_core_hs"] == 1.0
+    # A tune left from a busy machine goes too: the tune cache is dropped with the choices.
+    tunes = tmp_path / "opencl-tune.json"
+    tunes.write_text(json.dumps({**(json.loads(tunes.read_text()) if tunes.is_file() else {}), "planted": {}}))
     done = hashcore("devices", "--remeasure", "--json")
     assert done.returncode == 0, done.stderr
     fresh = {d["name"]: d for d in json.loads(done.stdout)}
     assert fresh["c"]["rate"]["per_core_hs"] > 1e5
     assert json.loads(cache.read_text())["entries"]["c"]["rates_hs"] != data["entries"]["c"]["rates_hs"]
+    assert "planted" not in (json.loads(tunes.read_text()) if tunes.is_file() else {})
 
 
 @pytest.mark.parametrize(

@@ -73,4 +73,5 @@ def share(cpu_seconds: float, wall_seconds: float, threads: int) -> float:
     """The share of ``threads`` cores (no more than this process can use) that
     ``cpu_seconds`` of CPU time over ``wall_seconds`` amount to."""
     cores = min(float(threads), usable_cpus())
-    return cpu_seconds / max(wall_seconds * cores, 1e-9)
+    # The two clocks tick apart by a hair: all of the cores is the most there is.
+    return min(1.0, cpu_seconds / max(wall_seconds * cores, 1e-9))

@@ -28,11 +28,14 @@ driving every core, each part in its own result slot, merged in order; no atomic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
+import logging
 import os
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +43,8 @@ from hashcore.backends import backendrank, known_answer, pathchoice, tuning
 from hashcore.backends.base import BackendInfo, ScanResult, check_range, register
 from hashcore.errors import BackendError, BackendUnavailable, ConfigError
 from hashcore.work import Work
+
+log = logging.getLogger("hashcore.backends.numba")
 
 PATHS: tuple[str, ...] = ("shani", "lanes")
 CHOICES: tuple[str, ...] = ("auto", *PATHS)
@@ -57,6 +62,43 @@ def _kernels() -> ModuleType:
         return importlib.import_module("hashcore.backends._numba_kernels")
     except ImportError as exc:
         raise BackendUnavailable(f"numba backend: cannot import Numba ({exc}); fix: {_FIX}") from exc
+    except RuntimeError as exc:  # Numba finds no folder it may write its disk cache to
+        raise BackendUnavailable(
+            f"numba backend: {exc}; fix: set NUMBA_CACHE_DIR to a folder this user may write"
+        ) from exc
+
+
+def _sound_disk_cache(kernel: Any) -> None:
+    """Remove what stands in place of ``kernel``'s disk cache files and is no regular
+    file: Numba opens them without a bound, and a FIFO there would hang the start."""
+    folder = getattr(getattr(kernel, "_cache", None), "_cache_path", None)
+    if not folder:
+        return
+    prefix = f"{_kernels().__name__.rsplit('.', 1)[-1]}.{kernel.__name__}-"
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.name.endswith((".nbi", ".nbc")) and not entry.is_file():
+                log.warning("numba backend: %s in Numba's disk cache is no regular file; removing it", entry.path)
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _first_call(kernel: Any, check: Callable[[], None]) -> None:
+    """``check`` (the first call of ``kernel``), with a disk cache that cannot be loaded
+    (a file cut short or overwritten) dropped and the kernel compiled again."""
+    _sound_disk_cache(kernel)
+    try:
+        check()
+    except BackendError:
+        raise
+    except Exception as exc:  # what unpickling a damaged cache file raises has no bound
+        cache = getattr(kernel, "_cache", None)
+        if cache is None:
+            raise
+        log.warning("numba backend: Numba's disk cache of %s could not be loaded (%s: %s); compiling again",
+                    kernel.__name__, type(exc).__name__, exc)  # fmt: skip
+        cache.flush()
+        check()
 
 
 def has_sha_ni() -> bool:
@@ -261,9 +303,9 @@ def _ready(path: str, lanes: int, parallel: bool) -> tuple[float, bool]:
     }[path, parallel]
     hits_before = sum(kernel.stats.cache_hits.values())
     started = time.perf_counter()
-    known_answer.check_known_answer(
+    _first_call(kernel, lambda: known_answer.check_known_answer(
         backend.scan, f"numba backend: the {path} path", "please report this with your CPU model and Numba version"
-    )
+    ))  # fmt: skip
     seconds = time.perf_counter() - started
     from_cache = sum(kernel.stats.cache_hits.values()) > hits_before
     return seconds, from_cache

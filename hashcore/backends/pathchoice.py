@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import math
 import os
@@ -43,13 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hashcore.backends import cpushare
-from hashcore.boundedio import read_json_bounded
-from hashcore.errors import ConfigError, HashcoreError
+from hashcore.backends import cachefile, cpushare
 
 log = logging.getLogger("hashcore.backends.pathchoice")
 
 CACHE_NAME = "path-choice.json"
+WHAT = "path-choice cache"
 #: Bumped when the file's layout or the measurement method changes.
 FORMAT = 2
 #: Seconds of measuring per backend, all its paths together.
@@ -69,16 +67,8 @@ Runner = Callable[[str, int], int]
 Prepare = Callable[[], Runner]
 
 
-def cache_dir() -> Path:
-    """``$HASHCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/hashcore``, else ``~/.cache/hashcore``."""
-    if os.environ.get("HASHCORE_CACHE_DIR"):
-        return Path(os.environ["HASHCORE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hashcore"
-
-
 def cache_file() -> Path:
-    return cache_dir() / CACHE_NAME
+    return cachefile.cache_dir() / CACHE_NAME
 
 
 @functools.cache
@@ -243,9 +233,6 @@ def measure(
 
 _lock = threading.RLock()
 _memo: dict[str, Choice] = {}
-_warned: set[str] = set()
-#: The largest cache file read; a cache is a few kilobytes.
-MAX_CACHE_BYTES = 4 << 20
 
 
 def forget() -> None:
@@ -260,42 +247,38 @@ def discard() -> None:
     would otherwise stand until the machine or the build changes."""
     with _lock:
         forget()
-        try:
-            cache_file().unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise HashcoreError(f"cannot remove the path-choice cache {cache_file()}: {exc}") from exc
-
-
-def read_cache(path: Path, what: str) -> Any:
-    """The JSON of a cache file, or None where there is none or it cannot be used: a cache
-    someone replaced by a FIFO, a device, a huge or deeply nested file is logged (once
-    per problem) and measured over, never read without end or raised from."""
-    try:
-        return read_json_bounded(path, what, MAX_CACHE_BYTES)
-    except ConfigError as exc:
-        problem = str(exc) if what in str(exc) else f"{what} {exc}"
-        if not isinstance(exc.__cause__, FileNotFoundError) and problem not in _warned:
-            _warned.add(problem)
-            log.warning("%s: ignored, measuring again", problem)
-        return None
+        cachefile.remove(cache_file(), WHAT)
 
 
 def _read_file() -> dict[str, Any]:
-    data = read_cache(cache_file(), "path-choice cache")
+    return _entries(cachefile.read(cache_file(), WHAT))
+
+
+def _entries(data: Any) -> dict[str, Any]:
+    """The entries of the file's JSON; none (logged) where it is no path-choice file of
+    this format."""
     if data is None:
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
-        log.warning("ignoring the path-choice cache %s: it is from another version or not one; measuring again",
-                    cache_file())  # fmt: skip
+        cachefile.warn_once(f"{WHAT} {cache_file()} is from another version or not one: ignored, measuring again")
         return {}
     return data["entries"]
 
 
+def _number(raw: Any, field: str, low: float, high: float = math.inf) -> float:
+    """``raw[field]``, a JSON number (not a boolean) from ``low`` to below ``high``."""
+    value = raw[field]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < high:
+        raise ValueError(f"{field} {value!r} is not a number from {low:g} to {high:g}")
+    return float(value)
+
+
 def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) -> Choice | None:
     """The cached choice when it holds for ``key`` and ``paths``; None (logged) otherwise."""
+    where = f"the {name} entry of the {WHAT} {cache_file()}"
     if not isinstance(raw, dict):
+        if raw is not None:
+            cachefile.warn_once(f"{where} is not an object: ignored, measuring again")
         return None
     if raw.get("key") != key:
         stored = raw.get("key")
@@ -305,27 +288,26 @@ def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) 
                  name, ", ".join(changed))  # fmt: skip
         return None
     try:
-        rates = {str(p): float(r) for p, r in raw["rates_hs"].items()}
-        chosen = str(raw["chosen"])
-        if sorted(rates) != sorted(paths) or chosen not in rates:
-            raise ValueError("paths do not match")
-        if not all(0 < r < math.inf for r in rates.values()):
-            raise ValueError("a rate is not a positive number")
-        share = None if raw.get("cpu_share") is None else float(raw["cpu_share"])
-        choice = Choice(name, chosen, rates, int(raw["cores"]), float(raw["seconds"]), float(raw["measured_at"]),
-                        float(raw.get("yardstick_hs", 0.0)), key, cached=True, cpu_share=share)  # fmt: skip
-        if choice.cores < 1 or not 0 <= choice.yardstick_hs < math.inf or not (share is None or 0 <= share <= 1):
-            raise ValueError("cores, yardstick or cpu_share out of range")
-        return choice
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        log.warning("ignoring the %s entry of the path-choice cache %s (%s); measuring again", name, cache_file(), exc)
+        if not isinstance(raw["rates_hs"], dict) or sorted(raw["rates_hs"]) != sorted(paths):
+            raise ValueError(f"its paths are not {', '.join(paths)}")
+        rates = {str(p): _number(raw["rates_hs"], p, 1e-9) for p in paths}
+        if raw["chosen"] not in rates or rates[raw["chosen"]] < max(rates.values()):
+            raise ValueError(f"chosen {raw['chosen']!r} is not its fastest path")
+        cores = _number(raw, "cores", 1, 1 << 16)
+        # A share a hair over 1 is the clocks' jitter; a busy one was never to be cached.
+        share = None if raw.get("cpu_share") is None else min(1.0, _number(raw, "cpu_share", 0, 1.05))
+        if share is not None and share < cpushare.threshold():
+            raise ValueError(f"it was measured while busy ({share:.0%} of the cores)")
+        stick = _number(raw, "yardstick_hs", 0) if "yardstick_hs" in raw else 0.0
+        return Choice(name, raw["chosen"], rates, int(cores), _number(raw, "seconds", 0),
+                      _number(raw, "measured_at", 0), stick, key, cached=True, cpu_share=share)  # fmt: skip
+    except (KeyError, ValueError) as exc:
+        cachefile.warn_once(f"{where}: {exc}: ignored, measuring again")
         return None
 
 
 def _write(choice: Choice) -> None:
-    path = cache_file()
-    entries = _read_file()
-    entries[choice.entry] = {
+    entry = {
         "chosen": choice.chosen,
         "rates_hs": choice.rates_hs,
         "cores": choice.cores,
@@ -335,13 +317,8 @@ def _write(choice: Choice) -> None:
         "cpu_share": choice.cpu_share,
         "key": choice.key,
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "entries": entries}, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("cannot save the path choice to %s (%s); the next start measures again", path, exc)
+    cachefile.update(cache_file(), WHAT,
+                     lambda data: {"format": FORMAT, "entries": {**_entries(data), choice.entry: entry}})  # fmt: skip
 
 
 def cached(entry: str, paths: Sequence[str], key: Mapping[str, str]) -> Choice | None:

@@ -8,7 +8,10 @@ with the missing feature named.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +171,40 @@ def test_the_work_prepared_once_is_reused_for_the_next_range() -> None:
     prepared = backend._prepared
     backend.scan(work, 100, 100, 10)
     assert backend._prepared is prepared
+
+
+OPEN_LANES8 = "from hashcore.backends import base; print(base.open_backend('numba', path='lanes', lanes=8))"
+
+
+def _open_in_child(numba_cache: Path, hashcore_cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache), "HASHCORE_CACHE_DIR": str(hashcore_cache)}
+    return subprocess.run([sys.executable, "-c", OPEN_LANES8], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_damaged_disk_cache_is_compiled_over_and_a_fifo_in_it_does_not_hang_the_start(tmp_path: Path) -> None:
+    numba_cache, hashcore_cache = tmp_path / "numba", tmp_path / "hashcore"
+    first = _open_in_child(numba_cache, hashcore_cache)
+    assert first.returncode == 0, first.stderr
+    data = next(numba_cache.rglob("_numba_kernels.scan_lanes-*.nbc"))
+    data.write_bytes(os.urandom(4096))  # what a disk that filled up mid-write, or a stray copy, leaves
+    damaged = _open_in_child(numba_cache, hashcore_cache)
+    assert damaged.returncode == 0, damaged.stderr
+    assert "NumbaBackend(path='lanes', lanes=8" in damaged.stdout
+    assert "disk cache of scan_lanes could not be loaded" in damaged.stderr and "compiling again" in damaged.stderr
+    index = next(numba_cache.rglob("_numba_kernels.scan_lanes-*.nbi"))
+    index.unlink()
+    os.mkfifo(index)  # no writer ever comes: opening it would block for ever
+    fifo = _open_in_child(numba_cache, hashcore_cache)
+    assert fifo.returncode == 0, fifo.stderr
+    assert f"{index} in Numba's disk cache is no regular file; removing it" in fifo.stderr
+    assert index.is_file()  # written again by the compile
+
+
+def test_numba_without_a_writable_disk_cache_is_unavailable_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_locator(name: str) -> Any:
+        # Numba's own words when neither the package folder nor the user's cache is writable.
+        raise RuntimeError("cannot cache function 'scan_lanes': no locator available for file '/x/_numba_kernels.py'")
+
+    monkeypatch.setattr(numba_cpu.importlib, "import_module", no_locator)
+    with pytest.raises(BackendUnavailable, match=r"no locator available.*NUMBA_CACHE_DIR"):
+        numba_cpu._kernels()

@@ -360,22 +360,24 @@ def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest
 
 @pytest.mark.parametrize(
     "bad",
-    [{"width": 3}, {"width": "16"}, {"nonces_per_item": 0}, {"local_size": 1 << 20}, {"rate_hs": float("inf")},
-     {"rate_hs": -1.0}, {"path": "x86sha"}, {"nonces_per_item": 1 << 20, "local_size": 4096}, {"tuned": "yes"}],
+    [{"width": 3}, {"width": "16"}, {"nonces_per_item": 0}, {"nonces_per_item": 100}, {"local_size": 4096},
+     {"nonces_per_item": 1 << 20, "local_size": 2048}, {"rate_hs": float("inf")}, {"rate_hs": -1.0},
+     {"path": "x86sha"}, {"tuned": "yes"}],
 )  # fmt: skip
-def test_a_cached_tune_out_of_range_is_tuned_over_with_a_log_line(
+def test_a_cached_tune_off_its_grid_is_tuned_over_with_a_log_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, bad: dict[str, Any]
 ) -> None:
     monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
     ref, source = DEVICES[0][0], "// the kernels"
     key = opencl_settings.tune_key(ref, "portable", source, ())
-    good = opencl.Settings("portable", 16, 256, 16, rate_hs=1e8, launch_nonces=1 << 22, tuned=True)
+    good = dataclasses.replace(opencl.default_settings(ref, "portable"), rate_hs=1e8, tuned=True)
     opencl_settings.write_tune_cache(key, ref, good)
     assert opencl.cached_settings(ref, "portable", source) == good
     opencl_settings.write_tune_cache(key, ref, dataclasses.replace(good, **bad))
-    with caplog.at_level(logging.WARNING, logger="hashcore.backends.opencl"):
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends"):
         assert opencl.cached_settings(ref, "portable", source) is None
-    assert any("ignoring the cached OpenCL tune" in r.message for r in caplog.records)
+    assert any(f"tune of OpenCL device {ref.id}" in r.message and str(opencl.tune_file()) in r.message
+               for r in caplog.records)  # fmt: skip
 
 
 @pytest.mark.parametrize("plant", ["nested", "fifo", "endless"])

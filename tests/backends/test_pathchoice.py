@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from hashcore.backends import backendrank, base, cffi_c, cpushare, numba_cpu, pathchoice
+from hashcore.backends import backendrank, base, cachefile, cffi_c, cpushare, numba_cpu, pathchoice
 from hashcore.errors import BackendUnavailable
 
 
@@ -214,7 +214,7 @@ def _endless(cache: Path) -> None:
 
 
 def _huge(cache: Path) -> None:
-    cache.write_text('{"format": 2, "entries": {}, "pad": "' + "x" * (pathchoice.MAX_CACHE_BYTES + 1) + '"}')
+    cache.write_text('{"format": 2, "entries": {}, "pad": "' + "x" * (cachefile.MAX_BYTES + 1) + '"}')
 
 
 @pytest.mark.parametrize("plant", [_nested, _fifo, _endless, _huge])
@@ -223,7 +223,7 @@ def test_a_cache_file_that_cannot_be_read_safely_is_named_and_measured_over(
 ) -> None:
     cache = _own_cache / pathchoice.CACHE_NAME
     plant(cache)
-    with caplog.at_level(logging.WARNING, logger="hashcore.backends.pathchoice"):
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends"):
         choice = _choose(clock)
     assert choice.chosen == "fast" and not choice.cached
     assert any(r.message.startswith(f"path-choice cache {cache}") and "ignored" in r.message for r in caplog.records)
@@ -235,11 +235,14 @@ def test_a_cache_file_that_cannot_be_read_safely_is_named_and_measured_over(
 @pytest.mark.parametrize(
     ("field", "value"),
     [("rates_hs", {"slow": 1e6, "fast": 1e400, "mid": 2e6}), ("rates_hs", {"slow": 1, "fast": -5, "mid": 2}),
-     ("cores", 0), ("cores", 1e400), ("yardstick_hs", -1), ("cpu_share", 7.5), ("chosen", "nonesuch")],
+     ("rates_hs", {"slow": 1, "fast": True, "mid": 2}), ("cores", 0), ("cores", 1e400), ("cores", True),
+     ("yardstick_hs", -1), ("cpu_share", 7.5), ("cpu_share", 0.01), ("chosen", "nonesuch"), ("chosen", "slow")],
 )  # fmt: skip
 def test_a_cache_entry_with_values_out_of_range_is_measured_over(
-    clock: FakeClock, _own_cache: Path, field: str, value: Any
+    clock: FakeClock, _own_cache: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    field: str, value: Any,
 ) -> None:
+    monkeypatch.setenv("HASHCORE_BUSY_SHARE", "0.85")  # the default, which the tests otherwise lift
     _choose(clock)
     pathchoice.forget()
     path = _own_cache / pathchoice.CACHE_NAME
@@ -247,8 +250,36 @@ def test_a_cache_entry_with_values_out_of_range_is_measured_over(
     data = json.loads(text)
     data["entries"]["stub"][field] = value
     path.write_text(json.dumps(data).replace("Infinity", "1e400"))
-    again = _choose(clock)
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends"):
+        again = _choose(clock)
     assert not again.cached and again.chosen == "fast" and again.cores == 1
+    assert any(f"the stub entry of the path-choice cache {path}" in r.message for r in caplog.records)
+
+
+def test_a_share_a_hair_over_all_the_cores_is_cached_and_read_back(clock: FakeClock, _own_cache: Path) -> None:
+    assert cpushare.share(1.00005, 1.0, 1) == 1.0  # the clocks tick apart; all of the cores is the most
+    _choose(clock)
+    pathchoice.forget()
+    path = _own_cache / pathchoice.CACHE_NAME
+    data = json.loads(path.read_text())
+    data["entries"]["stub"]["cpu_share"] = 1.00005  # as a file written before the clamp holds it
+    path.write_text(json.dumps(data))
+    assert _choose(clock).cached
+
+
+def test_remeasuring_goes_on_where_the_cache_cannot_be_removed(
+    clock: FakeClock, _own_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = _own_cache / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(blocker))
+    with caplog.at_level(logging.WARNING, logger="hashcore.backends"):
+        pathchoice.discard()
+        choice = _choose(clock)  # measured, and not saved: logged
+    assert choice.chosen == "fast" and not choice.cached
+    assert any("cannot remove the path-choice cache" in r.message for r in caplog.records)
+    assert any("cannot save the path-choice cache" in r.message for r in caplog.records)
+    assert sorted(p.name for p in _own_cache.iterdir()) == ["not-a-folder"]  # no temporary file left
 
 
 def test_the_cache_lives_under_xdg_cache_home_unless_pointed_elsewhere(

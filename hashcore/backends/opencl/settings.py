@@ -8,18 +8,17 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hashcore.backends import tuning
+from hashcore.backends import cachefile, tuning
 from hashcore.backends.opencl.devices import DeviceRef
-from hashcore.backends.pathchoice import cache_dir, read_cache
 
 log = logging.getLogger("hashcore.backends.opencl")
+WHAT = "OpenCL tune cache"
 
 #: The code paths, and what ``path=`` takes.
 PATHS: tuple[str, ...] = ("x86sha", "portable")
@@ -28,9 +27,6 @@ CHOICES: tuple[str, ...] = ("auto", *PATHS)
 WIDTHS: dict[str, tuple[int, ...]] = {"portable": (1, 2, 4, 8, 16, 32), "x86sha": (2, 3, 4, 5, 6, 7, 8)}
 #: Launches at most this many nonces, so offsets inside one launch fit in 32 bits.
 MAX_LAUNCH = 1 << 31
-#: Bounds of a tune read back from the cache (the tune grids stay far inside them).
-MAX_PER_ITEM = 1 << 20
-MAX_LOCAL_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +66,7 @@ class Settings:
 
 
 def tune_file() -> Path:
-    return cache_dir() / "opencl-tune.json"
+    return cachefile.cache_dir() / "opencl-tune.json"
 
 
 #: Part of every tune's key, changed with the way tunes are taken: tunes from before a CPU
@@ -98,53 +94,58 @@ def tune_key(ref: DeviceRef, path: str, source: str, build_options: Sequence[str
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def _read_tune_cache() -> dict[str, Any]:
-    data = read_cache(tune_file(), "OpenCL tune cache")
+def _tune_entries(data: Any) -> dict[str, Any]:
+    if data is not None and not isinstance(data, dict):
+        cachefile.warn_once(f"{WHAT} {tune_file()} is not a JSON object: ignored, tuning again")
     return data if isinstance(data, dict) else {}
 
 
 def write_tune_cache(key: str, ref: DeviceRef, settings: Settings) -> None:
-    path = tune_file()
-    data = _read_tune_cache()
-    data[key] = {"device": ref.describe(), "driver": ref.driver, "settings": asdict(settings), "when": time.time()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("cannot save OpenCL tuning to %s (%s); the next start tunes again", path, exc)
+    entry = {"device": ref.describe(), "driver": ref.driver, "settings": asdict(settings), "when": time.time()}
+    cachefile.update(tune_file(), WHAT, lambda data: {**_tune_entries(data), key: entry})
+
+
+def discard_tunes() -> None:
+    """Drop every cached tune, so that each device tunes again at its next open."""
+    cachefile.remove(tune_file(), WHAT)
 
 
 def cached_settings(ref: DeviceRef, path: str, source: str, build_options: Sequence[str] = ()) -> Settings | None:
-    entry = _read_tune_cache().get(tune_key(ref, path, source, build_options))
-    if not isinstance(entry, dict):
+    """The tune of ``path`` on ``ref`` read from the cache; None (logged when the entry
+    is there but unusable) where there is none."""
+    entry = _tune_entries(cachefile.read(tune_file(), WHAT)).get(tune_key(ref, path, source, build_options))
+    if entry is None:
         return None
     try:
         settings = Settings(**entry["settings"])
-        problem = settings_problem(settings, path)
+        problem = settings_problem(settings, ref, path)
     except (KeyError, TypeError):
         problem = "not a tune entry"
     if problem:
-        log.warning("ignoring the cached OpenCL tune of %s (%s): %s; tuning again", ref.id, path, problem)
+        cachefile.warn_once(f"the {path} tune of OpenCL device {ref.id} in the {WHAT} {tune_file()}: {problem}: "
+                            "ignored, tuning again")  # fmt: skip
         return None
     return settings
 
 
-def settings_problem(settings: Settings, path: str) -> str | None:
-    """What makes ``settings`` unusable for ``path`` (None when nothing): a tune read
-    back from a file someone edited must not build an unknown width or launch past the
-    32-bit nonce offsets."""
-    values = (settings.width, settings.nonces_per_item, settings.local_size, settings.launch_nonces)
-    if settings.path != path or not all(type(v) is int for v in values) or not isinstance(settings.tuned, bool):
+def settings_problem(settings: Settings, ref: DeviceRef, path: str) -> str | None:
+    """What makes a cached tune unusable for ``path`` on ``ref`` (None when nothing). A
+    tune only ever takes values from its grid (which is part of its key), and no smaller
+    work group than the grid's where the kernel allows less: a file someone edited must
+    not build an unknown width, ask for a work group the driver cannot run, or launch
+    billions of nonces at a time."""
+    grid = tuning.OPENCL_TUNE_GRID[grid_name(ref, path)]
+    width, per_item, local = grid["start"]
+    numbers = (settings.width, settings.nonces_per_item, settings.local_size, settings.launch_nonces)
+    if settings.path != path or not all(type(v) is int for v in numbers) or type(settings.tuned) is not bool:
         return "fields of the wrong kind"
-    if settings.width not in WIDTHS[path]:
-        return f"width {settings.width} is not one the {path} kernels take"
-    if not (1 <= settings.nonces_per_item <= MAX_PER_ITEM and 1 <= settings.local_size <= MAX_LOCAL_SIZE):
-        return f"{settings.nonces_per_item} nonces per item in work groups of {settings.local_size}"
-    if not 1 <= settings.granule <= MAX_LAUNCH:
-        return "a work group spans more nonces than a launch"
-    if not (isinstance(settings.rate_hs, int | float) and 0 <= settings.rate_hs < math.inf):
+    if settings.width not in {width, *grid["widths"]}:
+        return f"width {settings.width} is not in the tune grid"
+    if settings.nonces_per_item not in {per_item, *grid["nonces_per_item"]}:
+        return f"{settings.nonces_per_item} nonces per item is not in the tune grid"
+    if not 1 <= settings.local_size <= max(local, *grid["local_sizes"]):
+        return f"work group {settings.local_size} is outside the tune grid"
+    if type(settings.rate_hs) not in (int, float) or not 0 <= settings.rate_hs < math.inf:
         return f"rate {settings.rate_hs!r}"
     return None
 

@@ -125,6 +125,10 @@ def ready_path(dev: DeviceRunner, path: str, tune: bool, fixed: dict[str, Any]) 
         return replace(start, rate_hs=dev.rate(start, tuning.OPENCL_TUNE_SECONDS))
     key = tune_key(dev.ref, path, dev.source, dev.build_options)
     settings = cached_settings(dev.ref, path, dev.source, dev.build_options) if not fixed else None
+    if settings is not None and settings.local_size > dev.max_local_size(path, settings.width):
+        log.warning("OpenCL %s: the cached %s tune's work group of %d is more than this driver runs; tuning again",
+                    dev.ref.id, path, settings.local_size)  # fmt: skip
+        settings = None
     if settings is None:
         began, since = time.perf_counter(), (dev.timed_wall, dev.timed_cpu)
         settings = autotune(dev, path, fixed)

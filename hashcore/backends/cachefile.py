@@ -29,10 +29,12 @@ log = logging.getLogger("hashcore.backends.cache")
 
 #: The largest cache file read; each is a few kilobytes.
 MAX_BYTES = 4 << 20
-#: How long an update waits for another process's update of the same file.
-LOCK_SECONDS = 10.0
+#: How long an update waits for another process's update of the same file (which takes
+#: milliseconds); waited once per process and lock.
+LOCK_SECONDS = 2.0
 
 _warned: set[str] = set()
+_stuck: set[Path] = set()
 _warned_lock = threading.Lock()
 
 
@@ -65,23 +67,34 @@ def read(path: Path, what: str) -> Any:
         return None
 
 
+def _acquire(fd: int, seconds: float) -> bool:
+    """Take the exclusive lock on ``fd`` within ``seconds``; whether it was had."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An advisory lock on ``path.lock`` for one update; without one (a file system that
-    has none, a lock held past :data:`LOCK_SECONDS`) the update goes ahead unlocked."""
+    """An advisory lock on ``path.lock`` for one update. A lock held past
+    :data:`LOCK_SECONDS` (a process stopped while it held it) is waited for once per
+    process, then updates go ahead unlocked, still atomic; so do they on a file system
+    that has no locks."""
+    lock = path.with_name(path.name + ".lock")
     fd = None
     try:
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        for _ in range(int(LOCK_SECONDS / 0.05)):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.05)
-        else:
-            log.info("%s: another process held its lock for %.0f s; updating it anyway", path, LOCK_SECONDS)
-    except OSError:
-        pass  # no lock to be had here: the update is still atomic
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        if not _acquire(fd, 0 if lock in _stuck else LOCK_SECONDS) and lock not in _stuck:
+            _stuck.add(lock)
+            log.warning("%s has been held by another process for %.0f s; updating without it", lock, LOCK_SECONDS)
+    except OSError as exc:
+        warn_once(f"cannot lock {lock} ({exc.strerror or exc}); updating {path} without it")
     try:
         yield
     finally:

@@ -80,7 +80,7 @@ def _sound_disk_cache(kernel: Any) -> None:
             if entry.name.startswith(prefix) and entry.name.endswith((".nbi", ".nbc")) and not entry.is_file():
                 log.warning("numba backend: %s in Numba's disk cache is no regular file; removing it", entry.path)
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                    os.rmdir(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
 
 
 def _first_call(kernel: Any, check: Callable[[], None]) -> None:
@@ -97,8 +97,17 @@ def _first_call(kernel: Any, check: Callable[[], None]) -> None:
             raise
         log.warning("numba backend: Numba's disk cache of %s could not be loaded (%s: %s); compiling again",
                     kernel.__name__, type(exc).__name__, exc)  # fmt: skip
-        cache.flush()
-        check()
+        try:
+            cache.flush()
+            check()
+        except BackendError:
+            raise
+        except Exception as again:
+            folder = getattr(cache, "_cache_path", "its folder")
+            raise BackendUnavailable(
+                f"numba backend: {kernel.__name__} neither loads from nor compiles into Numba's disk cache in "
+                f"{folder} ({type(again).__name__}: {again}); fix: clear that folder or set NUMBA_CACHE_DIR"
+            ) from again
 
 
 def has_sha_ni() -> bool:

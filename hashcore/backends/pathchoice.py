@@ -48,6 +48,8 @@ log = logging.getLogger("hashcore.backends.pathchoice")
 
 CACHE_NAME = "path-choice.json"
 WHAT = "path-choice cache"
+#: No device this measures comes near a petahash a second: a cached rate past it is damage.
+MAX_RATE_HS = 1e15
 #: Bumped when the file's layout or the measurement method changes.
 FORMAT = 2
 #: Seconds of measuring per backend, all its paths together.
@@ -290,9 +292,10 @@ def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) 
     try:
         if not isinstance(raw["rates_hs"], dict) or sorted(raw["rates_hs"]) != sorted(paths):
             raise ValueError(f"its paths are not {', '.join(paths)}")
-        rates = {str(p): _number(raw["rates_hs"], p, 1e-9) for p in paths}
-        if raw["chosen"] not in rates or rates[raw["chosen"]] < max(rates.values()):
-            raise ValueError(f"chosen {raw['chosen']!r} is not its fastest path")
+        rates = {str(p): _number(raw["rates_hs"], p, 1e-9, MAX_RATE_HS) for p in paths}
+        chosen = raw["chosen"]
+        if not isinstance(chosen, str) or chosen not in rates or rates[chosen] < max(rates.values()):
+            raise ValueError(f"chosen {chosen!r} is not its fastest path")
         cores = _number(raw, "cores", 1, 1 << 16)
         # A share a hair over 1 is the clocks' jitter; a busy one was never to be cached.
         share = None if raw.get("cpu_share") is None else min(1.0, _number(raw, "cpu_share", 0, 1.05))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hashcore.backends import cachefile
@@ -51,3 +52,28 @@ def test_remove_takes_away_a_file_a_link_or_an_empty_folder_and_logs_what_it_can
     (full / "x").write_text("")
     cachefile.remove(full, "test cache")
     assert full.is_dir() and any(f"cannot remove the test cache {full}" in r.message for r in caplog.records)
+
+
+def test_a_lock_held_by_a_stopped_process_is_waited_for_once_then_updates_go_on(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr(cachefile, "LOCK_SECONDS", 0.3)
+    path = tmp_path / "cache.json"
+    holder = subprocess.Popen(["flock", str(tmp_path / "cache.json.lock"), "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "cache.json.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        began = time.monotonic()
+        cachefile.update(path, "test cache", lambda data: {"a": 1})
+        first = time.monotonic() - began
+        began = time.monotonic()
+        cachefile.update(path, "test cache", lambda data: {**(data or {}), "b": 2})
+        second = time.monotonic() - began
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads(path.read_text()) == {"a": 1, "b": 2}
+    assert first >= 0.3 and second < 0.3  # the second update does not wait again
+    assert sum(f"{tmp_path / 'cache.json.lock'} has been held" in r.message for r in caplog.records) == 1

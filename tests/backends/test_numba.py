@@ -198,6 +198,11 @@ def test_a_damaged_disk_cache_is_compiled_over_and_a_fifo_in_it_does_not_hang_th
     assert fifo.returncode == 0, fifo.stderr
     assert f"{index} in Numba's disk cache is no regular file; removing it" in fifo.stderr
     assert index.is_file()  # written again by the compile
+    index.unlink()
+    index.mkdir()  # an empty folder in its place
+    folder = _open_in_child(numba_cache, hashcore_cache)
+    assert folder.returncode == 0, folder.stderr
+    assert index.is_file()
 
 
 def test_numba_without_a_writable_disk_cache_is_unavailable_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:

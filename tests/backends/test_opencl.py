@@ -8,6 +8,7 @@ implementation). Only a machine with no platform at all skips them, loudly; with
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -362,7 +363,7 @@ def test_the_tune_is_cached_per_device_and_source_and_reused(monkeypatch: pytest
     "bad",
     [{"width": 3}, {"width": "16"}, {"nonces_per_item": 0}, {"nonces_per_item": 100}, {"local_size": 4096},
      {"nonces_per_item": 1 << 20, "local_size": 2048}, {"rate_hs": float("inf")}, {"rate_hs": -1.0},
-     {"path": "x86sha"}, {"tuned": "yes"}],
+     {"path": "x86sha"}, {"tuned": "yes"}, {"tuned": False}, {"rate_hs": 1e300}, {"local_size": "grid+1"}],
 )  # fmt: skip
 def test_a_cached_tune_off_its_grid_is_tuned_over_with_a_log_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, bad: dict[str, Any]
@@ -373,11 +374,28 @@ def test_a_cached_tune_off_its_grid_is_tuned_over_with_a_log_line(
     good = dataclasses.replace(opencl.default_settings(ref, "portable"), rate_hs=1e8, tuned=True)
     opencl_settings.write_tune_cache(key, ref, good)
     assert opencl.cached_settings(ref, "portable", source) == good
+    if bad.get("local_size") == "grid+1":  # between two grid work groups: no tune takes it
+        bad = {"local_size": min(tuning.OPENCL_TUNE_GRID[grid_name(ref, "portable")]["local_sizes"]) + 1}
     opencl_settings.write_tune_cache(key, ref, dataclasses.replace(good, **bad))
     with caplog.at_level(logging.WARNING, logger="hashcore.backends"):
         assert opencl.cached_settings(ref, "portable", source) is None
     assert any(f"tune of OpenCL device {ref.id}" in r.message and str(opencl.tune_file()) in r.message
                for r in caplog.records)  # fmt: skip
+
+
+@pytest.mark.parametrize("missing", ["tuned", "rate_hs", "launch_nonces"])
+def test_a_cached_tune_missing_a_field_is_tuned_over(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, missing: str
+) -> None:
+    monkeypatch.setenv("HASHCORE_CACHE_DIR", str(tmp_path))
+    ref, source = DEVICES[0][0], "// the kernels"
+    key = opencl_settings.tune_key(ref, "portable", source, ())
+    opencl_settings.write_tune_cache(key, ref, dataclasses.replace(opencl.default_settings(ref, "portable"),
+                                                                   rate_hs=1e8, tuned=True))  # fmt: skip
+    data = json.loads(opencl.tune_file().read_text())
+    del data[key]["settings"][missing]
+    opencl.tune_file().write_text(json.dumps(data))
+    assert opencl.cached_settings(ref, "portable", source) is None
 
 
 @pytest.mark.parametrize("plant", ["nested", "fifo", "endless"])

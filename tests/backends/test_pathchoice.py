@@ -236,7 +236,8 @@ def test_a_cache_file_that_cannot_be_read_safely_is_named_and_measured_over(
     ("field", "value"),
     [("rates_hs", {"slow": 1e6, "fast": 1e400, "mid": 2e6}), ("rates_hs", {"slow": 1, "fast": -5, "mid": 2}),
      ("rates_hs", {"slow": 1, "fast": True, "mid": 2}), ("cores", 0), ("cores", 1e400), ("cores", True),
-     ("yardstick_hs", -1), ("cpu_share", 7.5), ("cpu_share", 0.01), ("chosen", "nonesuch"), ("chosen", "slow")],
+     ("yardstick_hs", -1), ("cpu_share", 7.5), ("cpu_share", 0.01), ("chosen", "nonesuch"), ("chosen", "slow"),
+     ("chosen", ["fast"]), ("chosen", {}), ("rates_hs", {"slow": 1e6, "fast": 1e300, "mid": 2e6})],
 )  # fmt: skip
 def test_a_cache_entry_with_values_out_of_range_is_measured_over(
     clock: FakeClock, _own_cache: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,

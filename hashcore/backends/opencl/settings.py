@@ -16,6 +16,7 @@ from typing import Any
 
 from hashcore.backends import cachefile, tuning
 from hashcore.backends.opencl.devices import DeviceRef
+from hashcore.backends.pathchoice import MAX_RATE_HS
 
 log = logging.getLogger("hashcore.backends.opencl")
 WHAT = "OpenCL tune cache"
@@ -117,6 +118,8 @@ def cached_settings(ref: DeviceRef, path: str, source: str, build_options: Seque
     if entry is None:
         return None
     try:
+        if not isinstance(entry["settings"], dict) or set(entry["settings"]) != set(Settings.__dataclass_fields__):
+            raise KeyError("settings")
         settings = Settings(**entry["settings"])
         problem = settings_problem(settings, ref, path)
     except (KeyError, TypeError):
@@ -137,15 +140,17 @@ def settings_problem(settings: Settings, ref: DeviceRef, path: str) -> str | Non
     grid = tuning.OPENCL_TUNE_GRID[grid_name(ref, path)]
     width, per_item, local = grid["start"]
     numbers = (settings.width, settings.nonces_per_item, settings.local_size, settings.launch_nonces)
-    if settings.path != path or not all(type(v) is int for v in numbers) or type(settings.tuned) is not bool:
+    if settings.path != path or not all(type(v) is int for v in numbers) or settings.tuned is not True:
         return "fields of the wrong kind"
     if settings.width not in {width, *grid["widths"]}:
         return f"width {settings.width} is not in the tune grid"
     if settings.nonces_per_item not in {per_item, *grid["nonces_per_item"]}:
         return f"{settings.nonces_per_item} nonces per item is not in the tune grid"
-    if not 1 <= settings.local_size <= max(local, *grid["local_sizes"]):
-        return f"work group {settings.local_size} is outside the tune grid"
-    if type(settings.rate_hs) not in (int, float) or not 0 <= settings.rate_hs < math.inf:
+    # Below the grid: where the kernel runs no grid work group, the tune takes its limit.
+    below_grid = 1 <= settings.local_size < min(grid["local_sizes"])
+    if settings.local_size not in {local, *grid["local_sizes"]} and not below_grid:
+        return f"work group {settings.local_size} is not in the tune grid"
+    if type(settings.rate_hs) not in (int, float) or not 0 <= settings.rate_hs < MAX_RATE_HS:
         return f"rate {settings.rate_hs!r}"
     return None
 

@@ -141,8 +141,9 @@ def ready_path(dev: DeviceRunner, path: str, tune: bool, fixed: dict[str, Any]) 
                         dev.ref.compute_units)  # fmt: skip
         elif not fixed:
             write_tune_cache(key, dev.ref, settings)
-    if settings.width != start.width:
-        known_answer(dev, settings)  # another width is another build: check it too
+    if (settings.width, settings.nonces_per_item, settings.local_size) != (start.width, start.nonces_per_item,
+                                                                           start.local_size):
+        known_answer(dev, settings)  # another width is another build, another grid another split: check them
     return settings
 
 

@@ -302,7 +302,7 @@ def _from_entry(name: str, raw: Any, key: dict[str, str], paths: Sequence[str]) 
         if share is not None and share < cpushare.threshold():
             raise ValueError(f"it was measured while busy ({share:.0%} of the cores)")
         stick = _number(raw, "yardstick_hs", 0) if "yardstick_hs" in raw else 0.0
-        return Choice(name, raw["chosen"], rates, int(cores), _number(raw, "seconds", 0),
+        return Choice(name, chosen, rates, int(cores), _number(raw, "seconds", 0),
                       _number(raw, "measured_at", 0), stick, key, cached=True, cpu_share=share)  # fmt: skip
     except (KeyError, ValueError) as exc:
         cachefile.warn_once(f"{where}: {exc}: ignored, measuring again")

@@ -7,8 +7,9 @@ What it holds the site to: energy over budget at most 2 %
 of the budget energy; after a budget step the measured power inside the new budget within
 3 ticks; the cheapest J/TH miner (the ASIC) curtailed last; a killed miner's share given to
 the others within 2 ticks of the first tick they may be woken, and the miner taken back
-when it returns; no miner switched on or off faster than its minimum on/off time. The figures come from the site's own page
-(``/api/site``, read every tick) and its ``--json`` line.
+when it returns; no miner switched on or off faster than its minimum on/off time. The
+figures come from the site's own page (``/api/site``, read every tick) and its ``--json``
+line.
 """
 
 from __future__ import annotations
